@@ -1,0 +1,5 @@
+//! The broker's configuration: one TOML file turned into a [`ValidatedConfig`].
+
+pub mod model;
+
+pub use model::*;

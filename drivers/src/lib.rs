@@ -1,0 +1,1 @@
+//! DPDK for the broker: generated bindings and the safe wrappers around them.
