@@ -1,1 +1,68 @@
-fn main() {}
+//! `broker`: the packet broker appliance's binary.
+
+mod cli;
+mod runtime;
+mod summary;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+use clap::Parser;
+use cli::{Cli, Command};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use tracing_subscriber::EnvFilter;
+
+/// Exit status when the accounting identities do not hold at exit (a bug, never expected).
+const EXIT_ACCOUNTING_MISMATCH: u8 = 3;
+/// Exit status of a second SIGINT/SIGTERM, which stops at once (128 + SIGINT, as shells do).
+const EXIT_SECOND_SIGNAL: i32 = 130;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    match dispatch(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Check { config } => {
+            let config = config::load(&config)?;
+            for warning in &config.warnings {
+                eprintln!("warning: {warning}");
+            }
+            println!("{}", config.describe());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { config, summary_json } => {
+            let config = config::load(&config)?;
+            let stop = Arc::new(AtomicBool::new(false));
+            for signal in [SIGINT, SIGTERM] {
+                // The first signal sets `stop` (graceful drain); a second one exits at once.
+                signal_hook::flag::register_conditional_shutdown(signal, EXIT_SECOND_SIGNAL, stop.clone())
+                    .context("installing signal handlers")?;
+                signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
+            }
+            let summary = runtime::run(config, stop)?;
+            println!("{summary}");
+            if let Some(path) = summary_json {
+                let json = serde_json::to_string_pretty(&summary)?;
+                std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
+            }
+            if summary.violations().is_empty() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(ExitCode::from(EXIT_ACCOUNTING_MISMATCH))
+            }
+        }
+    }
+}

@@ -123,19 +123,22 @@ pub enum Outcome {
     NotTunnel,
     /// VNI of no session (and no default_session)
     UnknownSession,
+    /// no tool group of the session had a live port to take it
+    NoLivePort,
     /// malformed outer headers, dropped; see the reason
     Malformed(Reason),
 }
 
 impl Outcome {
     /// Outcomes that are not `Malformed`.
-    const SIMPLE: [Outcome; 6] = [
+    const SIMPLE: [Outcome; 7] = [
         Outcome::Delivered,
         Outcome::Filtered,
         Outcome::Duplicate,
         Outcome::SourceDenied,
         Outcome::NotTunnel,
         Outcome::UnknownSession,
+        Outcome::NoLivePort,
     ];
 
     /// Number of distinct outcomes, each malformed reason counting as one.
@@ -150,6 +153,7 @@ impl Outcome {
             Outcome::SourceDenied => 3,
             Outcome::NotTunnel => 4,
             Outcome::UnknownSession => 5,
+            Outcome::NoLivePort => 6,
             Outcome::Malformed(r) => Self::SIMPLE.len() + r.index(),
         }
     }
@@ -176,6 +180,7 @@ impl Outcome {
             Outcome::SourceDenied => "source_denied",
             Outcome::NotTunnel => "not_tunnel",
             Outcome::UnknownSession => "unknown_session",
+            Outcome::NoLivePort => "no_live_port",
             Outcome::Malformed(_) => "malformed",
         }
     }
@@ -191,6 +196,7 @@ impl Outcome {
             Outcome::SourceDenied => "outer source address not in decap.allowed_sources",
             Outcome::NotTunnel => "not a tunnelled frame (and pass_untunneled is off)",
             Outcome::UnknownSession => "VNI of no session (and no default_session)",
+            Outcome::NoLivePort => "no tool group of the session had a live port to take it",
             Outcome::Malformed(r) => r.help(),
         }
     }

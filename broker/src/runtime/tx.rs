@@ -1,0 +1,179 @@
+//! A worker's transmit side: one buffer per tool port, flushed to that port's TX queue.
+//!
+//! # Design
+//! As in DPDK's l2fwd: the pipeline hands packets to the [`TxSet`] (it is the pipeline's
+//! [`Sink`]); each tool port has a fixed buffer of [`BURST`] mbufs, sent with one `tx_burst` when
+//! full, when the worker's drain timer fires, when the RX queue is idle, and at stop. Packets of
+//! one flow go through one buffer in order, so they leave in the order they arrived.
+//!
+//! A tool port may have fewer TX queues than there are workers (a `net_pcap` port with one
+//! `tx_pcap` has exactly one; so do some virtual functions). Workers then share a queue through a
+//! mutex taken once per flush — never per packet. A queue of its own needs no lock, and the type
+//! of [`TxQueueRef`] makes the difference visible.
+//!
+//! A full TX ring never blocks the worker: what `tx_burst` does not take is freed at once and
+//! counted as `tx_dropped` on that port. Dropped packets (`Sink::discard`) are freed in bulk.
+
+use std::sync::{Arc, Mutex};
+
+use drivers::{Mbuf, TxQueue, free_bulk};
+use pipelines::counters::WorkerCounters;
+use pipelines::pipeline::BURST;
+use pipelines::{PacketBuf, Sink};
+
+/// A TX queue this worker uses alone, or shares with other workers.
+#[derive(Debug)]
+pub enum TxQueueRef {
+    Own(TxQueue),
+    Shared(Arc<Mutex<TxQueue>>),
+}
+
+impl TxQueueRef {
+    fn send(&mut self, pkts: &mut [Option<Mbuf>]) -> usize {
+        match self {
+            TxQueueRef::Own(q) => q.tx_burst(pkts),
+            TxQueueRef::Shared(q) => {
+                // A poisoned lock only means another worker panicked while sending; the queue
+                // itself is still consistent (tx_burst is one C call).
+                let mut q = q.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                q.tx_burst(pkts)
+            }
+        }
+    }
+}
+
+/// A fixed array of mbufs, filled from the front.
+#[derive(Debug)]
+struct Buffer {
+    pkts: [Option<Mbuf>; BURST],
+    len: usize,
+}
+
+impl Buffer {
+    const fn new() -> Buffer {
+        Buffer { pkts: [const { None }; BURST], len: 0 }
+    }
+
+    /// Appends `pkt`; the buffer must not be full.
+    fn push(&mut self, pkt: Mbuf) {
+        if let Some(slot) = self.pkts.get_mut(self.len) {
+            *slot = Some(pkt);
+            self.len += 1;
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == BURST
+    }
+
+    /// Frees everything in the buffer (in bulk) and empties it.
+    fn free_all(&mut self) {
+        free_bulk(&mut self.pkts[..self.len]);
+        self.len = 0;
+    }
+}
+
+/// One tool port as seen by one worker.
+#[derive(Debug)]
+struct TxPort {
+    queue: TxQueueRef,
+    buffer: Buffer,
+}
+
+/// The worker's transmit side: a buffer per tool port (indexed by tool port id), and the
+/// packets dropped during the current burst, waiting to be freed in bulk.
+#[derive(Debug)]
+pub struct TxSet {
+    ports: Box<[TxPort]>,
+    discards: Buffer,
+    counters: Arc<WorkerCounters>,
+}
+
+impl TxSet {
+    /// `queues[i]` is this worker's queue of tool port `i`.
+    pub fn new(queues: Vec<TxQueueRef>, counters: Arc<WorkerCounters>) -> TxSet {
+        TxSet {
+            ports: queues.into_iter().map(|queue| TxPort { queue, buffer: Buffer::new() }).collect(),
+            discards: Buffer::new(),
+            counters,
+        }
+    }
+
+    /// Switches to other counters (after a reload changed their shape); flush first.
+    pub fn set_counters(&mut self, counters: Arc<WorkerCounters>) {
+        self.counters = counters;
+    }
+
+    /// Sends what tool port `port` has buffered; frees and counts what the queue refused.
+    fn flush(&mut self, port: usize) {
+        let Some(tx) = self.ports.get_mut(port) else { return };
+        let len = tx.buffer.len;
+        if len == 0 {
+            return;
+        }
+        let pkts = &mut tx.buffer.pkts[..len];
+        let bytes: u64 = pkts.iter().flatten().map(|m| m.pkt_len() as u64).sum();
+        let sent = tx.queue.send(pkts);
+        let unsent_bytes: u64 = pkts[sent..].iter().flatten().map(|m| m.pkt_len() as u64).sum();
+        if let Some(c) = self.counters.ports.get(port) {
+            c.tx_packets.add(sent as u64);
+            c.tx_bytes.add(bytes - unsent_bytes);
+            c.tx_dropped.add((len - sent) as u64);
+        }
+        free_bulk(&mut pkts[sent..]);
+        tx.buffer.len = 0;
+    }
+
+    /// Sends every buffered packet and frees the discarded ones: at the drain timer, when the
+    /// RX queue is idle, and at stop.
+    pub fn flush_all(&mut self) {
+        for port in 0..self.ports.len() {
+            self.flush(port);
+        }
+        self.discards.free_all();
+    }
+
+    /// Frees the packets dropped during the burst (in bulk); buffered packets wait for a full
+    /// buffer or the drain timer.
+    pub fn end_of_burst(&mut self) {
+        self.discards.free_all();
+    }
+
+    /// Whether any packet waits in a buffer.
+    pub fn pending(&self) -> bool {
+        self.ports.iter().any(|p| p.buffer.len > 0)
+    }
+}
+
+impl Sink<Mbuf> for TxSet {
+    #[inline]
+    fn deliver(&mut self, port: u16, pkt: Mbuf) {
+        let port = usize::from(port);
+        let Some(tx) = self.ports.get_mut(port) else {
+            // The plan names a port this worker has no queue for: cannot happen with a plan
+            // built from the same config; count it rather than lose the packet silently.
+            if let Some(c) = self.counters.ports.get(port) {
+                c.tx_dropped.incr();
+            }
+            return;
+        };
+        tx.buffer.push(pkt);
+        if tx.buffer.is_full() {
+            self.flush(port);
+        }
+    }
+
+    #[inline]
+    fn discard(&mut self, pkt: Mbuf) {
+        self.discards.push(pkt);
+        if self.discards.is_full() {
+            self.discards.free_all();
+        }
+    }
+}
+
+impl Drop for TxSet {
+    fn drop(&mut self) {
+        self.flush_all();
+    }
+}

@@ -1,0 +1,326 @@
+//! One worker's pipeline: a burst in, one decision per packet, then dispatch.
+//!
+//! # Design
+//! As in VPP and DPDK's l3fwd, a burst is processed in two passes. The first decides every
+//! packet's fate — decap, session, filter, balance, dedup — and writes it into a fixed array of
+//! [`Decision`]s (no allocation); errors are data (a drop outcome), not control flow. The second
+//! pass dispatches: dropped packets go to the sink to be freed in bulk, delivered packets go to
+//! the sink once per tool group — extra groups get a shared handle (an mbuf clone, no payload
+//! copy), and slicing cuts only the handle of the group that asked for it.
+//!
+//! Accounting: every packet handed to [`Pipeline::run`] is counted in `rx_packets` and in
+//! exactly one outcome counter; every copy given to the sink is counted on its port (`copies`),
+//! and a copy that could not be made (no buffer for the clone) is counted there too.
+//!
+//! # Limitations
+//! A session delivers to at most [`config::MAX_TOOLS_PER_SESSION`] tool groups (checked by the
+//! config). Balancing by `flow` falls back to the address pair for packets without ports and to
+//! the mirror source for non-IP inner frames.
+
+use std::sync::Arc;
+
+use config::{Action, Balance, MAX_TOOLS_PER_SESSION};
+
+use crate::buf::{PacketBuf, Sink};
+use crate::counters::WorkerCounters;
+use crate::inner::parse_inner;
+use crate::outcome::Outcome;
+use crate::plan::{GroupPlan, Plan};
+use crate::stage::balance::{flow_hash, ip_pair_hash, source_hash};
+use crate::stage::decap::{Decapped, decap};
+use crate::stage::dedup::{DedupKeyer, DedupTable, Seen};
+
+/// Packets per RX burst, as in DPDK's examples: big enough to amortise a poll, small enough that
+/// the burst's headers stay in L1.
+pub const BURST: usize = 32;
+
+/// One copy of a packet: the tool group and the tool port it goes to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Target {
+    group: u16,
+    port: u16,
+}
+
+/// The fate of one packet of the burst. No targets: dropped (the outcome is already counted).
+#[derive(Clone, Copy, Debug)]
+struct Decision {
+    copies: u8,
+    targets: [Target; MAX_TOOLS_PER_SESSION],
+}
+
+impl Decision {
+    const DROP: Decision = Decision { copies: 0, targets: [Target { group: 0, port: 0 }; MAX_TOOLS_PER_SESSION] };
+}
+
+/// De-duplication shared by the workers: the table, and how to key packets for it.
+#[derive(Debug, Clone)]
+pub struct Dedup {
+    pub table: Arc<DedupTable>,
+    pub keyer: Arc<DedupKeyer>,
+}
+
+/// The per-worker pipeline state.
+#[derive(Debug)]
+pub struct Pipeline {
+    counters: Arc<WorkerCounters>,
+    dedup: Option<Dedup>,
+    /// Next turn of each round-robin group.
+    turns: Box<[u32]>,
+    /// Last VNI looked up and its session (bursts tend to come from one mirror session).
+    last_vni: Option<(u32, Option<u16>)>,
+    /// Generation of the plan `turns` and `last_vni` were made for.
+    generation: u64,
+    decisions: [Decision; BURST],
+}
+
+impl Pipeline {
+    /// A pipeline counting into `counters`, de-duplicating through `dedup` when the config has it.
+    pub fn new(counters: Arc<WorkerCounters>, dedup: Option<Dedup>) -> Pipeline {
+        Pipeline {
+            counters,
+            dedup,
+            turns: Box::new([]),
+            last_vni: None,
+            generation: u64::MAX,
+            decisions: [Decision::DROP; BURST],
+        }
+    }
+
+    /// The counters this pipeline writes.
+    pub fn counters(&self) -> &Arc<WorkerCounters> {
+        &self.counters
+    }
+
+    /// Switches to other counters (the control plane does this when a reload changes their shape).
+    pub fn set_counters(&mut self, counters: Arc<WorkerCounters>) {
+        self.counters = counters;
+    }
+
+    /// Processes `pkts` (each `Some`; `None` entries are skipped) with `plan` at time `now_ns`,
+    /// leaving every entry `None`: each packet went to `sink`, delivered or discarded.
+    pub fn run<B: PacketBuf, S: Sink<B>>(
+        &mut self,
+        plan: &Plan,
+        now_ns: u64,
+        pkts: &mut [Option<B>],
+        sink: &mut S,
+    ) {
+        if plan.generation != self.generation {
+            self.adopt(plan);
+        }
+        for chunk in pkts.chunks_mut(BURST) {
+            for (slot, decision) in chunk.iter_mut().zip(self.decisions.iter_mut()) {
+                if let Some(pkt) = slot {
+                    *decision = decide(&self.counters, self.dedup.as_ref(), &mut self.turns, &mut self.last_vni, plan, now_ns, pkt);
+                }
+            }
+            for (slot, decision) in chunk.iter_mut().zip(self.decisions.iter()) {
+                if let Some(pkt) = slot.take() {
+                    dispatch(&self.counters, plan, decision, pkt, sink);
+                }
+            }
+        }
+    }
+
+    /// Resets what depends on the plan's shape; off the hot path (once per plan change).
+    fn adopt(&mut self, plan: &Plan) {
+        if self.turns.len() != plan.groups.len() {
+            self.turns = vec![0; plan.groups.len()].into_boxed_slice();
+        }
+        self.last_vni = None;
+        self.generation = plan.generation;
+    }
+}
+
+/// The first pass for one packet: decap, session, filter, balance, dedup.
+#[inline]
+fn decide<B: PacketBuf>(
+    counters: &WorkerCounters,
+    dedup: Option<&Dedup>,
+    turns: &mut [u32],
+    last_vni: &mut Option<(u32, Option<u16>)>,
+    plan: &Plan,
+    now_ns: u64,
+    pkt: &mut B,
+) -> Decision {
+    counters.rx_packets.incr();
+    counters.rx_bytes.add(pkt.pkt_len() as u64);
+
+    let (session_id, tunnel) = match decap(&plan.decap, pkt) {
+        Err(outcome) => return dropped(counters, outcome),
+        Ok(Decapped::Tunnelled(tunnel)) => {
+            let session = match *last_vni {
+                Some((vni, session)) if vni == tunnel.vni => session,
+                _ => {
+                    let session = plan.session_for_vni(tunnel.vni);
+                    *last_vni = Some((tunnel.vni, session));
+                    session
+                }
+            };
+            match session {
+                Some(s) => (s, Some(tunnel)),
+                None => return dropped(counters, Outcome::UnknownSession),
+            }
+        }
+        Ok(Decapped::Untunneled) => match plan.untunneled_session {
+            Some(s) => (s, None),
+            // The decap stage only passes untunneled frames when the config names their session.
+            None => return dropped(counters, Outcome::NotTunnel),
+        },
+    };
+    let (Some(session), Some(session_counters)) =
+        (plan.sessions.get(usize::from(session_id)), counters.sessions.get(usize::from(session_id)))
+    else {
+        return dropped(counters, Outcome::UnknownSession);
+    };
+    session_counters.packets.incr();
+    session_counters.bytes.add(pkt.pkt_len() as u64);
+
+    let inner = parse_inner(pkt.data(), pkt.pkt_len());
+    if inner.truncated_by_source {
+        session_counters.truncated_by_source.incr();
+    }
+    let flow = inner.flow.as_ref();
+
+    if let Some(filter_id) = session.filter {
+        let filter_id = usize::from(filter_id);
+        if let Some(filter) = plan.filters.get(filter_id) {
+            let verdict = filter.classify(flow, session.direction(flow));
+            if let Some(hits) = counters.filters.get(filter_id) {
+                match verdict.rule.and_then(|r| hits.rules.get(usize::from(r))) {
+                    Some(rule_hits) => rule_hits.incr(),
+                    None => hits.default.incr(),
+                }
+            }
+            if verdict.action == Action::Reject {
+                session_counters.filtered.incr();
+                return dropped(counters, Outcome::Filtered);
+            }
+        }
+    }
+
+    // The source key: the mirror source for tunnelled traffic, the frame's own source otherwise.
+    let source_key = || match (&tunnel, flow) {
+        (Some(t), _) => source_hash(t.mirror_source, t.vni),
+        (None, Some(f)) => source_hash(f.src, 0),
+        (None, None) => 0,
+    };
+    let dedup_key = match dedup {
+        Some(d) if session.dedup => {
+            Some(d.keyer.key(pkt, usize::from(inner.l3_offset), &inner.vlan_ids[..usize::from(inner.vlan_count)]))
+        }
+        _ => None,
+    };
+
+    let mut decision = Decision::DROP;
+    let mut duplicate = false;
+    for &group_id in session.groups.iter() {
+        let g = usize::from(group_id);
+        let (Some(group), Some(group_counters)) = (plan.groups.get(g), counters.groups.get(g)) else {
+            continue;
+        };
+        let port = match group.balance {
+            Balance::Source => group.port_for_hash(source_key()),
+            Balance::Flow => group.port_for_hash(flow.map_or_else(source_key, flow_hash)),
+            Balance::IpPair => group.port_for_hash(flow.map_or_else(source_key, ip_pair_hash)),
+            Balance::RoundRobin => round_robin(group, turns.get_mut(g)),
+        };
+        let Some(port) = port else {
+            group_counters.no_live_port.incr();
+            continue;
+        };
+        if let (Some(d), Some(key), true) = (dedup, dedup_key, group.dedup) {
+            match d.table.check(key, group_id, now_ns) {
+                Seen::Duplicate => {
+                    group_counters.duplicates.incr();
+                    duplicate = true;
+                    continue;
+                }
+                Seen::NewEvictedLive => group_counters.dedup_evictions.incr(),
+                Seen::New => {}
+            }
+        }
+        if let Some(target) = decision.targets.get_mut(usize::from(decision.copies)) {
+            *target = Target { group: group_id, port };
+            decision.copies += 1;
+        }
+    }
+
+    let outcome = if decision.copies > 0 {
+        session_counters.delivered.incr();
+        Outcome::Delivered
+    } else if duplicate {
+        session_counters.duplicate.incr();
+        Outcome::Duplicate
+    } else {
+        session_counters.no_live_port.incr();
+        Outcome::NoLivePort
+    };
+    counters.outcome(outcome);
+    decision
+}
+
+/// Counts a drop outcome and returns the decision that discards the packet.
+#[inline]
+fn dropped(counters: &WorkerCounters, outcome: Outcome) -> Decision {
+    counters.outcome(outcome);
+    Decision::DROP
+}
+
+#[inline]
+fn round_robin(group: &GroupPlan, turn: Option<&mut u32>) -> Option<u16> {
+    let turn = turn?;
+    let port = group.port_for_turn(*turn);
+    *turn = turn.wrapping_add(1);
+    port
+}
+
+/// The second pass for one packet: hand it, or its copies, to the sink.
+#[inline]
+fn dispatch<B: PacketBuf, S: Sink<B>>(
+    counters: &WorkerCounters,
+    plan: &Plan,
+    decision: &Decision,
+    pkt: B,
+    sink: &mut S,
+) {
+    let copies = usize::from(decision.copies);
+    let Some((last, others)) = decision.targets[..copies].split_last() else {
+        sink.discard(pkt);
+        return;
+    };
+    // Clones first, while the original still holds the whole frame; the original goes last.
+    for target in others {
+        match pkt.share() {
+            Some(copy) => deliver(counters, plan, *target, copy, sink),
+            None => {
+                if let Some(port) = counters.ports.get(usize::from(target.port)) {
+                    port.copies.incr();
+                    port.no_buffer.incr();
+                }
+            }
+        }
+    }
+    deliver(counters, plan, *last, pkt, sink);
+}
+
+#[inline]
+fn deliver<B: PacketBuf, S: Sink<B>>(counters: &WorkerCounters, plan: &Plan, target: Target, mut pkt: B, sink: &mut S) {
+    let group = usize::from(target.group);
+    if let (Some(limit), Some(group_counters)) =
+        (plan.groups.get(group).and_then(|g| g.slice), counters.groups.get(group))
+    {
+        if pkt.pkt_len() > limit {
+            pkt.truncate(limit);
+            group_counters.sliced.incr();
+        }
+    }
+    if let Some(group_counters) = counters.groups.get(group) {
+        group_counters.copies.incr();
+    }
+    if let Some(port) = counters.ports.get(usize::from(target.port)) {
+        port.copies.incr();
+        port.copy_bytes.add(pkt.pkt_len() as u64);
+    }
+    sink.deliver(target.port, pkt);
+}

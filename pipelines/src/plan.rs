@@ -1,0 +1,230 @@
+//! The compiled, immutable form of a configuration that the workers run.
+//!
+//! # Design
+//! The control plane builds a [`Plan`] from a [`ValidatedConfig`] and the set of live tool
+//! ports, off the hot path: filters are compiled, Maglev tables populated, VNIs sorted for binary
+//! search. Workers read the current plan through an `Arc` swapped between bursts (`arc-swap` in
+//! the broker), so a reload or a link change never stops the data plane and never changes the
+//! rules in the middle of a burst.
+
+use std::net::IpAddr;
+
+use config::{Balance, Direction, OnPortDown, ValidatedConfig};
+
+use crate::flow::FlowKey;
+use crate::stage::balance::Maglev;
+use crate::stage::decap::DecapConfig;
+use crate::stage::filter::CompiledFilter;
+
+/// A session as the workers need it.
+#[derive(Debug)]
+pub struct SessionPlan {
+    pub filter: Option<u16>,
+    /// Tool groups, in config order.
+    pub groups: Box<[u16]>,
+    /// Sorted, for binary search.
+    source_ips: Box<[IpAddr]>,
+    /// At least one of the session's groups takes part in de-duplication.
+    pub dedup: bool,
+}
+
+impl SessionPlan {
+    /// The packet's direction relative to the mirrored interface: ingress when the inner
+    /// destination is one of the session's `source_ips`, egress when the inner source is
+    /// (ingress wins for a packet from one of them to another), none otherwise.
+    pub fn direction(&self, flow: Option<&FlowKey>) -> Option<Direction> {
+        let flow = flow?;
+        if self.source_ips.is_empty() {
+            None
+        } else if self.source_ips.binary_search(&flow.dst).is_ok() {
+            Some(Direction::Ingress)
+        } else if self.source_ips.binary_search(&flow.src).is_ok() {
+            Some(Direction::Egress)
+        } else {
+            None
+        }
+    }
+}
+
+/// A tool group as the workers need it.
+#[derive(Debug)]
+pub struct GroupPlan {
+    pub balance: Balance,
+    /// Cut copies to this many bytes.
+    pub slice: Option<usize>,
+    pub dedup: bool,
+    /// Maps a key hash to a position in `ports`. With `on_port_down = "rebalance"` it only holds
+    /// live ports; with `"drop"` it is the table of all ports and `live` filters the result.
+    pub table: Maglev,
+    /// Tool port index (`ToolPortId`) of each position.
+    pub ports: Box<[u16]>,
+    /// Whether each position's port is live.
+    pub live: Box<[bool]>,
+    /// Positions of the live ports, for round-robin.
+    pub live_positions: Box<[u16]>,
+}
+
+impl GroupPlan {
+    /// The tool port for a key hash, `None` when no live port may take it.
+    #[inline]
+    pub fn port_for_hash(&self, hash: u64) -> Option<u16> {
+        let position = self.table.lookup(hash)?;
+        let position = usize::from(position);
+        if *self.live.get(position)? { self.ports.get(position).copied() } else { None }
+    }
+
+    /// The tool port for the `turn`-th packet of round-robin, `None` when no port is live.
+    #[inline]
+    pub fn port_for_turn(&self, turn: u32) -> Option<u16> {
+        if self.live_positions.is_empty() {
+            return None;
+        }
+        let position = self.live_positions[turn as usize % self.live_positions.len()];
+        self.ports.get(usize::from(position)).copied()
+    }
+}
+
+/// Everything a worker needs to process a burst, immutable once built.
+#[derive(Debug)]
+pub struct Plan {
+    /// Increases with every plan the control plane builds (reloads, link changes).
+    pub generation: u64,
+    pub decap: DecapConfig,
+    pub sessions: Box<[SessionPlan]>,
+    /// (VNI, session), sorted by VNI.
+    vnis: Box<[(u32, u16)]>,
+    pub default_session: Option<u16>,
+    pub untunneled_session: Option<u16>,
+    pub filters: Box<[CompiledFilter]>,
+    pub groups: Box<[GroupPlan]>,
+    /// Number of tool ports (indices of `Sink::deliver` are below it).
+    pub tool_ports: usize,
+}
+
+impl Plan {
+    /// Compiles `config`; `port_live[i]` says whether tool port `i` is up (missing entries: up).
+    pub fn build(config: &ValidatedConfig, generation: u64, port_live: &[bool]) -> Plan {
+        let is_live = |port: u16| port_live.get(usize::from(port)).copied().unwrap_or(true);
+        let groups = config
+            .tool_groups
+            .iter()
+            .map(|g| {
+                let names: Vec<&str> =
+                    g.ports.iter().map(|p| config.tool_ports[p.index()].name.as_str()).collect();
+                let live: Box<[bool]> = g.ports.iter().map(|p| is_live(p.0)).collect();
+                let table = match g.on_port_down {
+                    OnPortDown::Rebalance => Maglev::build(&names, &live),
+                    OnPortDown::Drop => Maglev::build(&names, &vec![true; names.len()]),
+                };
+                let live_positions = (0..live.len()).filter(|&i| live[i]).map(|i| i as u16).collect();
+                GroupPlan {
+                    balance: g.balance,
+                    slice: g.slice.map(usize::from),
+                    dedup: g.dedup && config.dedup.is_some(),
+                    table,
+                    ports: g.ports.iter().map(|p| p.0).collect(),
+                    live,
+                    live_positions,
+                }
+            })
+            .collect::<Box<[GroupPlan]>>();
+        let sessions = config
+            .sessions
+            .iter()
+            .map(|s| {
+                let mut source_ips = s.source_ips.clone();
+                source_ips.sort();
+                source_ips.dedup();
+                SessionPlan {
+                    filter: s.filter.map(|f| f.0),
+                    groups: s.tools.iter().map(|g| g.0).collect(),
+                    source_ips: source_ips.into(),
+                    dedup: s.tools.iter().any(|g| groups[g.index()].dedup),
+                }
+            })
+            .collect();
+        let mut vnis: Vec<(u32, u16)> = config
+            .sessions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.vni.map(|v| (v.get(), i as u16)))
+            .collect();
+        vnis.sort_unstable();
+        Plan {
+            generation,
+            decap: DecapConfig::from_settings(&config.decap),
+            sessions,
+            vnis: vnis.into(),
+            default_session: config.decap.default_session.map(|s| s.0),
+            untunneled_session: config.decap.untunneled_session.map(|s| s.0),
+            filters: config.filters.iter().map(CompiledFilter::compile).collect(),
+            groups,
+            tool_ports: config.tool_ports.len(),
+        }
+    }
+
+    /// The session of a VNI, falling back to the default session.
+    #[inline]
+    pub fn session_for_vni(&self, vni: u32) -> Option<u16> {
+        match self.vnis.binary_search_by_key(&vni, |&(v, _)| v) {
+            Ok(i) => Some(self.vnis[i].1),
+            Err(_) => self.default_session,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    #[test]
+    fn vni_lookup_with_and_without_default() {
+        let config = testing::config(testing::TWO_SESSIONS);
+        let plan = Plan::build(&config, 1, &[]);
+        assert_eq!(plan.session_for_vni(101), Some(0));
+        assert_eq!(plan.session_for_vni(202), Some(1));
+        assert_eq!(plan.session_for_vni(7), None);
+
+        let with_default = testing::config(&format!(
+            "{}\n[decap]\ndefault_session = \"b\"\n",
+            testing::TWO_SESSIONS
+        ));
+        let plan = Plan::build(&with_default, 1, &[]);
+        assert_eq!(plan.session_for_vni(7), Some(1));
+    }
+
+    #[test]
+    fn direction_from_source_ips() {
+        let config = testing::config(testing::TWO_SESSIONS);
+        let plan = Plan::build(&config, 1, &[]);
+        let a: IpAddr = "10.0.1.10".parse().unwrap();
+        let b: IpAddr = "192.0.2.1".parse().unwrap();
+        let c: IpAddr = "192.0.2.2".parse().unwrap();
+        let s = &plan.sessions[0];
+        assert_eq!(s.direction(Some(&FlowKey::without_ports(b, a, 1))), Some(Direction::Ingress));
+        assert_eq!(s.direction(Some(&FlowKey::without_ports(a, b, 1))), Some(Direction::Egress));
+        assert_eq!(s.direction(Some(&FlowKey::without_ports(b, c, 1))), None);
+        assert_eq!(s.direction(None), None);
+        // A session without source_ips gives no direction.
+        assert_eq!(plan.sessions[1].direction(Some(&FlowKey::without_ports(b, a, 1))), None);
+    }
+
+    #[test]
+    fn dead_port_leaves_round_robin_and_drop_groups_refuse_its_keys() {
+        let config = testing::config(testing::TWO_SESSIONS);
+        // Tool ports: 0 = a-1, 1 = a-2 (group "a", rebalance), 2 = b-1 (group "b").
+        let plan = Plan::build(&config, 1, &[true, false, true]);
+        let a = &plan.groups[0];
+        assert_eq!(a.live_positions.as_ref(), &[0]);
+        for turn in 0..4 {
+            assert_eq!(a.port_for_turn(turn), Some(0));
+        }
+        for h in 0..1000u64 {
+            assert_eq!(a.port_for_hash(h.wrapping_mul(0x9E37_79B9_7F4A_7C15)), Some(0));
+        }
+        let all_down = Plan::build(&config, 2, &[false, false, false]);
+        assert_eq!(all_down.groups[0].port_for_turn(0), None);
+        assert_eq!(all_down.groups[0].port_for_hash(1), None);
+    }
+}

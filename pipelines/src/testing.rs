@@ -1,0 +1,196 @@
+//! Helpers for tests, benches and fuzz targets: sample configs, a packet builder written
+//! independently of the wire views (tests must not build their inputs with the code under
+//! test), and a sink that keeps what it is given.
+//!
+//! Not part of the data path; public so that benches and fuzz targets (separate crates) can use it.
+#![doc(hidden)]
+
+use std::net::IpAddr;
+
+use config::ValidatedConfig;
+
+use crate::buf::Sink;
+
+/// The smallest valid config: one session, one group, one port.
+pub const MINIMAL: &str = r#"
+[broker]
+name = "test"
+[[ingress]]
+name = "in"
+device = "net_null0"
+[[session]]
+name = "s"
+vni = 1
+tools = ["g"]
+[[tool_group]]
+name = "g"
+ports = [{ name = "g-1", device = "net_null1" }]
+"#;
+
+/// Two sessions; group "a" (flow balance, 2 ports) takes both, group "b" (source balance,
+/// sliced to 64 bytes, 1 port) only session "b". Tool ports: 0 = a-1, 1 = a-2, 2 = b-1.
+pub const TWO_SESSIONS: &str = r#"
+[broker]
+name = "test"
+[[ingress]]
+name = "in"
+device = "net_null0"
+[[session]]
+name = "a"
+vni = 101
+tools = ["a"]
+source_ips = ["10.0.1.10"]
+[[session]]
+name = "b"
+vni = 202
+tools = ["a", "b"]
+[[tool_group]]
+name = "a"
+balance = "flow"
+ports = [{ name = "a-1", device = "net_null1" }, { name = "a-2", device = "net_null2" }]
+[[tool_group]]
+name = "b"
+balance = "source"
+slice = 64
+ports = [{ name = "b-1", device = "net_null3" }]
+"#;
+
+/// Parses a config that the test knows to be valid.
+///
+/// # Panics
+/// When it is not: the test is wrong.
+pub fn config(text: &str) -> ValidatedConfig {
+    match config::parse(text, None) {
+        Ok(c) => c,
+        Err(e) => panic!("test config does not validate: {e}"),
+    }
+}
+
+/// Internet checksum (RFC 1071) of `bytes`.
+pub fn checksum(bytes: &[u8]) -> u16 {
+    let mut sum: u32 = bytes.chunks(2).map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0))).sum();
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An Ethernet frame: dst 02:00:00:00:00:02, src 02:00:00:00:00:01.
+pub fn ethernet(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An IPv4 packet (no options, TTL 64, DF clear, id 1) with a correct header checksum.
+pub fn ipv4(src: [u8; 4], dst: [u8; 4], protocol: u8, payload: &[u8]) -> Vec<u8> {
+    let total = (20 + payload.len()) as u16;
+    let mut p = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, protocol, 0, 0];
+    p[2..4].copy_from_slice(&total.to_be_bytes());
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    let sum = checksum(&p);
+    p[10..12].copy_from_slice(&sum.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// An IPv6 packet (hop limit 64, no extension headers).
+pub fn ipv6(src: [u8; 16], dst: [u8; 16], next_header: u8, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    p.push(next_header);
+    p.push(64);
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    p.extend_from_slice(payload);
+    p
+}
+
+/// A UDP datagram with checksum 0 (legal for IPv4).
+pub fn udp(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut d = Vec::with_capacity(8 + payload.len());
+    d.extend_from_slice(&src_port.to_be_bytes());
+    d.extend_from_slice(&dst_port.to_be_bytes());
+    d.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    d.extend_from_slice(&[0, 0]);
+    d.extend_from_slice(payload);
+    d
+}
+
+/// A TCP segment (20-byte header, ACK|PSH, checksum not computed).
+pub fn tcp(src_port: u16, dst_port: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+    let mut s = Vec::with_capacity(20 + payload.len());
+    s.extend_from_slice(&src_port.to_be_bytes());
+    s.extend_from_slice(&dst_port.to_be_bytes());
+    s.extend_from_slice(&seq.to_be_bytes());
+    s.extend_from_slice(&[0, 0, 0, 1, 0x50, 0x18, 0xFF, 0xFF, 0, 0, 0, 0]);
+    s.extend_from_slice(payload);
+    s
+}
+
+/// An inner Ethernet/IPv4/TCP frame.
+pub fn inner_tcp4(src: [u8; 4], dst: [u8; 4], src_port: u16, dst_port: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+    ethernet(0x0800, &ipv4(src, dst, 6, &tcp(src_port, dst_port, seq, payload)))
+}
+
+/// An inner Ethernet/IPv6/UDP frame.
+pub fn inner_udp6(src: [u8; 16], dst: [u8; 16], src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
+    ethernet(0x86DD, &ipv6(src, dst, 17, &udp(src_port, dst_port, payload)))
+}
+
+/// A VXLAN header (RFC 7348): I flag set, `vni`.
+pub fn vxlan_header(vni: u32) -> [u8; 8] {
+    let v = (vni << 8).to_be_bytes();
+    [0x08, 0, 0, 0, v[0], v[1], v[2], 0]
+}
+
+/// A whole mirrored frame as AWS VPC Traffic Mirroring sends it: Ethernet/IPv4/UDP 4789/VXLAN,
+/// from the mirrored interface's address `outer_src`, around `inner`.
+pub fn aws_vxlan(outer_src: [u8; 4], vni: u32, inner: &[u8]) -> Vec<u8> {
+    let mut tunnel = vxlan_header(vni).to_vec();
+    tunnel.extend_from_slice(inner);
+    // AWS derives the UDP source port from the inner flow; any value will do here.
+    let sport = 49152 | (checksum(inner) & 0x3FFF);
+    ethernet(0x0800, &ipv4(outer_src, [10, 0, 0, 100], 17, &udp(sport, 4789, &tunnel)))
+}
+
+/// An IPv4 address as bytes, for readability in tests.
+pub fn v4(a: &str) -> [u8; 4] {
+    match a.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v)) => v.octets(),
+        _ => panic!("not an IPv4 address: {a}"),
+    }
+}
+
+/// An IPv6 address as bytes.
+pub fn v6(a: &str) -> [u8; 16] {
+    match a.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v)) => v.octets(),
+        _ => panic!("not an IPv6 address: {a}"),
+    }
+}
+
+/// A sink that keeps delivered packets with their port and counts discards.
+#[derive(Debug)]
+pub struct CollectSink<B> {
+    pub delivered: Vec<(u16, B)>,
+    pub discarded: usize,
+}
+
+impl<B> Default for CollectSink<B> {
+    fn default() -> Self {
+        CollectSink { delivered: Vec::new(), discarded: 0 }
+    }
+}
+
+impl<B> Sink<B> for CollectSink<B> {
+    fn deliver(&mut self, port: u16, pkt: B) {
+        self.delivered.push((port, pkt));
+    }
+
+    fn discard(&mut self, _pkt: B) {
+        self.discarded += 1;
+    }
+}
