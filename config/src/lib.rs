@@ -39,6 +39,9 @@ use locate::SourceMap;
 pub const MAX_TOOLS_PER_SESSION: usize = 16;
 
 /// Reads and checks the config file at `path`.
+///
+/// # Errors
+/// The file cannot be read, or [`parse`] refuses its text.
 pub fn load(path: &Path) -> Result<ValidatedConfig, ConfigError> {
     let text =
         std::fs::read_to_string(path).map_err(|error| ConfigError::unreadable(path, error))?;
@@ -47,6 +50,9 @@ pub fn load(path: &Path) -> Result<ValidatedConfig, ConfigError> {
 
 /// Checks the config in `text`; `origin` is the file it came from, used in messages and kept in
 /// [`ValidatedConfig::path`].
+///
+/// # Errors
+/// Every problem found, each with its line, column and key path (see [`ConfigError`]).
 pub fn parse(text: &str, origin: Option<&Path>) -> Result<ValidatedConfig, ConfigError> {
     let source_map = SourceMap::new(text);
     let raw: raw::RawConfig = toml::from_str(text).map_err(|error| {

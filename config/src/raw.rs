@@ -29,7 +29,7 @@ pub struct RawConfig {
     pub ingress: SpannedList<RawIngress>,
     #[serde(default)]
     pub decap: RawDecap,
-    pub dedup: Option<RawDedup>,
+    pub dedup: Option<Spanned<RawDedup>>,
     #[serde(rename = "session")]
     pub sessions: Option<SpannedList<RawSession>>,
     #[serde(rename = "filter")]
@@ -42,7 +42,7 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawBroker {
     pub name: Name,
-    pub stop_when_idle: Option<HumanDuration>,
+    pub stop_when_idle: Option<Spanned<HumanDuration>>,
     pub metrics: Option<MetricsAddress>,
 }
 

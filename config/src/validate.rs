@@ -194,11 +194,21 @@ impl Checker {
             sessions.get_ref().is_empty(),
         );
 
+        let stop_when_idle = raw.broker.stop_when_idle.map(|idle| {
+            if idle.get_ref().get().is_zero() {
+                self.problem(Issue::at(
+                    idle.span(),
+                    "stop_when_idle = \"0s\" would stop at the first gap between packets: \
+                     leave it out to run until stopped",
+                ));
+            }
+            idle.get_ref().get()
+        });
         ValidatedConfig {
             path,
             broker: BrokerSettings {
                 name: raw.broker.name.into_string(),
-                stop_when_idle: raw.broker.stop_when_idle.map(|idle| idle.get()),
+                stop_when_idle,
                 metrics: raw
                     .broker
                     .metrics
@@ -720,7 +730,9 @@ impl Checker {
         sessions
     }
 
-    fn dedup(&mut self, raw: RawDedup, groups: &[ToolGroup]) -> Option<DedupSettings> {
+    fn dedup(&mut self, raw: Spanned<RawDedup>, groups: &[ToolGroup]) -> Option<DedupSettings> {
+        let span = raw.span();
+        let raw = raw.into_inner();
         let window = raw
             .window
             .map_or(DEFAULT_DEDUP_WINDOW, |window| window.get());
@@ -731,8 +743,8 @@ impl Checker {
             return None;
         }
         if !groups.is_empty() && groups.iter().all(|group| !group.dedup) {
-            self.warning(Issue::about(
-                "dedup",
+            self.warning(Issue::at(
+                span,
                 "de-duplication is enabled but every tool group has dedup = false",
             ));
         }
