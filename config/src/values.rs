@@ -172,7 +172,7 @@ fn is_full_pci_address(text: &str) -> bool {
     text.len() == 12
         && text.as_bytes()[..4].iter().all(u8::is_ascii_hexdigit)
         && text.as_bytes()[4] == b':'
-        && is_short_pci_address(&text[5..])
+        && text.get(5..).is_some_and(is_short_pci_address)
 }
 
 impl FromStr for Device {
