@@ -158,7 +158,11 @@ impl Vni {
 
     /// `None` when `value` does not fit in 24 bits.
     pub const fn new(value: u32) -> Option<Vni> {
-        if value <= Self::MAX { Some(Vni(value)) } else { None }
+        if value <= Self::MAX {
+            Some(Vni(value))
+        } else {
+            None
+        }
     }
 
     pub const fn get(self) -> u32 {

@@ -1,0 +1,324 @@
+//! What `broker check` prints: the config as the broker understood it, defaults filled in and
+//! references resolved, so an operator can compare it with what they meant.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::model::*;
+use crate::validate::protocol_name;
+
+impl ValidatedConfig {
+    /// A multi-line, human-readable summary of the whole config: every port, session, filter
+    /// rule and tool group, defaults made explicit, then the warnings.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = self.write_description(&mut out);
+        out
+    }
+
+    fn write_description(&self, out: &mut String) -> std::fmt::Result {
+        let broker = &self.broker;
+        write!(out, "broker {:?}", broker.name)?;
+        if let Some(path) = &self.path {
+            write!(out, " from {}", path.display())?;
+        }
+        writeln!(out)?;
+        match broker.metrics {
+            Some(address) => writeln!(out, "  metrics: http://{address}/metrics")?,
+            None => writeln!(out, "  metrics: off")?,
+        }
+        if let Some(idle) = broker.stop_when_idle {
+            writeln!(
+                out,
+                "  stops once traffic has been idle for {}",
+                duration(idle)
+            )?;
+        }
+
+        let dpdk = &self.dpdk;
+        writeln!(out, "dpdk")?;
+        if dpdk.eal_args.is_empty() {
+            writeln!(out, "  EAL arguments: none")?;
+        } else {
+            writeln!(out, "  EAL arguments: {}", dpdk.eal_args.join(" "))?;
+        }
+        match dpdk.mbufs {
+            Some(mbufs) => write!(out, "  mbufs: {mbufs}")?,
+            None => write!(out, "  mbufs: computed at start")?,
+        }
+        writeln!(out, ", cache {} per lcore", dpdk.mbuf_cache)?;
+        writeln!(
+            out,
+            "  descriptors: {} RX per ingress queue, {} TX per tool port",
+            dpdk.rx_descriptors, dpdk.tx_descriptors
+        )?;
+
+        let queues: u32 = self.ingress.iter().map(|port| u32::from(port.queues)).sum();
+        writeln!(out, "workers: {queues} (one per ingress queue)")?;
+        match &self.workers.lcores {
+            Lcores::Auto => writeln!(out, "  lcores: chosen at start (auto)")?,
+            Lcores::List(cpus) => writeln!(out, "  lcores: CPUs {}", list(cpus))?,
+        }
+        match self.workers.control_core {
+            Some(cpu) => writeln!(out, "  control thread: CPU {cpu}")?,
+            None => writeln!(out, "  control thread: first CPU of the machine")?,
+        }
+
+        writeln!(out, "ingress ports: {}", self.ingress.len())?;
+        let width = name_width(self.ingress.iter().map(|port| port.name.as_str()));
+        for port in &self.ingress {
+            let queues = plural(u32::from(port.queues), "queue");
+            let mtu = port
+                .mtu
+                .map_or("device MTU".to_owned(), |mtu| format!("MTU {mtu}"));
+            writeln!(
+                out,
+                "  {:width$}  {}  ({queues}, {mtu})",
+                port.name, port.device
+            )?;
+        }
+
+        let decap = &self.decap;
+        writeln!(out, "decap")?;
+        writeln!(out, "  VXLAN on UDP {}", or_none(&decap.vxlan_ports))?;
+        writeln!(out, "  GENEVE on UDP {}", or_none(&decap.geneve_ports))?;
+        match &decap.allowed_sources {
+            Some(sources) => writeln!(out, "  mirror sources allowed: {}", or_none(sources))?,
+            None => writeln!(out, "  mirror sources allowed: any (no allowed_sources)")?,
+        }
+        match decap.untunneled_session {
+            Some(id) => writeln!(
+                out,
+                "  untunnelled frames: session {:?}",
+                self.session_name(id)
+            )?,
+            None => writeln!(out, "  untunnelled frames: dropped (not_tunnel)")?,
+        }
+        match decap.default_session {
+            Some(id) => writeln!(out, "  unknown VNIs: session {:?}", self.session_name(id))?,
+            None => writeln!(out, "  unknown VNIs: dropped (unknown_session)")?,
+        }
+
+        match &self.dedup {
+            None => writeln!(out, "dedup: off")?,
+            Some(dedup) => {
+                writeln!(
+                    out,
+                    "dedup: window {}, {} entries",
+                    duration(dedup.window),
+                    dedup.capacity
+                )?;
+                let mut key =
+                    "  key: inner packet from L3, TTL/hop limit and IPv4 checksum ignored"
+                        .to_owned();
+                if dedup.ignore_dscp_ecn {
+                    key.push_str(", DSCP/ECN ignored");
+                }
+                if dedup.ignore_vlan {
+                    key.push_str(", inner VLAN tags ignored");
+                }
+                writeln!(out, "{key}")?;
+            }
+        }
+
+        writeln!(out, "sessions: {}", self.sessions.len())?;
+        let width = name_width(self.sessions.iter().map(|session| session.name.as_str()));
+        for session in &self.sessions {
+            let vni = session
+                .vni
+                .map_or("no VNI".to_owned(), |vni| format!("VNI {}", vni.get()));
+            let tools: Vec<&str> = session
+                .tools
+                .iter()
+                .map(|id| self.group_name(*id))
+                .collect();
+            write!(
+                out,
+                "  {:width$}  {vni} -> {}",
+                session.name,
+                tools.join(", ")
+            )?;
+            match session.filter {
+                Some(id) => write!(out, "; filter {}", self.filter_name(id))?,
+                None => write!(out, "; no filter (everything accepted)")?,
+            }
+            if !session.source_ips.is_empty() {
+                write!(out, "; source IPs {}", list(&session.source_ips))?;
+            }
+            writeln!(out)?;
+        }
+
+        writeln!(out, "filters: {}", self.filters.len())?;
+        for filter in &self.filters {
+            writeln!(
+                out,
+                "  {}: {} rules, then {}",
+                filter.name,
+                filter.rules.len(),
+                action(filter.default)
+            )?;
+            for rule in &filter.rules {
+                writeln!(out, "    {}", describe_rule(rule))?;
+            }
+        }
+
+        writeln!(out, "tool groups: {}", self.tool_groups.len())?;
+        for group in &self.tool_groups {
+            let slice = group.slice.map_or("whole frames".to_owned(), |bytes| {
+                format!("first {bytes} bytes")
+            });
+            let dedup = match (&self.dedup, group.dedup) {
+                (Some(_), true) => "deduplicated",
+                (Some(_), false) => "not deduplicated",
+                (None, _) => "dedup off",
+            };
+            let on_down = match group.on_port_down {
+                OnPortDown::Rebalance => "rebalance",
+                OnPortDown::Drop => "drop",
+            };
+            writeln!(
+                out,
+                "  {}: balance {}, {slice}, {dedup}, on port down {on_down}",
+                group.name,
+                balance(group.balance)
+            )?;
+            let width = name_width(group.ports.iter().map(|id| self.port_name(*id)));
+            for id in &group.ports {
+                if let Some(port) = self.tool_ports.get(id.index()) {
+                    writeln!(out, "    {:width$}  {}", port.name, port.device)?;
+                }
+            }
+        }
+
+        if self.warnings.is_empty() {
+            writeln!(out, "warnings: none")?;
+        } else {
+            writeln!(out, "warnings: {}", self.warnings.len())?;
+            for warning in &self.warnings {
+                writeln!(out, "  {warning}")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn session_name(&self, id: SessionId) -> &str {
+        self.sessions
+            .get(id.index())
+            .map_or("?", |session| session.name.as_str())
+    }
+
+    fn group_name(&self, id: GroupId) -> &str {
+        self.tool_groups
+            .get(id.index())
+            .map_or("?", |group| group.name.as_str())
+    }
+
+    fn filter_name(&self, id: FilterId) -> &str {
+        self.filters
+            .get(id.index())
+            .map_or("?", |filter| filter.name.as_str())
+    }
+
+    fn port_name(&self, id: ToolPortId) -> &str {
+        self.tool_ports
+            .get(id.index())
+            .map_or("?", |port| port.name.as_str())
+    }
+}
+
+/// `#100 accept direction=ingress protocol=tcp dst_cidr=10.0.0.0/8 dst_ports=443 "HTTPS"`: the
+/// keys of the file, so a line can be matched with the rule it came from.
+fn describe_rule(rule: &Rule) -> String {
+    let mut text = format!("#{} {}", rule.number, action(rule.action));
+    let mut matches_anything = true;
+    let mut condition = |text: &mut String, key: &str, value: String| {
+        matches_anything = false;
+        let _ = write!(text, " {key}={value}");
+    };
+    if let Some(direction) = rule.direction {
+        let direction = match direction {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        };
+        condition(&mut text, "direction", direction.to_owned());
+    }
+    if let Some(protocol) = rule.protocol {
+        condition(&mut text, "protocol", protocol_name(protocol));
+    }
+    if let Some(cidr) = rule.src_cidr {
+        condition(&mut text, "src_cidr", cidr.to_string());
+    }
+    if let Some(ports) = rule.src_ports {
+        condition(&mut text, "src_ports", port_range(ports));
+    }
+    if let Some(cidr) = rule.dst_cidr {
+        condition(&mut text, "dst_cidr", cidr.to_string());
+    }
+    if let Some(ports) = rule.dst_ports {
+        condition(&mut text, "dst_ports", port_range(ports));
+    }
+    if matches_anything {
+        text.push_str(" (every packet)");
+    }
+    if let Some(description) = &rule.description {
+        let _ = write!(text, " {description:?}");
+    }
+    text
+}
+
+fn port_range(ports: PortRange) -> String {
+    if ports.first == ports.last {
+        ports.first.to_string()
+    } else {
+        format!("{}-{}", ports.first, ports.last)
+    }
+}
+
+fn action(action: Action) -> &'static str {
+    match action {
+        Action::Accept => "accept",
+        Action::Reject => "reject",
+    }
+}
+
+fn balance(balance: Balance) -> &'static str {
+    match balance {
+        Balance::Source => "source",
+        Balance::Flow => "flow",
+        Balance::IpPair => "ip-pair",
+        Balance::RoundRobin => "round-robin",
+    }
+}
+
+fn duration(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn or_none<T: std::fmt::Display>(items: &[T]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        list(items)
+    }
+}
+
+fn plural(count: u32, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+fn name_width<'a>(names: impl Iterator<Item = &'a str>) -> usize {
+    names.map(|name| name.chars().count()).max().unwrap_or(0)
+}

@@ -1,0 +1,709 @@
+//! Scalar values of the TOML file that check themselves as they deserialize.
+//!
+//! "Parse, don't validate": a [`Name`], a [`Cidr`] or a [`Ranged`] integer cannot exist with a bad
+//! value, so the checks of [`crate::validate`] only deal with how items relate to each other
+//! (references, duplicates). A value that fails here becomes a `toml` error, which carries the
+//! value's span: the message says what was expected and the location comes for free.
+//!
+//! # Limitations
+//! Serde stops at the first bad value, so only the first one of these errors is reported.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::de::{self, Deserialize, Deserializer, SeqAccess, Unexpected, Visitor};
+use toml::Spanned;
+
+use crate::model::{Action, Balance, Direction, OnPortDown, PortRange, Vni};
+
+/// An integer of the TOML file that must lie in `MIN..=MAX`, stored as `T`.
+///
+/// `MIN`/`MAX` are chosen within `T`'s range for every alias below, so the conversion after the
+/// range check cannot fail; it is still checked rather than cast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ranged<T, const MIN: i64, const MAX: i64>(T);
+
+impl<T: Copy, const MIN: i64, const MAX: i64> Ranged<T, MIN, MAX> {
+    pub fn get(self) -> T {
+        self.0
+    }
+}
+
+impl<'de, T, const MIN: i64, const MAX: i64> Deserialize<'de> for Ranged<T, MIN, MAX>
+where
+    T: TryFrom<i64>,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RangedVisitor<T, const MIN: i64, const MAX: i64>(PhantomData<T>);
+
+        impl<T: TryFrom<i64>, const MIN: i64, const MAX: i64> Visitor<'_> for RangedVisitor<T, MIN, MAX> {
+            type Value = Ranged<T, MIN, MAX>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "an integer in {MIN}..={MAX}")
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+                if !(MIN..=MAX).contains(&value) {
+                    return Err(E::custom(format!(
+                        "{value} is out of range: expected an integer in {MIN}..={MAX}"
+                    )));
+                }
+                T::try_from(value)
+                    .map(Ranged)
+                    .map_err(|_| E::invalid_value(Unexpected::Signed(value), &self))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+                match i64::try_from(value) {
+                    Ok(value) => self.visit_i64(value),
+                    Err(_) => Err(E::invalid_value(Unexpected::Unsigned(value), &self)),
+                }
+            }
+        }
+
+        deserializer.deserialize_i64(RangedVisitor::<T, MIN, MAX>(PhantomData))
+    }
+}
+
+/// Queues of one ingress port. 64 is far beyond what one port needs and keeps worker counts sane.
+pub type QueueCount = Ranged<u16, 1, 64>;
+/// 68 is the IPv4 minimum MTU (RFC 791); 9216 the largest jumbo frame common NICs accept.
+pub type Mtu = Ranged<u16, 68, 9216>;
+/// DPDK's `RTE_MEMPOOL_CACHE_MAX_SIZE` is 512.
+pub type MbufCache = Ranged<u32, 0, 512>;
+pub type MbufCount = Ranged<u32, 1, { u32::MAX as i64 }>;
+/// A CPU id: `cpu_set_t` (the affinity mask of Linux's glibc) holds 1024 CPUs.
+pub type CpuId = Ranged<u32, 0, 1023>;
+/// Entries of the dedup table; 2^28 entries is already several GiB of table.
+pub type DedupCapacity = Ranged<u32, 0, { 1 << 28 }>;
+/// A UDP destination port to recognise a tunnel by; port 0 is never a destination.
+pub type UdpPort = Ranged<u16, 1, 65535>;
+/// AWS Traffic Mirroring's rule numbers: 1..=32766.
+pub type RuleNumber = Ranged<u16, 1, 32766>;
+
+/// A name of the config (broker, port, session, filter, tool group): 1–64 ASCII letters, digits,
+/// `-`, `_` or `.`, starting with a letter or digit. Names end up as metric labels, in logs and on
+/// command lines, where anything else would need quoting.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Name(String);
+
+impl Name {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl FromStr for Name {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut chars = text.chars();
+        match chars.next() {
+            None => return Err("a name may not be empty".to_owned()),
+            Some(first) if !first.is_ascii_alphanumeric() => {
+                return Err(format!("name {text:?} must start with a letter or digit"));
+            }
+            Some(_) => {}
+        }
+        if let Some(bad) = chars.find(|c| !(c.is_ascii_alphanumeric() || "-_.".contains(*c))) {
+            return Err(format!(
+                "name {text:?} contains {bad:?}: use ASCII letters, digits, '-', '_' or '.'"
+            ));
+        }
+        if text.len() > Self::MAX_LEN {
+            return Err(format!(
+                "name {text:?} is {} characters long, at most {} are allowed",
+                text.len(),
+                Self::MAX_LEN
+            ));
+        }
+        Ok(Name(text.to_owned()))
+    }
+}
+
+/// A DPDK device string: a PCI address or a vdev name, optionally followed by `,devargs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device(String);
+
+impl Device {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The device's identity, for duplicate detection: the part before the first comma, with a
+    /// short PCI address (`3b:00.0`) completed to its full form (`0000:3b:00.0`) and lowercased,
+    /// so that the two spellings of one NIC compare equal.
+    pub fn identity(&self) -> String {
+        let name = self.0.split(',').next().unwrap_or_default();
+        if is_short_pci_address(name) {
+            format!("0000:{}", name.to_ascii_lowercase())
+        } else if is_full_pci_address(name) {
+            name.to_ascii_lowercase()
+        } else {
+            name.to_owned()
+        }
+    }
+}
+
+/// `BB:DD.F` with hex bus/device and a function digit 0-7.
+fn is_short_pci_address(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 7
+        && bytes[..2].iter().all(u8::is_ascii_hexdigit)
+        && bytes[2] == b':'
+        && bytes[3..5].iter().all(u8::is_ascii_hexdigit)
+        && bytes[5] == b'.'
+        && (b'0'..=b'7').contains(&bytes[6])
+}
+
+/// `DDDD:BB:DD.F`.
+fn is_full_pci_address(text: &str) -> bool {
+    text.len() == 12
+        && text.as_bytes()[..4].iter().all(u8::is_ascii_hexdigit)
+        && text.as_bytes()[4] == b':'
+        && text.get(5..).is_some_and(is_short_pci_address)
+}
+
+impl FromStr for Device {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if let Some(bad) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("device {text:?} contains {bad:?}"));
+        }
+        if text.split(',').next().unwrap_or_default().is_empty() {
+            return Err(format!(
+                "device {text:?} has no device name before its arguments \
+                 (expected e.g. \"0000:3b:00.0\" or \"net_pcap0,rx_pcap=in.pcap\")"
+            ));
+        }
+        Ok(Device(text.to_owned()))
+    }
+}
+
+/// An address prefix. A bare address is a host prefix (`/32`, `/128`). Host bits set beyond the
+/// prefix length (`10.0.1.0/16`) are refused: they are usually a typo for another length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Cidr(IpNet);
+
+impl Cidr {
+    pub fn get(self) -> IpNet {
+        self.0
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let net = match text.parse::<IpNet>() {
+            Ok(net) => net,
+            Err(_) => match text.parse::<IpAddr>() {
+                Ok(address) => IpNet::from(address),
+                Err(_) => {
+                    return Err(format!(
+                        "{text:?} is not an address prefix (expected e.g. \"10.0.0.0/8\" or \
+                         \"2001:db8::/32\")"
+                    ));
+                }
+            },
+        };
+        if net.trunc() != net {
+            return Err(format!(
+                "{text:?} has bits set after the prefix length: did you mean \"{}\"?",
+                net.trunc()
+            ));
+        }
+        Ok(Cidr(net))
+    }
+}
+
+/// An address of the file (`source_ips`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Address(IpAddr);
+
+impl Address {
+    pub fn get(self) -> IpAddr {
+        self.0
+    }
+}
+
+impl FromStr for Address {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        text.parse().map(Address).map_err(|_| {
+            format!(
+                "{text:?} is not an IP address (expected e.g. \"10.0.1.15\" or \"2001:db8::15\")"
+            )
+        })
+    }
+}
+
+/// A duration written the `humantime` way: `"2s"`, `"50ms"`, `"1m 30s"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HumanDuration(Duration);
+
+impl HumanDuration {
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl FromStr for HumanDuration {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        humantime::parse_duration(text)
+            .map(HumanDuration)
+            .map_err(|error| {
+                format!("{text:?} is not a duration ({error}); write e.g. \"2s\" or \"50ms\"")
+            })
+    }
+}
+
+/// The dedup window: at most 10 s. A longer window only holds memory (entries live that long)
+/// for copies that, in a mirror, arrive within milliseconds of each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DedupWindow(Duration);
+
+impl DedupWindow {
+    pub const MAX: Duration = Duration::from_secs(10);
+
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl FromStr for DedupWindow {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let window = HumanDuration::from_str(text)?.get();
+        if window > Self::MAX {
+            return Err(format!(
+                "{text:?} is longer than the maximum window of {}",
+                humantime::format_duration(Self::MAX)
+            ));
+        }
+        Ok(DedupWindow(window))
+    }
+}
+
+/// The metrics endpoint: a socket address, or `""` for none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetricsAddress(Option<SocketAddr>);
+
+impl MetricsAddress {
+    pub const DEFAULT: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+        std::net::Ipv4Addr::LOCALHOST,
+        9477,
+    ));
+
+    pub fn get(self) -> Option<SocketAddr> {
+        self.0
+    }
+}
+
+impl FromStr for MetricsAddress {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            return Ok(MetricsAddress(None));
+        }
+        text.parse()
+            .map(|address| MetricsAddress(Some(address)))
+            .map_err(|_| {
+                format!(
+                    "{text:?} is not a socket address (expected e.g. \"127.0.0.1:9477\" or \
+                 \"[::1]:9477\", or \"\" to disable metrics)"
+                )
+            })
+    }
+}
+
+/// Implements `Deserialize` through `FromStr` for types read from a TOML string.
+macro_rules! deserialize_from_str {
+    ($($type:ty => $expecting:literal),* $(,)?) => {$(
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct FromStrVisitor;
+                impl Visitor<'_> for FromStrVisitor {
+                    type Value = $type;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_str<E: de::Error>(self, text: &str) -> Result<$type, E> {
+                        text.parse().map_err(E::custom)
+                    }
+                }
+                deserializer.deserialize_str(FromStrVisitor)
+            }
+        }
+    )*};
+}
+
+deserialize_from_str! {
+    Name => "a name (a string of ASCII letters, digits, '-', '_' or '.')",
+    Device => "a DPDK device string such as \"0000:3b:00.0\" or \"net_pcap0,rx_pcap=in.pcap\"",
+    Cidr => "an address prefix such as \"10.0.0.0/8\"",
+    Address => "an IP address such as \"10.0.1.15\"",
+    HumanDuration => "a duration such as \"2s\" or \"50ms\"",
+    DedupWindow => "a duration such as \"50ms\"",
+    MetricsAddress => "a socket address such as \"127.0.0.1:9477\", or \"\"",
+}
+
+/// Descriptors of one RX or TX ring: a power of two in 64..=16384 (DPDK PMDs index their rings
+/// with a mask; 64 is the smallest ring most PMDs accept, 16384 the largest of common NICs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DescriptorCount(u16);
+
+impl DescriptorCount {
+    pub const DEFAULT: DescriptorCount = DescriptorCount(1024);
+
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for DescriptorCount {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let count = Ranged::<u16, 64, 16384>::deserialize(deserializer)?.get();
+        if !count.is_power_of_two() {
+            return Err(de::Error::custom(format!(
+                "{count} is not a power of two: ring sizes are 64, 128, 256, … 16384"
+            )));
+        }
+        Ok(DescriptorCount(count))
+    }
+}
+
+/// `slice`: 0 for whole frames, else 14..=65535 bytes (14: at least the inner Ethernet header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SliceLength(Option<u16>);
+
+impl SliceLength {
+    pub const MIN: u16 = 14;
+
+    pub fn get(self) -> Option<u16> {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for SliceLength {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let length = Ranged::<u16, 0, 65535>::deserialize(deserializer)?.get();
+        match length {
+            0 => Ok(SliceLength(None)),
+            length if length < Self::MIN => Err(de::Error::custom(format!(
+                "slice = {length} would cut the inner Ethernet header: use 0 (whole frames) or \
+                 {}..=65535",
+                Self::MIN
+            ))),
+            length => Ok(SliceLength(Some(length))),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Vni {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Ranged::<u32, 0, { Vni::MAX as i64 }>::deserialize(deserializer)?.get();
+        Vni::new(value).ok_or_else(|| de::Error::custom("a VNI has 24 bits"))
+    }
+}
+
+/// An IP protocol: `"tcp"`, `"udp"`, `"icmp"`, `"icmpv6"` or a number 0..=255.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Protocol(u8);
+
+impl Protocol {
+    pub const ICMP: u8 = 1;
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+    pub const ICMPV6: u8 = 58;
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+
+    /// Only TCP and UDP have ports (for a rule's port ranges).
+    pub fn has_ports(self) -> bool {
+        self.0 == Self::TCP || self.0 == Self::UDP
+    }
+}
+
+impl<'de> Deserialize<'de> for Protocol {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ProtocolVisitor;
+        impl Visitor<'_> for ProtocolVisitor {
+            type Value = Protocol;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("\"tcp\", \"udp\", \"icmp\", \"icmpv6\" or a protocol number 0..=255")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Protocol, E> {
+                match text {
+                    "tcp" => Ok(Protocol(Protocol::TCP)),
+                    "udp" => Ok(Protocol(Protocol::UDP)),
+                    "icmp" => Ok(Protocol(Protocol::ICMP)),
+                    "icmpv6" => Ok(Protocol(Protocol::ICMPV6)),
+                    other => Err(E::invalid_value(Unexpected::Str(other), &self)),
+                }
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Protocol, E> {
+                u8::try_from(value)
+                    .map(Protocol)
+                    .map_err(|_| E::invalid_value(Unexpected::Signed(value), &self))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Protocol, E> {
+                u8::try_from(value)
+                    .map(Protocol)
+                    .map_err(|_| E::invalid_value(Unexpected::Unsigned(value), &self))
+            }
+        }
+        deserializer.deserialize_any(ProtocolVisitor)
+    }
+}
+
+/// `"443"`, `"1024-65535"` or `443`.
+impl FromStr for PortRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let port = |part: &str| {
+            part.trim().parse::<u16>().map_err(|_| {
+                format!("{text:?} is not a port range (expected e.g. \"443\" or \"1024-65535\")")
+            })
+        };
+        let (first, last) = match text.split_once('-') {
+            Some((first, last)) => (port(first)?, port(last)?),
+            None => {
+                let only = port(text)?;
+                (only, only)
+            }
+        };
+        if first > last {
+            return Err(format!(
+                "port range {text:?} is empty: its first port is after its last"
+            ));
+        }
+        Ok(PortRange { first, last })
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PortRangeVisitor;
+        impl Visitor<'_> for PortRangeVisitor {
+            type Value = PortRange;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a port (443 or \"443\") or a range (\"1024-65535\")")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<PortRange, E> {
+                text.parse().map_err(E::custom)
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<PortRange, E> {
+                u16::try_from(value)
+                    .map(|port| PortRange {
+                        first: port,
+                        last: port,
+                    })
+                    .map_err(|_| E::invalid_value(Unexpected::Signed(value), &self))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<PortRange, E> {
+                u16::try_from(value)
+                    .map(|port| PortRange {
+                        first: port,
+                        last: port,
+                    })
+                    .map_err(|_| E::invalid_value(Unexpected::Unsigned(value), &self))
+            }
+        }
+        deserializer.deserialize_any(PortRangeVisitor)
+    }
+}
+
+/// Implements `Deserialize` for an enum written as one of a fixed set of keywords.
+macro_rules! deserialize_keyword {
+    ($type:ty { $($keyword:literal => $value:expr),* $(,)? }) => {
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                const KEYWORDS: &[&str] = &[$($keyword),*];
+                struct KeywordVisitor;
+                impl Visitor<'_> for KeywordVisitor {
+                    type Value = $type;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        write!(f, "one of {}", KEYWORDS.join(", "))
+                    }
+                    fn visit_str<E: de::Error>(self, text: &str) -> Result<$type, E> {
+                        match text {
+                            $($keyword => Ok($value),)*
+                            other => Err(E::unknown_variant(other, KEYWORDS)),
+                        }
+                    }
+                }
+                deserializer.deserialize_str(KeywordVisitor)
+            }
+        }
+    };
+}
+
+deserialize_keyword!(Action { "accept" => Action::Accept, "reject" => Action::Reject });
+deserialize_keyword!(Direction { "ingress" => Direction::Ingress, "egress" => Direction::Egress });
+deserialize_keyword!(Balance {
+    "source" => Balance::Source,
+    "flow" => Balance::Flow,
+    "ip-pair" => Balance::IpPair,
+    "round-robin" => Balance::RoundRobin,
+});
+deserialize_keyword!(OnPortDown { "rebalance" => OnPortDown::Rebalance, "drop" => OnPortDown::Drop });
+
+/// `lcores = "auto"` or `lcores = [2, 3]`; list entries keep their spans for the repeat check.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LcoresSetting {
+    Auto,
+    List(Vec<Spanned<CpuId>>),
+}
+
+impl<'de> Deserialize<'de> for LcoresSetting {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LcoresVisitor;
+        impl<'de> Visitor<'de> for LcoresVisitor {
+            type Value = LcoresSetting;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("\"auto\" or a list of CPU ids")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<LcoresSetting, E> {
+                match text {
+                    "auto" => Ok(LcoresSetting::Auto),
+                    other => Err(E::invalid_value(Unexpected::Str(other), &self)),
+                }
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LcoresSetting, A::Error> {
+                let mut cpus = Vec::new();
+                while let Some(cpu) = seq.next_element()? {
+                    cpus.push(cpu);
+                }
+                Ok(LcoresSetting::List(cpus))
+            }
+        }
+        deserializer.deserialize_any(LcoresVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_accept_labels_and_refuse_the_rest() {
+        for good in ["web", "ids-1", "a", "x_y.z", "9lives"] {
+            assert!(good.parse::<Name>().is_ok(), "{good}");
+        }
+        for bad in ["", "-web", "web filter", "wéb", ".hidden", &"a".repeat(65)] {
+            assert!(bad.parse::<Name>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn device_identity_ignores_devargs_and_pci_spelling() {
+        let device = |text: &str| text.parse::<Device>().unwrap().identity();
+        assert_eq!(device("net_pcap0,rx_pcap=a.pcap"), "net_pcap0");
+        assert_eq!(device("3B:00.0"), "0000:3b:00.0");
+        assert_eq!(device("0000:3b:00.0,rxq_cqe_comp_en=1"), "0000:3b:00.0");
+        assert_ne!(device("net_pcap1"), device("net_pcap0"));
+        assert!(",rx_pcap=a.pcap".parse::<Device>().is_err());
+        assert!("".parse::<Device>().is_err());
+        assert!("net_pcap0, iface=x".parse::<Device>().is_err());
+    }
+
+    #[test]
+    fn cidrs_take_prefixes_and_bare_addresses_but_no_host_bits() {
+        assert_eq!(
+            "10.0.0.0/8".parse::<Cidr>().unwrap().get().to_string(),
+            "10.0.0.0/8"
+        );
+        assert_eq!(
+            "10.0.1.15".parse::<Cidr>().unwrap().get().to_string(),
+            "10.0.1.15/32"
+        );
+        assert_eq!(
+            "2001:db8::1".parse::<Cidr>().unwrap().get().prefix_len(),
+            128
+        );
+        let error = "10.0.1.0/16".parse::<Cidr>().unwrap_err();
+        assert!(error.contains("did you mean \"10.0.0.0/16\""), "{error}");
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("web".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn port_ranges_parse_single_ports_and_ranges() {
+        assert_eq!(
+            "443".parse(),
+            Ok(PortRange {
+                first: 443,
+                last: 443
+            })
+        );
+        assert_eq!(
+            "1024-65535".parse(),
+            Ok(PortRange {
+                first: 1024,
+                last: 65535
+            })
+        );
+        assert_eq!("0-0".parse(), Ok(PortRange { first: 0, last: 0 }));
+        assert!(
+            "2000-1000"
+                .parse::<PortRange>()
+                .unwrap_err()
+                .contains("first port is after")
+        );
+        for bad in ["", "-", "1-", "65536", "1-2-3", "http", "-5"] {
+            assert!(bad.parse::<PortRange>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_and_metrics_addresses() {
+        assert_eq!(
+            "50ms".parse::<HumanDuration>().unwrap().get(),
+            Duration::from_millis(50)
+        );
+        assert!("2 parsecs".parse::<HumanDuration>().is_err());
+        assert_eq!(
+            "10s".parse::<DedupWindow>().unwrap().get(),
+            DedupWindow::MAX
+        );
+        assert!("10s 1ms".parse::<DedupWindow>().is_err());
+        assert_eq!("".parse::<MetricsAddress>().unwrap().get(), None);
+        assert_eq!(
+            "[::1]:80".parse::<MetricsAddress>().unwrap().get(),
+            Some("[::1]:80".parse().unwrap())
+        );
+        assert!("localhost:9477".parse::<MetricsAddress>().is_err());
+    }
+}
