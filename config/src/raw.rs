@@ -50,7 +50,7 @@ pub struct RawBroker {
 #[serde(deny_unknown_fields)]
 pub struct RawDpdk {
     #[serde(default)]
-    pub eal_args: Vec<String>,
+    pub eal_args: Vec<Spanned<String>>,
     pub mbufs: Option<Spanned<MbufCount>>,
     pub mbuf_cache: Option<MbufCache>,
     pub rx_descriptors: Option<DescriptorCount>,

@@ -35,6 +35,21 @@ const DEFAULT_DEDUP_CAPACITY: u32 = 1 << 20;
 const MEMPOOL_CACHE_FLUSH_NUMERATOR: u64 = 3;
 const MEMPOOL_CACHE_FLUSH_DENOMINATOR: u64 = 2;
 /// Index types are `u16`: longer lists cannot be addressed.
+/// EAL options the broker derives from the config itself (the lcore map from `[workers]`, one
+/// `--vdev`/`-a` per port `device`): a second source of truth would silently disagree.
+const EAL_OPTIONS_SET_BY_BROKER: &[(&str, &str)] = &[
+    ("-l", "[workers] lcores"),
+    ("-c", "[workers] lcores"),
+    ("--lcores", "[workers] lcores"),
+    ("--main-lcore", "[workers] control_core"),
+    ("--master-lcore", "[workers] control_core"),
+    ("--vdev", "the ports' `device`"),
+    ("-a", "the ports' `device`"),
+    ("--allow", "the ports' `device`"),
+    ("-w", "the ports' `device`"),
+    ("--pci-whitelist", "the ports' `device`"),
+];
+
 const MAX_ITEMS: usize = u16::MAX as usize;
 /// Names listed in "unknown … (known: …)" messages before the list is cut.
 const KNOWN_NAMES_SHOWN: usize = 10;
@@ -368,8 +383,17 @@ impl Checker {
                 ));
             }
         }
+        for arg in &raw.eal_args {
+            let option = arg.get_ref().split('=').next().unwrap_or_default();
+            if let Some((_, owner)) = EAL_OPTIONS_SET_BY_BROKER.iter().find(|(o, _)| *o == option) {
+                self.problem(Issue::at(
+                    arg.span(),
+                    format!("`{option}` is set by the broker from {owner}; remove it from eal_args"),
+                ));
+            }
+        }
         DpdkSettings {
-            eal_args: raw.eal_args,
+            eal_args: raw.eal_args.into_iter().map(Spanned::into_inner).collect(),
             mbufs: raw.mbufs.map(|mbufs| mbufs.get_ref().get()),
             mbuf_cache,
             rx_descriptors,

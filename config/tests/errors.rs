@@ -818,3 +818,17 @@ fn errors_name_the_file_they_come_from() {
         "{error}"
     );
 }
+
+#[test]
+fn eal_options_the_broker_sets_itself_are_refused() {
+    let text = minimal_with("[dpdk]\neal_args = [\"--no-huge\", \"--lcores=0-3\"]\n");
+    assert_refused_at(
+        &text,
+        "\"--lcores",
+        0,
+        "dpdk.eal_args[1]",
+        "`--lcores` is set by the broker from [workers] lcores",
+    );
+    let text = minimal_with("[dpdk]\neal_args = [\"--vdev\", \"net_null9\"]\n");
+    assert_refused_at(&text, "\"--vdev", 0, "dpdk.eal_args[0]", "the ports' `device`");
+}

@@ -1,27 +1,12 @@
 //! The EAL command line: the operator's `[dpdk] eal_args`, then what the broker derives from the
 //! config — the lcore map and one `--vdev` / `-a` per port.
 //!
-//! The broker owns lcores and devices: an `eal_args` that sets them itself (`-l`, `--lcores`,
-//! `--vdev`, `-a`, …) is refused, because the workers, queues and ports are planned from the
-//! config and a second source of truth would silently disagree with it.
+//! The broker owns lcores and devices: the config refuses an `eal_args` that sets them itself
+//! (`-l`, `--lcores`, `--vdev`, `-a`, …).
 
 use config::ValidatedConfig;
 
 use super::lcores::LcorePlan;
-
-/// EAL options the broker sets itself.
-const OWNED_OPTIONS: &[(&str, &str)] = &[
-    ("-l", "[workers] lcores"),
-    ("-c", "[workers] lcores"),
-    ("--lcores", "[workers] lcores"),
-    ("--main-lcore", "[workers] control_core"),
-    ("--master-lcore", "[workers] control_core"),
-    ("--vdev", "the ports' `device`"),
-    ("-a", "the ports' `device`"),
-    ("--allow", "the ports' `device`"),
-    ("-w", "the ports' `device`"),
-    ("--pci-whitelist", "the ports' `device`"),
-];
 
 /// A PCI address (`0000:3b:00.0`, or `3b:00.0` with domain 0) in its full form, or `None`.
 pub fn pci_address(name: &str) -> Option<String> {
@@ -45,13 +30,7 @@ pub fn port_name(device: &str) -> String {
 
 /// The EAL arguments (without a program name) for `config` and `lcores`: lcore 0 is the control
 /// thread (EAL's main lcore), lcores 1..=N the workers in order.
-pub fn build(config: &ValidatedConfig, lcores: &LcorePlan) -> Result<Vec<String>, String> {
-    for arg in &config.dpdk.eal_args {
-        let option = arg.split('=').next().unwrap_or_default();
-        if let Some((_, owner)) = OWNED_OPTIONS.iter().find(|(o, _)| *o == option) {
-            return Err(format!("dpdk.eal_args: `{option}` is set by the broker from {owner}; remove it"));
-        }
-    }
+pub fn build(config: &ValidatedConfig, lcores: &LcorePlan) -> Vec<String> {
     let mut args = config.dpdk.eal_args.clone();
     let mut map = format!("0@{}", lcores.control);
     for (i, cpu) in lcores.workers.iter().enumerate() {
@@ -69,7 +48,7 @@ pub fn build(config: &ValidatedConfig, lcores: &LcorePlan) -> Result<Vec<String>
         }
         args.push(device.clone());
     }
-    Ok(args)
+    args
 }
 
 #[cfg(test)]
@@ -123,7 +102,7 @@ ports = [{ name = "g-1", device = "net_null0" }]
     #[test]
     fn lcore_map_and_devices_follow_the_config() {
         let plan = LcorePlan { control: 0, workers: vec![1, 1, 0], worker_nodes: vec![None; 3], warnings: vec![] };
-        let args = build(&lab(), &plan).unwrap();
+        let args = build(&lab(), &plan);
         assert_eq!(
             args,
             [
@@ -140,14 +119,5 @@ ports = [{ name = "g-1", device = "net_null0" }]
                 "net_null0",
             ]
         );
-    }
-
-    #[test]
-    fn options_the_broker_owns_are_refused() {
-        let mut config = lab();
-        config.dpdk.eal_args.push("--lcores=0-3".into());
-        let plan = LcorePlan { control: 0, workers: vec![1], worker_nodes: vec![None], warnings: vec![] };
-        let err = build(&config, &plan).unwrap_err();
-        assert!(err.contains("--lcores") && err.contains("[workers] lcores"), "{err}");
     }
 }

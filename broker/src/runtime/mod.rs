@@ -81,7 +81,7 @@ pub fn run(config: ValidatedConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Sum
         warn!("lcores: {warning}");
     }
     info!("{lcores}");
-    let args = eal_args::build(&config, &lcores).map_err(anyhow::Error::msg)?;
+    let args = eal_args::build(&config, &lcores);
     info!(args = %args.join(" "), "initialising DPDK EAL");
     let eal = Eal::init(&args).context("initialising DPDK EAL")?;
     let workers = lcores.workers.len();
