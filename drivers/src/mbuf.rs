@@ -31,6 +31,7 @@
 
 use std::ffi::c_uint;
 use std::fmt;
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use pipelines::PacketBuf;
@@ -77,11 +78,14 @@ impl Mbuf {
             .ok()
             .and_then(|n| n.checked_add(self.head_pkt_len()))
             .is_some();
-        let last = self.segments_iter().last().unwrap_or(self.head);
-        if !fits || !segment_is_exclusive(last) {
+        let Some(last) = self.segments_iter().last() else {
+            return false;
+        };
+        if !fits || !last.is_exclusive() {
             return false;
         }
-        let mut rest = self.fill_tailroom(last, bytes);
+        // SAFETY: `last` is the last segment of this chain and exclusive (checked above).
+        let mut rest = unsafe { self.fill_tailroom(last.raw, bytes) };
         while !rest.is_empty() {
             // SAFETY: the head's pool is the valid pool it came from; pools are never freed.
             let segment = unsafe { sys::rte_pktmbuf_alloc((*self.head.as_ptr()).pool) };
@@ -98,18 +102,26 @@ impl Mbuf {
                 self.truncate(old_len);
                 return false;
             }
-            rest = self.fill_tailroom(segment, rest);
+            // SAFETY: `segment` is now the last segment of this chain, fresh from the pool.
+            rest = unsafe { self.fill_tailroom(segment, rest) };
         }
         true
     }
 
-    /// Copies as much of `bytes` as fits into the tailroom of `segment`, a segment of this chain
-    /// that this handle owns exclusively, and grows its `data_len` and the head's `pkt_len`.
-    /// Returns what did not fit.
-    fn fill_tailroom<'b>(&mut self, segment: NonNull<sys::rte_mbuf>, bytes: &'b [u8]) -> &'b [u8] {
+    /// Copies as much of `bytes` as fits into the tailroom of `segment` and grows its
+    /// `data_len` and the head's `pkt_len`. Returns what did not fit.
+    ///
+    /// # Safety
+    /// `segment` must be the last segment of this chain, with a data buffer only this handle
+    /// reaches (exclusive, or fresh from the pool), and `pkt_len + bytes.len()` must fit a u32.
+    unsafe fn fill_tailroom<'b>(
+        &mut self,
+        segment: NonNull<sys::rte_mbuf>,
+        bytes: &'b [u8],
+    ) -> &'b [u8] {
         let m = segment.as_ptr();
-        // SAFETY: `segment` is a valid segment of our chain whose buffer only this handle
-        // reaches (checked by the caller, or freshly allocated). The tailroom
+        // SAFETY: `segment` is a valid, exclusive segment of our chain (the caller's contract).
+        // The tailroom
         // `[data_off + data_len, buf_len)` lies inside the data buffer and belongs to no packet,
         // so writing it aliases nothing; `data_len` grows by at most the tailroom, within buf_len.
         let copied = unsafe {
@@ -122,7 +134,7 @@ impl Mbuf {
             (*m).data_len += copied as u16;
             copied
         };
-        // The caller checked that the whole append fits in a u32 `pkt_len`.
+        // The caller guarantees the whole append fits in a u32 `pkt_len`.
         self.set_head_counts(self.head_pkt_len() + copied as u32, self.head_nb_segs());
         &bytes[copied..]
     }
@@ -151,7 +163,63 @@ impl Mbuf {
     fn segments_iter(&self) -> Segments<'_> {
         Segments {
             next: Some(self.head),
-            _chain: std::marker::PhantomData,
+            _chain: PhantomData,
+        }
+    }
+
+    /// The head segment.
+    fn head_segment(&self) -> Segment<'_> {
+        Segment {
+            raw: self.head,
+            _chain: PhantomData,
+        }
+    }
+}
+
+/// One segment of a chain borrowed from its [`Mbuf`]: valid, and unchanged, for `'a`.
+#[derive(Clone, Copy)]
+struct Segment<'a> {
+    raw: NonNull<sys::rte_mbuf>,
+    _chain: PhantomData<&'a Mbuf>,
+}
+
+impl<'a> Segment<'a> {
+    fn as_ptr(self) -> *mut sys::rte_mbuf {
+        self.raw.as_ptr()
+    }
+
+    fn data_len(self) -> u16 {
+        // SAFETY: a `Segment` is a valid segment of a chain borrowed for `'a`.
+        unsafe { (*self.as_ptr()).data_len }
+    }
+
+    /// The segment's bytes.
+    fn bytes(self) -> &'a [u8] {
+        let m = self.as_ptr();
+        // SAFETY: for a valid mbuf, `buf_addr + data_off` starts `data_len` initialised bytes
+        // inside its data buffer (DPDK's `rte_pktmbuf_mtod`). The chain is borrowed for `'a`, so
+        // this handle does not change them meanwhile, and no other handle writes shared bytes
+        // (`data_mut` and `append` require exclusivity).
+        unsafe {
+            let start = (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off));
+            std::slice::from_raw_parts(start, usize::from((*m).data_len))
+        }
+    }
+
+    /// Whether the segment's data buffer is reachable through this segment only: not an
+    /// indirect clone, not referenced by clones, and, for an external buffer, not shared with
+    /// other mbufs.
+    fn is_exclusive(self) -> bool {
+        let m = self.as_ptr();
+        // SAFETY: the segment is valid; `ol_flags` and `shinfo` are set when the mbuf is
+        // attached and only change under its owner; DPDK's helpers read the counts atomically.
+        unsafe {
+            let flags = (*m).ol_flags;
+            if flags & sys::SHIM_MBUF_F_INDIRECT != 0 || sys::rte_mbuf_refcnt_read(m) != 1 {
+                return false;
+            }
+            flags & sys::SHIM_MBUF_F_EXTERNAL == 0
+                || sys::rte_mbuf_ext_refcnt_read((*m).shinfo) == 1
         }
     }
 }
@@ -159,51 +227,21 @@ impl Mbuf {
 /// Walks a chain through `next`, borrowing the `Mbuf` so the chain cannot change meanwhile.
 struct Segments<'a> {
     next: Option<NonNull<sys::rte_mbuf>>,
-    _chain: std::marker::PhantomData<&'a Mbuf>,
+    _chain: PhantomData<&'a Mbuf>,
 }
 
-impl Iterator for Segments<'_> {
-    type Item = NonNull<sys::rte_mbuf>;
+impl<'a> Iterator for Segments<'a> {
+    type Item = Segment<'a>;
 
-    fn next(&mut self) -> Option<Self::Item> {
-        let segment = self.next?;
-        // SAFETY: `segment` is a valid segment of a chain borrowed from its `Mbuf`; its `next`
-        // is NULL or the following valid segment.
-        self.next = NonNull::new(unsafe { (*segment.as_ptr()).next });
-        Some(segment)
-    }
-}
-
-fn data_len(segment: NonNull<sys::rte_mbuf>) -> u16 {
-    // SAFETY: `segment` is a valid segment of a chain the caller borrows.
-    unsafe { (*segment.as_ptr()).data_len }
-}
-
-/// The bytes of one segment.
-fn segment_bytes<'a>(segment: NonNull<sys::rte_mbuf>) -> &'a [u8] {
-    let m = segment.as_ptr();
-    // SAFETY: for a valid mbuf, `buf_addr + data_off` starts `data_len` initialised bytes inside
-    // its data buffer (DPDK's `rte_pktmbuf_mtod`). The caller ties `'a` to a borrow of the `Mbuf`
-    // owning the chain; no handle writes these bytes while it is shared (`data_mut` and `append`
-    // check exclusivity), so they do not change during the borrow.
-    unsafe {
-        let start = (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off));
-        std::slice::from_raw_parts(start, usize::from((*m).data_len))
-    }
-}
-
-/// Whether this segment's data buffer is reachable through this segment only: not an indirect
-/// clone, not referenced by clones, and, for an external buffer, not shared with other mbufs.
-fn segment_is_exclusive(segment: NonNull<sys::rte_mbuf>) -> bool {
-    let m = segment.as_ptr();
-    // SAFETY: `segment` is valid; `ol_flags` and `shinfo` are set when the mbuf is attached and
-    // only change under its owner; the reference counts are read atomically by DPDK's helpers.
-    unsafe {
-        let flags = (*m).ol_flags;
-        if flags & sys::SHIM_MBUF_F_INDIRECT != 0 || sys::rte_mbuf_refcnt_read(m) != 1 {
-            return false;
-        }
-        flags & sys::SHIM_MBUF_F_EXTERNAL == 0 || sys::rte_mbuf_ext_refcnt_read((*m).shinfo) == 1
+    fn next(&mut self) -> Option<Segment<'a>> {
+        let raw = self.next?;
+        // SAFETY: `raw` is a valid segment of a chain borrowed from its `Mbuf`; its `next` is
+        // NULL or the following valid segment.
+        self.next = NonNull::new(unsafe { (*raw.as_ptr()).next });
+        Some(Segment {
+            raw,
+            _chain: PhantomData,
+        })
     }
 }
 
@@ -226,11 +264,11 @@ fn cut_point(segment_lens: impl IntoIterator<Item = u16>, len: u32) -> Option<(u
 
 impl PacketBuf for Mbuf {
     fn data(&self) -> &[u8] {
-        segment_bytes(self.head)
+        self.head_segment().bytes()
     }
 
     fn data_mut(&mut self) -> &mut [u8] {
-        if !segment_is_exclusive(self.head) {
+        if !self.head_segment().is_exclusive() {
             return &mut [];
         }
         let m = self.head.as_ptr();
@@ -253,7 +291,7 @@ impl PacketBuf for Mbuf {
 
     fn for_each_segment(&self, mut f: impl FnMut(&[u8])) {
         for segment in self.segments_iter() {
-            f(segment_bytes(segment));
+            f(segment.bytes());
         }
     }
 
@@ -261,7 +299,7 @@ impl PacketBuf for Mbuf {
         let Ok(n) = u16::try_from(n) else {
             return false;
         };
-        if n > data_len(self.head) {
+        if n > self.head_segment().data_len() {
             return false;
         }
         // SAFETY: the head is a valid mbuf we own mutably and `n <= data_len`, so
@@ -277,7 +315,8 @@ impl PacketBuf for Mbuf {
         }
         // `len < pkt_len <= u32::MAX`.
         let len = len as u32;
-        let Some((last_index, last_len)) = cut_point(self.segments_iter().map(data_len), len)
+        let Some((last_index, last_len)) =
+            cut_point(self.segments_iter().map(Segment::data_len), len)
         else {
             return;
         };
@@ -285,7 +324,7 @@ impl PacketBuf for Mbuf {
             return;
         };
         let m = last.as_ptr();
-        // SAFETY: `last` is a segment of the chain this handle owns mutably. Its `data_len` and
+        // SAFETY: `m` is a segment of the chain this handle owns mutably. Its `data_len` and
         // `next` belong to this chain (a clone's segments are separate indirect mbufs), and
         // `last_len` is at most its current `data_len`. The detached tail is a valid chain of
         // segments this handle owned: freeing it once releases their references.
