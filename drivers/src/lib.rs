@@ -16,6 +16,8 @@
 //! what it points to (see [`eal`]). Queue handles make polling exclusive and keep a port from
 //! being reconfigured, stopped or closed under a worker (see [`port`]).
 
+#![warn(missing_docs)]
+
 mod sys;
 
 pub mod eal;

@@ -2,10 +2,12 @@
 //! the RX/TX queue handles the data path polls.
 //!
 //! # Design
-//! A [`Port`] is a `Copy` port id. Control operations take `&self` and return DPDK's error as a
-//! [`DpdkError`]; the data path goes through queue handles:
+//! A [`Port`] is a `Copy` port id. Control operations return DPDK's error as a [`DpdkError`] and
+//! run one at a time in the process (a lock held for each call: DPDK's control path is not
+//! thread-safe, and the control thread reads stats while the main thread may reconfigure); the
+//! data path goes through queue handles, which never take that lock:
 //! - [`Port::take_rx_queue`] / [`Port::take_tx_queue`] hand out each configured queue **at most
-//!   once** until the handle is dropped (a process-wide registry tracks them; it is touched when a
+//!   once** until the handle is dropped (the same lock guards that registry; it is taken when a
 //!   handle is taken or dropped, never per burst).
 //! - [`RxQueue`] and [`TxQueue`] are `Send` but not `Sync`: one thread polls a queue at a time,
 //!   which is what DPDK's lock-free queues require. Workers that must share a TX queue put it in a
@@ -164,8 +166,11 @@ pub struct QueueStats {
     pub errors: u64,
 }
 
-/// Which queue handles of each port are alive: the registry behind `take_*_queue`.
-static QUEUES: Mutex<BTreeMap<u16, QueueHandles>> = Mutex::new(BTreeMap::new());
+/// Held by every ethdev control call, so they never run concurrently (DPDK's control path is
+/// not thread-safe: `rte_eth_stats_get` on one thread while `rte_eth_dev_configure` reallocates
+/// the queue arrays on another would read freed memory). It also records which queue handles of
+/// each port are alive: the registry behind `take_*_queue`.
+static CONTROL: Mutex<BTreeMap<u16, QueueHandles>> = Mutex::new(BTreeMap::new());
 
 /// Configured queues of one port; `true` where a handle is alive.
 #[derive(Debug, Default)]
@@ -184,9 +189,9 @@ impl QueueHandles {
     }
 }
 
-fn registry() -> MutexGuard<'static, BTreeMap<u16, QueueHandles>> {
+fn control() -> MutexGuard<'static, BTreeMap<u16, QueueHandles>> {
     // The map stays consistent across a panic (single field writes): ignore poisoning.
-    QUEUES.lock().unwrap_or_else(PoisonError::into_inner)
+    CONTROL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Which direction a queue handle serves.
@@ -220,6 +225,7 @@ impl Port {
     pub fn by_name(_eal: &Eal, name: &str) -> Result<Port, DpdkError> {
         let device = name.split(',').next().unwrap_or(name);
         let c_name = CString::new(device).map_err(|_| DpdkError::NulInName(name.to_owned()))?;
+        let _control = control();
         let mut id = 0u16;
         // SAFETY: EAL is initialised (`_eal`); the name is NUL-terminated and `id` is a valid
         // place for the result.
@@ -235,6 +241,7 @@ impl Port {
 
     /// What the device is and supports.
     pub fn info(self) -> Result<PortInfo, DpdkError> {
+        let _control = control();
         let raw = self.raw_info()?;
         let mut name = [0 as c_char; sys::RTE_ETH_NAME_MAX_LEN as usize];
         // SAFETY: `name` has room for RTE_ETH_NAME_MAX_LEN bytes, as the call requires.
@@ -286,7 +293,7 @@ impl Port {
     /// offloads, and sets up every queue with `setup.mempool`. The port must be stopped and none
     /// of its queue handles alive. Reconfiguring releases nothing: handles are taken afresh.
     pub fn configure(self, setup: &PortSetup) -> Result<PortConfig, DpdkError> {
-        let mut queues = registry();
+        let mut queues = control();
         self.refuse_if_queues_alive(&queues, "configure")?;
         // Until this succeeds, no queue may be taken.
         queues.remove(&self.id);
@@ -376,7 +383,7 @@ impl Port {
 
     /// Starts the port. Refused while queue handles are alive: take them after starting.
     pub fn start(self) -> Result<(), DpdkError> {
-        let queues = registry();
+        let queues = control();
         self.refuse_if_queues_alive(&queues, "start")?;
         // SAFETY: no queue handle is alive (checked under the registry lock, which `take_*`
         // needs too), so nothing polls the burst table `rte_eth_dev_start` rewrites.
@@ -389,7 +396,7 @@ impl Port {
     /// Stops the port (a `net_pcap` port flushes its output file). Refused while queue handles
     /// are alive: stop the workers first.
     pub fn stop(self) -> Result<(), DpdkError> {
-        let queues = registry();
+        let queues = control();
         self.refuse_if_queues_alive(&queues, "stop")?;
         // SAFETY: as in `start`: nothing polls the queues being stopped.
         check("rte_eth_dev_stop", unsafe {
@@ -401,7 +408,7 @@ impl Port {
     /// Closes the port, releasing its queues; the port id is invalid afterwards. Refused while
     /// queue handles are alive.
     pub fn close(self) -> Result<(), DpdkError> {
-        let mut queues = registry();
+        let mut queues = control();
         self.refuse_if_queues_alive(&queues, "close")?;
         // SAFETY: as in `start`: nothing polls the queues being freed.
         check("rte_eth_dev_close", unsafe {
@@ -414,6 +421,7 @@ impl Port {
     /// Receives every frame, whatever its destination MAC (mirrored traffic is addressed to
     /// the monitored hosts, not to us). Devices without the notion fail with `ENOTSUP`.
     pub fn enable_promiscuous(self) -> Result<(), DpdkError> {
+        let _control = control();
         // SAFETY: a control call on a port id DPDK validates.
         let ret = unsafe { sys::rte_eth_promiscuous_enable(self.id) };
         check("rte_eth_promiscuous_enable", ret)?;
@@ -422,6 +430,7 @@ impl Port {
 
     /// The link state, without waiting for autonegotiation.
     pub fn link(self) -> Result<Link, DpdkError> {
+        let _control = control();
         let mut link = sys::rte_eth_link::default();
         // SAFETY: `link` is a valid place for DPDK to fill.
         let ret = unsafe { sys::rte_eth_link_get_nowait(self.id, &mut link) };
@@ -437,6 +446,7 @@ impl Port {
 
     /// The port's basic counters.
     pub fn stats(self) -> Result<PortStats, DpdkError> {
+        let _control = control();
         let mut raw = sys::rte_eth_stats::default();
         // SAFETY: `raw` is a valid place for DPDK to fill.
         let ret = unsafe { sys::rte_eth_stats_get(self.id, &mut raw) };
@@ -466,6 +476,7 @@ impl Port {
 
     /// The driver's extended counters, by name (control plane: allocates).
     pub fn xstats(self) -> Result<Vec<(String, u64)>, DpdkError> {
+        let _control = control();
         // SAFETY: a NULL array of size 0 asks for the number of counters.
         let count = unsafe { sys::rte_eth_xstats_get_names(self.id, std::ptr::null_mut(), 0) };
         let count = check("rte_eth_xstats_get_names", count)?;
@@ -512,7 +523,7 @@ impl Port {
     }
 
     fn take(self, direction: Direction, queue: u16) -> Result<(), DpdkError> {
-        let mut queues = registry();
+        let mut queues = control();
         let slots = queues
             .get_mut(&self.id)
             .map(|handles| direction.slots(handles));
@@ -658,7 +669,7 @@ impl QueueHandle {
 
 impl Drop for QueueHandle {
     fn drop(&mut self) {
-        let mut queues = registry();
+        let mut queues = control();
         if let Some(slot) = queues.get_mut(&self.port.id).and_then(|handles| {
             self.direction
                 .slots(handles)
