@@ -67,9 +67,10 @@ impl Eal {
         // Kept for the life of the process: see "Arguments" in the module docs.
         let argv: &'static mut EalArgv = Box::leak(Box::new(argv));
         let argc = argv.argc();
-        // SAFETY: `argv.pointers` holds `argc` pointers to NUL-terminated strings followed by a
-        // NULL, all owned by `argv`, which is never freed; EAL may reorder the pointer array,
-        // which is ours to give. `EAL_INITIALISED` guarantees no other thread is in this call.
+        // `EAL_INITIALISED` guarantees no other thread is in this call. EAL may reorder the
+        // pointer array, which is ours to give.
+        // SAFETY: `argv.pointers` is `argc` pointers to NUL-terminated strings, then NULL, all
+        // owned by `argv`, which is never freed.
         let parsed = unsafe { sys::rte_eal_init(argc, argv.pointers.as_mut_ptr()) };
         if parsed < 0 {
             let err = DpdkError::from_rte_errno("rte_eal_init");
@@ -154,11 +155,12 @@ impl Eal {
             return Err(DpdkError::LcoreBusy(lcore));
         }
         let work = Box::into_raw(Box::new(work));
+        // `run_on_lcore::<F>` takes back exactly this box, whose `F` is `Send + 'static`, so
+        // running and dropping it on the worker thread is sound.
+        let trampoline = Some(run_on_lcore::<F> as unsafe extern "C" fn(*mut c_void) -> c_int);
         // SAFETY: `lcore` is an enabled worker lcore and we are on the main lcore, as
-        // `rte_eal_remote_launch` requires. `run_on_lcore::<F>` takes back exactly this box,
-        // whose `F` is `Send + 'static`, so running and dropping it on the worker thread is sound.
-        let ret =
-            unsafe { sys::rte_eal_remote_launch(Some(run_on_lcore::<F>), work.cast(), lcore) };
+        // `rte_eal_remote_launch` requires; `work` is the box `trampoline` expects.
+        let ret = unsafe { sys::rte_eal_remote_launch(trampoline, work.cast(), lcore) };
         if ret < 0 {
             // SAFETY: DPDK refused the launch, so the worker will not run `work`: we still own
             // the box made above and free it once.

@@ -109,9 +109,9 @@ impl DpdkError {
     }
 
     fn from_errno(call: &'static str, errno: i32) -> DpdkError {
-        // SAFETY: `rte_strerror` accepts any value and returns a NUL-terminated string, either
-        // static or in a per-thread buffer that stays valid until this thread's next call; it is
-        // copied out before anything else runs on this thread.
+        // The text is static or in a per-thread buffer valid until this thread's next call.
+        // SAFETY: `rte_strerror` accepts any value and returns a NUL-terminated string; it is
+        // copied out at once.
         let message = unsafe { CStr::from_ptr(sys::rte_strerror(errno)) }
             .to_string_lossy()
             .into_owned();

@@ -120,10 +120,10 @@ impl Mbuf {
         bytes: &'b [u8],
     ) -> &'b [u8] {
         let m = segment.as_ptr();
-        // SAFETY: `segment` is a valid, exclusive segment of our chain (the caller's contract).
-        // The tailroom
-        // `[data_off + data_len, buf_len)` lies inside the data buffer and belongs to no packet,
-        // so writing it aliases nothing; `data_len` grows by at most the tailroom, within buf_len.
+        // The tailroom `[data_off + data_len, buf_len)` lies inside the data buffer and belongs
+        // to no packet; `data_len` grows by at most the tailroom, so stays within `buf_len`.
+        // SAFETY: `segment` is a valid, exclusive segment of our chain (the caller's contract),
+        // so writing its tailroom aliases nothing.
         let copied = unsafe {
             let tailroom = usize::from(sys::rte_pktmbuf_tailroom(m));
             let copied = bytes.len().min(tailroom);
@@ -196,10 +196,10 @@ impl<'a> Segment<'a> {
     /// The segment's bytes.
     fn bytes(self) -> &'a [u8] {
         let m = self.as_ptr();
+        // The chain is borrowed for `'a`, so this handle does not change the bytes meanwhile, and
+        // no other handle writes shared bytes (`data_mut` and `append` require exclusivity).
         // SAFETY: for a valid mbuf, `buf_addr + data_off` starts `data_len` initialised bytes
-        // inside its data buffer (DPDK's `rte_pktmbuf_mtod`). The chain is borrowed for `'a`, so
-        // this handle does not change them meanwhile, and no other handle writes shared bytes
-        // (`data_mut` and `append` require exclusivity).
+        // inside its data buffer (DPDK's `rte_pktmbuf_mtod`).
         unsafe {
             let start = (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off));
             std::slice::from_raw_parts(start, usize::from((*m).data_len))
@@ -272,9 +272,9 @@ impl PacketBuf for Mbuf {
             return &mut [];
         }
         let m = self.head.as_ptr();
-        // SAFETY: the head segment is valid and its data buffer is reachable through this handle
-        // only (exclusive, checked above; `&mut self` keeps anyone from sharing it meanwhile), so
-        // a unique borrow of its `data_len` bytes at `buf_addr + data_off` aliases nothing.
+        // Exclusive (checked above), and `&mut self` keeps anyone from sharing it meanwhile.
+        // SAFETY: the head is valid and its data buffer reachable through this handle only, so a
+        // unique borrow of its `data_len` bytes at `buf_addr + data_off` aliases nothing.
         unsafe {
             let start = (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off));
             std::slice::from_raw_parts_mut(start, usize::from((*m).data_len))
@@ -302,9 +302,9 @@ impl PacketBuf for Mbuf {
         if n > self.head_segment().data_len() {
             return false;
         }
-        // SAFETY: the head is a valid mbuf we own mutably and `n <= data_len`, so
-        // `rte_pktmbuf_adj` only moves this segment's `data_off` forward and shrinks `data_len`
-        // and `pkt_len`: fields of this handle's own head (a clone has its own).
+        // `rte_pktmbuf_adj` moves `data_off` forward and shrinks `data_len` and `pkt_len`, all
+        // fields of this handle's own head (a clone has its own head).
+        // SAFETY: the head is a valid mbuf we own mutably, and `n <= data_len`.
         let start = unsafe { sys::rte_pktmbuf_adj(self.head.as_ptr(), n) };
         !start.is_null()
     }
@@ -324,10 +324,10 @@ impl PacketBuf for Mbuf {
             return;
         };
         let m = last.as_ptr();
-        // SAFETY: `m` is a segment of the chain this handle owns mutably. Its `data_len` and
-        // `next` belong to this chain (a clone's segments are separate indirect mbufs), and
-        // `last_len` is at most its current `data_len`. The detached tail is a valid chain of
-        // segments this handle owned: freeing it once releases their references.
+        // `data_len` and `next` of `m` belong to this chain (a clone's segments are separate
+        // indirect mbufs); `last_len` is at most the current `data_len`.
+        // SAFETY: `m` is a segment of the chain this handle owns mutably; the detached tail is
+        // a valid chain of segments this handle owned, freed once.
         unsafe {
             (*m).data_len = last_len;
             let tail = std::mem::replace(&mut (*m).next, std::ptr::null_mut());
@@ -341,9 +341,9 @@ impl PacketBuf for Mbuf {
 
     fn share(&self) -> Option<Mbuf> {
         let m = self.head.as_ptr();
-        // SAFETY: the head is a valid chain; `rte_pktmbuf_clone` allocates indirect mbufs from
-        // the head's own pool (pools are never freed), attaches them to our segments (taking a
-        // reference on each, atomically) and returns a new chain we own, or NULL.
+        // `rte_pktmbuf_clone` attaches indirect mbufs from the head's own pool to our segments
+        // (taking a reference on each, atomically) and returns a new chain we own, or NULL.
+        // SAFETY: the head is a valid chain and its pool valid (pools are never freed).
         let clone = unsafe { sys::rte_pktmbuf_clone(m, (*m).pool) };
         // SAFETY: a non-NULL result is a fresh chain whose only reference is handed to us.
         NonNull::new(clone).map(|head| unsafe { Mbuf::from_raw(head) })
@@ -352,9 +352,9 @@ impl PacketBuf for Mbuf {
 
 impl Drop for Mbuf {
     fn drop(&mut self) {
-        // SAFETY: this handle owns one reference to a valid chain and is never used again;
-        // `rte_pktmbuf_free` releases every segment (returning to its pool those whose count
-        // drops to zero).
+        // `rte_pktmbuf_free` releases every segment, returning to its pool each whose count
+        // drops to zero.
+        // SAFETY: this handle owns one reference to a valid chain and is never used again.
         unsafe { sys::rte_pktmbuf_free(self.head.as_ptr()) }
     }
 }
@@ -388,9 +388,9 @@ impl fmt::Debug for Mbuf {
 /// and leaves every slot `None`.
 pub fn free_bulk(pkts: &mut [Option<Mbuf>]) {
     for chunk in pkts.chunks_mut(c_uint::MAX as usize) {
-        // SAFETY: `[Option<Mbuf>]` has the layout of `struct rte_mbuf *[]` with NULL for `None`
-        // (checked at compile time above); DPDK skips NULL entries and frees each chain once.
-        // The slots are emptied right after without running `Drop`, so nothing frees them again.
+        // DPDK skips NULL entries; the slots are emptied right after without running `Drop`.
+        // SAFETY: `[Option<Mbuf>]` is `struct rte_mbuf *[]` with NULL for `None` (asserted at
+        // compile time above), and each chain is freed once.
         unsafe { sys::rte_pktmbuf_free_bulk(as_raw_slots(chunk), chunk.len() as c_uint) };
         for slot in chunk.iter_mut() {
             std::mem::forget(slot.take());

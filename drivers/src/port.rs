@@ -31,7 +31,7 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::ffi::{CStr, CString, c_char, c_uint};
+use std::ffi::{CStr, CString, c_char, c_int, c_uint};
 use std::marker::PhantomData;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -324,10 +324,10 @@ impl Port {
         if plan.tx_multi_segs {
             conf.txmode.offloads |= sys::SHIM_ETH_TX_OFFLOAD_MULTI_SEGS;
         }
-        // SAFETY: `conf` is a valid configuration only read during the call; the port is
-        // stopped or DPDK refuses (EBUSY), and no queue handle can poll it (checked above).
-        let ret =
-            unsafe { sys::rte_eth_dev_configure(self.id, setup.rx_queues, setup.tx_queues, &conf) };
+        let (rx_queues, tx_queues) = (setup.rx_queues, setup.tx_queues);
+        // SAFETY: `conf` is valid and only read during the call; no queue handle can poll the
+        // port (checked above), and DPDK refuses (EBUSY) if it is started.
+        let ret = unsafe { sys::rte_eth_dev_configure(self.id, rx_queues, tx_queues, &conf) };
         check("rte_eth_dev_configure", ret)?;
 
         let (mut rx_descriptors, mut tx_descriptors) = (setup.rx_descriptors, setup.tx_descriptors);
@@ -383,39 +383,39 @@ impl Port {
 
     /// Starts the port. Refused while queue handles are alive: take them after starting.
     pub fn start(self) -> Result<(), DpdkError> {
-        let queues = control();
-        self.refuse_if_queues_alive(&queues, "start")?;
-        // SAFETY: no queue handle is alive (checked under the registry lock, which `take_*`
-        // needs too), so nothing polls the burst table `rte_eth_dev_start` rewrites.
-        check("rte_eth_dev_start", unsafe {
-            sys::rte_eth_dev_start(self.id)
-        })?;
-        Ok(())
+        self.quiescent("start", "rte_eth_dev_start", sys::rte_eth_dev_start)
+            .map(drop)
     }
 
     /// Stops the port (a `net_pcap` port flushes its output file). Refused while queue handles
     /// are alive: stop the workers first.
     pub fn stop(self) -> Result<(), DpdkError> {
-        let queues = control();
-        self.refuse_if_queues_alive(&queues, "stop")?;
-        // SAFETY: as in `start`: nothing polls the queues being stopped.
-        check("rte_eth_dev_stop", unsafe {
-            sys::rte_eth_dev_stop(self.id)
-        })?;
-        Ok(())
+        self.quiescent("stop", "rte_eth_dev_stop", sys::rte_eth_dev_stop)
+            .map(drop)
     }
 
     /// Closes the port, releasing its queues; the port id is invalid afterwards. Refused while
     /// queue handles are alive.
     pub fn close(self) -> Result<(), DpdkError> {
-        let mut queues = control();
-        self.refuse_if_queues_alive(&queues, "close")?;
-        // SAFETY: as in `start`: nothing polls the queues being freed.
-        check("rte_eth_dev_close", unsafe {
-            sys::rte_eth_dev_close(self.id)
-        })?;
+        let mut queues = self.quiescent("close", "rte_eth_dev_close", sys::rte_eth_dev_close)?;
         queues.remove(&self.id);
         Ok(())
+    }
+
+    /// Runs `op`, a control call that rewrites the port's queues and burst functions, if no
+    /// queue handle of the port is alive; returns the control lock, still held.
+    fn quiescent(
+        self,
+        what: &'static str,
+        call: &'static str,
+        op: unsafe extern "C" fn(u16) -> c_int,
+    ) -> Result<MutexGuard<'static, BTreeMap<u16, QueueHandles>>, DpdkError> {
+        let queues = control();
+        self.refuse_if_queues_alive(&queues, what)?;
+        // SAFETY: `op` validates the port id; no queue handle is alive (checked under the lock
+        // `take_*` needs), so nothing polls the queues and burst functions it rewrites.
+        check(call, unsafe { op(self.id) })?;
+        Ok(queues)
     }
 
     /// Receives every frame, whatever its destination MAC (mirrored traffic is addressed to
@@ -705,11 +705,12 @@ impl RxQueue {
             *slot = None;
         }
         let max = u16::try_from(out.len()).unwrap_or(u16::MAX);
-        // SAFETY: this handle is the only one for (port, queue), it is polled by one thread at a
-        // time (`&mut self`, not `Sync`), and the queue stays set up while the handle lives
-        // (configure/stop/close are refused meanwhile). `out` holds at least `max` NULL slots
-        // with the layout of `struct rte_mbuf *[]`; the driver writes `n <= max` valid packets
-        // whose references it hands over to us, exactly what a `Some(Mbuf)` owns.
+        // This handle is the only one for (port, queue), used by one thread at a time (`&mut
+        // self`, not `Sync`), and the queue stays set up while it lives (configure, start, stop
+        // and close are refused meanwhile). The driver writes `n <= max` packets whose
+        // references it hands over to us, exactly what a `Some(Mbuf)` owns.
+        // SAFETY: as above; `out` holds at least `max` NULL slots with the layout of
+        // `struct rte_mbuf *[]`.
         let n = unsafe {
             sys::rte_eth_rx_burst(
                 self.handle.port.id,
@@ -747,10 +748,10 @@ impl TxQueue {
     pub fn tx_burst(&mut self, pkts: &mut [Option<Mbuf>]) -> usize {
         let leading = pkts.iter().position(Option::is_none).unwrap_or(pkts.len());
         let count = u16::try_from(leading).unwrap_or(u16::MAX);
-        // SAFETY: as for `rx_burst`, this thread alone uses the queue and it stays set up. The
-        // first `count` slots are non-NULL packets we own, in the layout of
-        // `struct rte_mbuf *[]`; the driver takes ownership of the first `sent` of them, which
-        // are emptied below without running `Drop`, so each is released exactly once.
+        // The driver takes ownership of the first `sent` packets, which are emptied below
+        // without running `Drop`, so each is released exactly once.
+        // SAFETY: this thread alone uses the queue, which stays set up (as in `rx_burst`); the
+        // first `count` slots are non-NULL packets we own, laid out as `struct rte_mbuf *[]`.
         let sent = unsafe {
             sys::rte_eth_tx_burst(
                 self.handle.port.id,

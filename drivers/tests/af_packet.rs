@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{CAP_NET_RAW, bytes_of, eal_args, frame, receive};
-use drivers::{Eal, Mbuf, Mempool, Port, PortSetup};
+use common::{CAP_NET_RAW, eal_args, frame, port_setup, wait_for_frame};
+use drivers::{Eal, Mempool, Port};
 
 #[test]
 fn af_packet_port_on_loopback() {
@@ -17,15 +17,7 @@ fn af_packet_port_on_loopback() {
     let pool = Mempool::new(&eal, "afp_pool", 1023, 32, 2048, None).unwrap();
     let port = Port::by_name(&eal, vdev).unwrap();
     assert_eq!(port.info().unwrap().driver, "net_af_packet");
-    port.configure(&PortSetup {
-        rx_queues: 1,
-        tx_queues: 1,
-        rx_descriptors: 128,
-        tx_descriptors: 128,
-        mempool: pool,
-        mtu: None,
-    })
-    .unwrap();
+    port.configure(&port_setup(pool, 1)).unwrap();
     port.start().unwrap();
     let mut rx = port.take_rx_queue(0).unwrap();
     let mut tx = port.take_tx_queue(0).unwrap();
@@ -36,15 +28,10 @@ fn af_packet_port_on_loopback() {
     assert!(m.append(&marker));
     let mut pkts = [Some(m)];
     assert_eq!(tx.tx_burst(&mut pkts), 1);
-    let mut seen = false;
-    for _ in 0..20 {
-        let got: Vec<Mbuf> = receive(&mut rx, 1, 50);
-        if got.iter().any(|p| bytes_of(p) == marker) {
-            seen = true;
-            break;
-        }
-    }
-    assert!(seen, "the frame sent on lo did not come back");
+    assert!(
+        wait_for_frame(&mut rx, &marker),
+        "the frame sent on lo did not come back"
+    );
 
     drop((rx, tx));
     let stats = port.stats().unwrap();

@@ -6,8 +6,8 @@ mod common;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::eal_args;
-use drivers::{DpdkError, Eal, Mbuf, Mempool, Port, PortSetup, current_lcore, rdtsc};
+use common::{eal_args, port_setup};
+use drivers::{DpdkError, Eal, Mbuf, Mempool, Port, current_lcore, rdtsc};
 
 #[test]
 fn launch_closures_on_worker_lcores() {
@@ -97,15 +97,7 @@ fn launch_closures_on_worker_lcores() {
     // handles are dropped with the closure, after which the port can be stopped.
     let pool = Mempool::new(&eal, "lcores_pool", 1023, 32, 2048, None).unwrap();
     let port = Port::by_name(&eal, "net_null_lcores0").unwrap();
-    port.configure(&PortSetup {
-        rx_queues: 1,
-        tx_queues: 1,
-        rx_descriptors: 128,
-        tx_descriptors: 128,
-        mempool: pool,
-        mtu: None,
-    })
-    .unwrap();
+    port.configure(&port_setup(pool, 1)).unwrap();
     port.start().unwrap();
     let mut rx = port.take_rx_queue(0).unwrap();
     let mut tx = port.take_tx_queue(0).unwrap();

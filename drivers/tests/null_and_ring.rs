@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use common::{bytes_of, eal_args, frame, receive};
+use common::{bytes_of, eal_args, frame, port_setup, receive};
 use drivers::{DpdkError, Eal, Mbuf, Mempool, Port, PortSetup, RxQueue, TxQueue};
 use pipelines::PacketBuf;
 
@@ -27,14 +27,7 @@ fn null_and_ring_ports_with_two_queues() {
     ]))
     .expect("EAL init");
     let pool = Mempool::new(&eal, "null_ring_pool", 2047, 64, 2048, None).unwrap();
-    let setup = PortSetup {
-        rx_queues: 2,
-        tx_queues: 2,
-        rx_descriptors: 256,
-        tx_descriptors: 256,
-        mempool: pool,
-        mtu: None,
-    };
+    let setup = port_setup(pool, 2);
 
     null_port(&eal, &setup, pool);
     ring_port(&eal, &setup, pool);

@@ -10,7 +10,7 @@ mod common;
 use std::fs::File;
 use std::time::Duration;
 
-use common::{bytes_of, eal_args, frame, receive, scratch_dir};
+use common::{bytes_of, eal_args, frame, port_setup, receive, scratch_dir};
 use drivers::{DpdkError, Eal, Mbuf, Mempool, Port, PortSetup, free_bulk};
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
 use pipelines::PacketBuf;
@@ -50,14 +50,7 @@ fn pcap_round_trip_with_chains_clones_and_truncation() {
     assert_eq!(info.driver, "net_pcap");
     assert_eq!(info.name, "net_pcap_rt0");
     assert_eq!(info.socket, None, "virtual devices have no NUMA node");
-    let setup = PortSetup {
-        rx_queues: 1,
-        tx_queues: 1,
-        rx_descriptors: 128,
-        tx_descriptors: 128,
-        mempool: pool,
-        mtu: None,
-    };
+    let setup = port_setup(pool, 1);
     // A 9000-byte MTU needs RX scatter with 2048-byte mbufs, which net_pcap does not announce.
     let jumbo_mtu = PortSetup {
         mtu: Some(9000),

@@ -4,8 +4,10 @@
 
 mod common;
 
-use common::{CAP_NET_ADMIN, bytes_of, eal_args, frame, kernel_counter, kernel_send, receive};
-use drivers::{Eal, Mbuf, Mempool, Port, PortSetup};
+use common::{
+    CAP_NET_ADMIN, eal_args, frame, kernel_counter, kernel_send, port_setup, wait_for_frame,
+};
+use drivers::{Eal, Mempool, Port};
 
 const IFACE: &str = "drvtap0";
 
@@ -24,15 +26,7 @@ fn tap_port_sends_to_and_receives_from_the_kernel() {
     let port = Port::by_name(&eal, &vdev).unwrap();
     let info = port.info().unwrap();
     assert_eq!(info.driver, "net_tap");
-    port.configure(&PortSetup {
-        rx_queues: 1,
-        tx_queues: 1,
-        rx_descriptors: 128,
-        tx_descriptors: 128,
-        mempool: pool,
-        mtu: None,
-    })
-    .unwrap();
+    port.configure(&port_setup(pool, 1)).unwrap();
     port.start().unwrap();
     port.enable_promiscuous().unwrap();
     assert!(port.link().unwrap().up, "a started tap port is up");
@@ -51,15 +45,10 @@ fn tap_port_sends_to_and_receives_from_the_kernel() {
     // else the kernel sends there, such as IPv6 neighbour discovery).
     let marker = frame(300, 77);
     kernel_send(IFACE, &marker);
-    let mut seen = false;
-    for _ in 0..20 {
-        let got: Vec<Mbuf> = receive(&mut rx, 1, 50);
-        if got.iter().any(|p| bytes_of(p) == marker) {
-            seen = true;
-            break;
-        }
-    }
-    assert!(seen, "the frame sent by the kernel did not arrive");
+    assert!(
+        wait_for_frame(&mut rx, &marker),
+        "the frame sent by the kernel did not arrive"
+    );
 
     drop((rx, tx));
     let stats = port.stats().unwrap();

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use drivers::{Mbuf, RxQueue};
+use drivers::{Mbuf, Mempool, PortSetup, RxQueue};
 use pipelines::PacketBuf;
 
 /// EAL arguments for a test run: no hugepages, no PCI scan, no shared files (so runs side by
@@ -50,6 +50,24 @@ pub fn frame(len: usize, seed: u8) -> Vec<u8> {
     f.extend((0..len.saturating_sub(14)).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)));
     f.truncate(len);
     f
+}
+
+/// A port setup with `queues` RX and TX queues of 128 descriptors, the device's default MTU.
+pub fn port_setup(mempool: Mempool, queues: u16) -> PortSetup {
+    PortSetup {
+        rx_queues: queues,
+        tx_queues: queues,
+        rx_descriptors: 128,
+        tx_descriptors: 128,
+        mempool,
+        mtu: None,
+    }
+}
+
+/// Polls `rx` for about a second until a packet equal to `frame` arrives (other traffic of a
+/// kernel interface may come first); whether it did.
+pub fn wait_for_frame(rx: &mut RxQueue, frame: &[u8]) -> bool {
+    (0..20).any(|_| receive(rx, 1, 50).iter().any(|p| bytes_of(p) == frame))
 }
 
 /// Polls `rx` until `want` packets arrived or `polls` bursts came back empty in a row.
