@@ -52,6 +52,9 @@ impl Eal {
     /// Initialises DPDK's EAL with `args`: the EAL options only (`--no-huge`, `-m 512`, `-l 0,1`,
     /// `--vdev net_pcap0,rx_pcap=in.pcap`, …), **without** the program name, which is added here.
     ///
+    /// The calling thread becomes the main lcore and is pinned to its CPU; threads it spawns
+    /// afterwards inherit that affinity (start control threads before, or re-pin them).
+    ///
     /// Fails with [`DpdkError::AlreadyInitialised`] on a second call, with
     /// [`DpdkError::UnparsedArguments`] if some arguments are not EAL options (EAL is then up but
     /// unusable from here: treat it as fatal), and with [`DpdkError::Call`] if `rte_eal_init`

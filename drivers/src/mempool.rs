@@ -48,7 +48,8 @@ impl Mempool {
     /// top), a per-lcore cache of `cache` mbufs, on NUMA socket `socket` (`None`: any).
     ///
     /// DPDK works best with `count` one less than a power of two and `cache` dividing it; it
-    /// caps `cache` at 512.
+    /// refuses (`EINVAL`) a `cache` above 512 or above `count / 1.5`, and a `name` already used
+    /// (`EEXIST`).
     pub fn new(
         _eal: &Eal,
         name: &str,
