@@ -1,0 +1,45 @@
+/*
+ * What bindgen reads: the DPDK headers the safe wrappers use, plus the few things bindgen cannot
+ * see on its own.
+ *
+ * - `rte_errno` is a thread-local variable behind a macro: `shim_rte_errno()` reads it. It is
+ *   `static inline`, so bindgen's `wrap_static_fns` gives it an exported wrapper like DPDK's own
+ *   inline functions.
+ * - Flag constants built with `RTE_BIT64()` or shifts are macros bindgen does not evaluate; they
+ *   are re-exported here as `static const` values, which bindgen turns into Rust `const`s.
+ *
+ * No DPDK structure is redeclared here: every layout comes from DPDK's own headers.
+ */
+#ifndef BROKER_DRIVERS_SHIM_H
+#define BROKER_DRIVERS_SHIM_H
+
+#include <rte_config.h>
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+/* The calling thread's rte_errno (a per-lcore thread-local behind a macro). */
+static inline int shim_rte_errno(void) { return rte_errno; }
+
+/* RSS on the outer 5-tuple: addresses, then UDP and TCP ports. */
+static const uint64_t SHIM_ETH_RSS_IP = RTE_ETH_RSS_IP;
+static const uint64_t SHIM_ETH_RSS_UDP = RTE_ETH_RSS_UDP;
+static const uint64_t SHIM_ETH_RSS_TCP = RTE_ETH_RSS_TCP;
+
+/* Offloads the port setup may request. */
+static const uint64_t SHIM_ETH_RX_OFFLOAD_SCATTER = RTE_ETH_RX_OFFLOAD_SCATTER;
+static const uint64_t SHIM_ETH_TX_OFFLOAD_MULTI_SEGS = RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+
+/* Mbuf flags telling whether a segment's data buffer belongs to it alone. */
+static const uint64_t SHIM_MBUF_F_INDIRECT = RTE_MBUF_F_INDIRECT;
+static const uint64_t SHIM_MBUF_F_EXTERNAL = RTE_MBUF_F_EXTERNAL;
+
+/* rte_lcore_id() of a thread that is not an EAL lcore. */
+static const unsigned int SHIM_LCORE_ID_ANY = LCORE_ID_ANY;
+
+#endif

@@ -1,0 +1,179 @@
+//! `net_null` and `net_ring` ports with 2 RX and 2 TX queues: configure (RSS where supported),
+//! pass bursts, read the counters, and check the queue-handle rules.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::{bytes_of, eal_args, frame, port_setup, receive};
+use drivers::{DpdkError, Eal, Mbuf, Mempool, Port, PortSetup, RxQueue, TxQueue};
+use pipelines::PacketBuf;
+
+fn assert_send<T: Send>() {}
+
+#[test]
+fn null_and_ring_ports_with_two_queues() {
+    assert_send::<RxQueue>();
+    assert_send::<TxQueue>();
+    assert_send::<Mbuf>();
+
+    let eal = Eal::init(&eal_args(&[
+        "-l",
+        "0",
+        "--vdev",
+        "net_null_drv0",
+        "--vdev",
+        "net_ring_drv0",
+    ]))
+    .expect("EAL init");
+    let pool = Mempool::new(&eal, "null_ring_pool", 2047, 64, 2048, None).unwrap();
+    let setup = port_setup(pool, 2);
+
+    null_port(&eal, &setup, pool);
+    ring_port(&eal, &setup, pool);
+    assert_eq!(pool.in_use(), 0, "every mbuf back in the pool");
+}
+
+/// net_null makes packets on RX and swallows them on TX; it hashes with RSS.
+fn null_port(eal: &Eal, setup: &PortSetup, pool: Mempool) {
+    let port = Port::by_name(eal, "net_null_drv0").unwrap();
+    let info = port.info().unwrap();
+    assert_eq!(info.driver, "net_null");
+    assert!(
+        info.max_rx_queues >= 2 && info.max_tx_queues >= 2,
+        "{info:?}"
+    );
+    let config = port.configure(setup).unwrap();
+    assert_ne!(
+        config.rss_hash_functions, 0,
+        "net_null supports RSS: {info:?}"
+    );
+    assert_eq!(
+        config.rss_hash_functions & !info.rss_offloads,
+        0,
+        "RSS masked by what the device supports"
+    );
+    port.start().unwrap();
+    let link = port.link().unwrap();
+    assert!(link.up, "{link:?}");
+
+    let mut rx0 = port.take_rx_queue(0).unwrap();
+    let rx1 = port.take_rx_queue(1).unwrap();
+    assert!(matches!(
+        port.take_rx_queue(0),
+        Err(DpdkError::QueueTaken { queue: 0, .. })
+    ));
+    assert!(matches!(
+        port.take_rx_queue(2),
+        Err(DpdkError::NoSuchQueue {
+            queue: 2,
+            configured: 2,
+            ..
+        })
+    ));
+    let tx1 = Arc::new(Mutex::new(port.take_tx_queue(1).unwrap()));
+
+    let mut burst: [Option<Mbuf>; 32] = std::array::from_fn(|_| None);
+    let n = rx0.rx_burst(&mut burst);
+    assert_eq!(n, 32, "net_null fills every slot");
+    assert!(
+        burst
+            .iter()
+            .all(|p| p.as_ref().is_some_and(|p| p.pkt_len() == 64))
+    );
+    assert_eq!(pool.in_use(), 32);
+
+    // Two threads share TX queue 1 through a Mutex: the type system makes them lock it.
+    let (first, second) = burst.split_at_mut(16);
+    std::thread::scope(|s| {
+        for half in [first, second] {
+            let tx1 = Arc::clone(&tx1);
+            s.spawn(move || {
+                let sent = tx1.lock().unwrap().tx_burst(half);
+                assert_eq!(sent, 16);
+                assert!(half.iter().all(Option::is_none));
+            });
+        }
+    });
+    assert_eq!(pool.in_use(), 0, "net_null frees what it sends");
+
+    // Reconfiguring, stopping or closing under live queue handles is refused.
+    assert!(matches!(
+        port.configure(setup),
+        Err(DpdkError::QueuesInUse { handles: 3, .. })
+    ));
+    assert!(matches!(port.close(), Err(DpdkError::QueuesInUse { .. })));
+    drop((rx0, rx1, tx1));
+
+    let stats = port.stats().unwrap();
+    assert_eq!(stats.ipackets, 32);
+    assert_eq!(stats.queues[0].ipackets, 32);
+    assert_eq!(stats.queues[1].ipackets, 0);
+    assert_eq!(stats.opackets, 32);
+    assert_eq!(stats.queues[1].opackets, 32);
+    assert_eq!(stats.queues[0].opackets, 0);
+
+    port.stop().unwrap();
+    port.close().unwrap();
+    assert!(port.info().is_err(), "a closed port is gone");
+}
+
+/// net_ring loops TX queue i back to RX queue i, passing the mbufs themselves.
+fn ring_port(eal: &Eal, setup: &PortSetup, pool: Mempool) {
+    let port = Port::by_name(eal, "net_ring_drv0").unwrap();
+    let info = port.info().unwrap();
+    assert_eq!(info.driver, "net_ring");
+    let config = port.configure(setup).unwrap();
+    assert_eq!(
+        config.rss_hash_functions, info.rss_offloads,
+        "no RSS on a device without it"
+    );
+    port.start().unwrap();
+    let mut rx1 = port.take_rx_queue(1).unwrap();
+    let mut tx1 = port.take_tx_queue(1).unwrap();
+
+    // A chain, a clone of it cut short, and ordinary frames.
+    let frames: Vec<Vec<u8>> = (0..6).map(|i| frame(64 + 200 * i, i as u8)).collect();
+    let jumbo = frame(7000, 42);
+    let mut pkts: Vec<Option<Mbuf>> = frames
+        .iter()
+        .map(|f| {
+            let mut m = pool.alloc().unwrap();
+            assert!(m.append(f));
+            Some(m)
+        })
+        .collect();
+    let mut chain = pool.alloc().unwrap();
+    assert!(chain.append(&jumbo));
+    assert_eq!(chain.segments(), 4);
+    let mut cut = chain.share().unwrap();
+    cut.truncate(2500);
+    pkts.push(Some(chain));
+    pkts.push(Some(cut));
+    let count = pkts.len();
+
+    assert_eq!(tx1.tx_burst(&mut pkts), count);
+    let got = receive(&mut rx1, count, 50);
+    assert_eq!(got.len(), count);
+    for (pkt, want) in got.iter().zip(&frames) {
+        assert_eq!(&bytes_of(pkt), want);
+    }
+    assert_eq!(bytes_of(&got[6]), jumbo);
+    assert_eq!(got[6].segments(), 4);
+    assert_eq!(bytes_of(&got[7]), jumbo[..2500]);
+    assert_eq!(got[7].segments(), 2);
+    drop(got);
+
+    // Nothing came back on queue 0: the rings are per queue.
+    let mut rx0 = port.take_rx_queue(0).unwrap();
+    assert!(receive(&mut rx0, 1, 5).is_empty());
+    drop((rx0, rx1, tx1));
+
+    let stats = port.stats().unwrap();
+    assert_eq!(stats.opackets, count as u64);
+    assert_eq!(stats.ipackets, count as u64);
+    assert_eq!(stats.queues[1].opackets, count as u64);
+    assert_eq!(stats.queues[1].ipackets, count as u64);
+    port.stop().unwrap();
+    port.close().unwrap();
+}
