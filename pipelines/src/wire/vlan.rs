@@ -93,6 +93,64 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
+/// The most stacked tags [`read_tags`] looks through: QinQ (a service tag over a customer tag) is
+/// the deepest stacking in common use; a third tag is more often a parser attack than a network.
+pub const MAX_STACKED_TAGS: usize = 2;
+
+/// What lies under the VLAN tags of a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tags {
+    /// EtherType after the last tag read (the frame's own EtherType when it has no tag).
+    pub ethertype: EtherType,
+    /// Bytes of tags read (4 per tag).
+    pub len: usize,
+    /// VLAN ids, outermost first; `count` of them are valid.
+    pub ids: [u16; MAX_STACKED_TAGS],
+    pub count: u8,
+}
+
+/// Why [`read_tags`] stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TagErrorKind {
+    /// A tag runs past the bytes given.
+    Truncated,
+    /// More than [`MAX_STACKED_TAGS`] tags.
+    TooDeep,
+}
+
+/// A tag stack that could not be read to its end, with the tags read before it stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TagError {
+    pub kind: TagErrorKind,
+    /// The tags read; `partial.ethertype` is the tag type that could not be read past.
+    pub partial: Tags,
+}
+
+/// Reads the VLAN tags that follow an EtherType of `ethertype` (`bytes` are the bytes after it,
+/// e.g. the Ethernet payload), looking through at most [`MAX_STACKED_TAGS`] of them. The loop is
+/// a `for` over that bound: a frame of nothing but tags cannot keep it going.
+pub fn read_tags(ethertype: EtherType, bytes: &[u8]) -> std::result::Result<Tags, TagError> {
+    let mut tags = Tags { ethertype, len: 0, ids: [0; MAX_STACKED_TAGS], count: 0 };
+    for slot in 0..MAX_STACKED_TAGS {
+        if !tags.ethertype.is_vlan_tag() {
+            return Ok(tags);
+        }
+        let tag = bytes
+            .get(tags.len..)
+            .and_then(|rest| Packet::new_checked(rest).ok())
+            .ok_or(TagError { kind: TagErrorKind::Truncated, partial: tags })?;
+        tags.ids[slot] = tag.vlan_id();
+        tags.count += 1;
+        tags.len += HEADER_LEN;
+        tags.ethertype = tag.ethertype();
+    }
+    if tags.ethertype.is_vlan_tag() {
+        Err(TagError { kind: TagErrorKind::TooDeep, partial: tags })
+    } else {
+        Ok(tags)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,11 +188,47 @@ mod tests {
         assert!(Packet::new_checked(&TAG[..4]).is_ok());
     }
 
+
+    #[test]
+    fn read_tags_looks_through_qinq() {
+        // 802.1ad service tag 10, then 802.1Q customer tag 20, then IPv6.
+        let bytes = [0x00, 0x0a, 0x81, 0x00, 0x00, 0x14, 0x86, 0xdd, 0x60];
+        let tags = read_tags(EtherType::QinQ, &bytes).unwrap();
+        assert_eq!(tags, Tags { ethertype: EtherType::Ipv6, len: 8, ids: [10, 20], count: 2 });
+        let untagged = read_tags(EtherType::Ipv4, &bytes).unwrap();
+        assert_eq!((untagged.len, untagged.count, untagged.ethertype), (0, 0, EtherType::Ipv4));
+    }
+
+    #[test]
+    fn read_tags_stops_at_a_third_tag() {
+        let bytes = [0x00, 0x01, 0x91, 0x00, 0x00, 0x02, 0x81, 0x00, 0x00, 0x03, 0x08, 0x00];
+        let err = read_tags(EtherType::QinQLegacy, &bytes).unwrap_err();
+        assert_eq!(err.kind, TagErrorKind::TooDeep);
+        assert_eq!((err.partial.ids, err.partial.count, err.partial.len), ([1, 2], 2, 8));
+    }
+
+    #[test]
+    fn read_tags_truncated_second_tag() {
+        let bytes = [0x00, 0x01, 0x81, 0x00, 0x00, 0x02, 0x08];
+        let err = read_tags(EtherType::Vlan, &bytes).unwrap_err();
+        assert_eq!(err.kind, TagErrorKind::Truncated);
+        assert_eq!((err.partial.count, err.partial.len), (1, 4));
+        assert_eq!(read_tags(EtherType::Vlan, &[]).unwrap_err().kind, TagErrorKind::Truncated);
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..16)) {
             if let Ok(tag) = Packet::new_checked(&bytes[..]) {
                 let _ = (tag.priority(), tag.drop_eligible(), tag.vlan_id(), tag.ethertype(), tag.payload());
+            }
+        }
+
+        #[test]
+        fn read_tags_never_panics(first: u16, bytes in proptest::collection::vec(prop_oneof![Just(0x81u8), Just(0x00), any::<u8>()], 0..20)) {
+            match read_tags(EtherType::from(first), &bytes) {
+                Ok(tags) => prop_assert!(tags.len <= bytes.len() && !tags.ethertype.is_vlan_tag()),
+                Err(err) => prop_assert!(err.partial.len <= bytes.len() && usize::from(err.partial.count) <= MAX_STACKED_TAGS),
             }
         }
 
