@@ -472,3 +472,6 @@ fn parse_ipv6(cfg: &DecapConfig, bytes: &[u8], available: usize, trust: Trust) -
         len: payload_len - chain.len,
     }))
 }
+
+#[cfg(test)]
+mod tests;
