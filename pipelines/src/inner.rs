@@ -43,7 +43,13 @@ pub struct Inner {
 /// Parses the inner frame. `frame` is the first segment of the decapsulated packet (starting at
 /// its Ethernet header) and `pkt_len` the length of the whole packet, all segments.
 pub fn parse_inner(frame: &[u8], pkt_len: usize) -> Inner {
-    let mut inner = Inner { l3_offset: 0, vlan_ids: [0; 2], vlan_count: 0, flow: None, truncated_by_source: false };
+    let mut inner = Inner {
+        l3_offset: 0,
+        vlan_ids: [0; 2],
+        vlan_count: 0,
+        flow: None,
+        truncated_by_source: false,
+    };
     let Ok(eth) = ethernet::Frame::new_checked(frame) else {
         inner.l3_offset = offset_u16(frame.len());
         return inner;
@@ -77,7 +83,8 @@ pub fn parse_inner(frame: &[u8], pkt_len: usize) -> Inner {
         },
         EtherType::Ipv6 => match ipv6::Packet::new_checked(l3) {
             Ok(ip) => {
-                inner.truncated_by_source = ipv6::HEADER_LEN + usize::from(ip.payload_len()) > available;
+                inner.truncated_by_source =
+                    ipv6::HEADER_LEN + usize::from(ip.payload_len()) > available;
                 inner.flow = Some(ipv6_flow(&ip));
             }
             Err(crate::wire::Error::Truncated) => inner.truncated_by_source = cut_here,
@@ -99,7 +106,11 @@ fn ipv4_flow(ip: &ipv4::Packet<&[u8]>) -> FlowKey {
     let dst = IpAddr::V4(ip.dst_addr());
     let protocol = ip.protocol();
     // Only the first fragment (offset 0) carries the transport header.
-    let ports = if ip.fragment_offset() == 0 { transport_ports(protocol, ip.payload()) } else { None };
+    let ports = if ip.fragment_offset() == 0 {
+        transport_ports(protocol, ip.payload())
+    } else {
+        None
+    };
     let mut key = match ports {
         Some((sp, dp)) => FlowKey::with_ports(src, dst, protocol, sp, dp),
         None => FlowKey::without_ports(src, dst, protocol),
@@ -116,7 +127,11 @@ fn ipv6_flow(ip: &ipv6::Packet<&[u8]>) -> FlowKey {
             let fragment = chain.fragment.filter(|f| f.is_fragment());
             let first_piece = fragment.is_none_or(|f| f.offset == 0);
             let upper = ip.payload().get(chain.len..).unwrap_or_default();
-            let ports = if first_piece { transport_ports(chain.protocol, upper) } else { None };
+            let ports = if first_piece {
+                transport_ports(chain.protocol, upper)
+            } else {
+                None
+            };
             let mut key = match ports {
                 Some((sp, dp)) => FlowKey::with_ports(src, dst, chain.protocol, sp, dp),
                 None => FlowKey::without_ports(src, dst, chain.protocol),
@@ -140,7 +155,10 @@ fn transport_ports(protocol: u8, l4: &[u8]) -> Option<(u16, u16)> {
         return None;
     }
     match l4 {
-        [s0, s1, d0, d1, ..] => Some((u16::from_be_bytes([*s0, *s1]), u16::from_be_bytes([*d0, *d1]))),
+        [s0, s1, d0, d1, ..] => Some((
+            u16::from_be_bytes([*s0, *s1]),
+            u16::from_be_bytes([*d0, *d1]),
+        )),
         _ => None,
     }
 }
@@ -177,15 +195,31 @@ mod tests {
         assert_eq!(inner.l3_offset, 14);
         assert_eq!(inner.vlan_count, 0);
         assert!(!inner.truncated_by_source);
-        assert_eq!(inner.flow, Some(FlowKey::with_ports(v4([10, 0, 0, 1]), v4([10, 0, 0, 2]), ip_proto::TCP, 1234, 80)));
+        assert_eq!(
+            inner.flow,
+            Some(FlowKey::with_ports(
+                v4([10, 0, 0, 1]),
+                v4([10, 0, 0, 2]),
+                ip_proto::TCP,
+                1234,
+                80
+            ))
+        );
     }
 
     #[test]
     fn qinq_ipv6_udp() {
         let mut frame = Vec::new();
         PacketBuilder::ethernet2(MAC_A, MAC_B)
-            .double_vlan(etherparse::VlanId::try_new(100).unwrap(), etherparse::VlanId::try_new(200).unwrap())
-            .ipv6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], 64)
+            .double_vlan(
+                etherparse::VlanId::try_new(100).unwrap(),
+                etherparse::VlanId::try_new(200).unwrap(),
+            )
+            .ipv6(
+                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+                64,
+            )
             .udp(5353, 53)
             .write(&mut frame, b"query")
             .unwrap();
@@ -194,7 +228,10 @@ mod tests {
         assert_eq!((inner.vlan_ids, inner.vlan_count), ([100, 200], 2));
         let flow = inner.flow.unwrap();
         assert_eq!(flow.src, "2001:db8::1".parse::<IpAddr>().unwrap());
-        assert_eq!((flow.protocol, flow.src_port, flow.dst_port, flow.has_ports), (ip_proto::UDP, 5353, 53, true));
+        assert_eq!(
+            (flow.protocol, flow.src_port, flow.dst_port, flow.has_ports),
+            (ip_proto::UDP, 5353, 53, true)
+        );
     }
 
     #[test]
@@ -272,7 +309,12 @@ mod tests {
     }
 
     /// Ethernet + IPv6 with the given extension headers (kind, length) before `upper` and `l4`.
-    fn ipv6_with_ext(exts: &[(u8, usize)], upper: u8, l4: &[u8], fragment: Option<Fragment>) -> Vec<u8> {
+    fn ipv6_with_ext(
+        exts: &[(u8, usize)],
+        upper: u8,
+        l4: &[u8],
+        fragment: Option<Fragment>,
+    ) -> Vec<u8> {
         let chain_len: usize = exts.iter().map(|e| e.1).sum();
         let mut frame = vec![0u8; 14 + 40 + chain_len + l4.len()];
         let mut eth = ethernet::Frame::new_unchecked(&mut frame[..]);
@@ -299,27 +341,56 @@ mod tests {
 
     #[test]
     fn ipv6_upper_layer_after_extension_headers() {
-        let exts = [(next_header::HOP_BY_HOP, 8), (next_header::DESTINATION_OPTIONS, 16), (next_header::AUTHENTICATION, 12)];
-        let frame = ipv6_with_ext(&exts, ip_proto::SCTP, &[0x0b, 0xb8, 0x0f, 0xa0, 0, 0, 0, 0], None);
+        let exts = [
+            (next_header::HOP_BY_HOP, 8),
+            (next_header::DESTINATION_OPTIONS, 16),
+            (next_header::AUTHENTICATION, 12),
+        ];
+        let frame = ipv6_with_ext(
+            &exts,
+            ip_proto::SCTP,
+            &[0x0b, 0xb8, 0x0f, 0xa0, 0, 0, 0, 0],
+            None,
+        );
         let flow = parse_inner(&frame, frame.len()).flow.unwrap();
-        assert_eq!((flow.protocol, flow.src_port, flow.dst_port, flow.fragment), (ip_proto::SCTP, 3000, 4000, false));
+        assert_eq!(
+            (flow.protocol, flow.src_port, flow.dst_port, flow.fragment),
+            (ip_proto::SCTP, 3000, 4000, false)
+        );
     }
 
     #[test]
     fn ipv6_fragments() {
         let exts = [(next_header::FRAGMENT, 8)];
-        let first = Fragment { offset: 0, more: true, ident: 7 };
+        let first = Fragment {
+            offset: 0,
+            more: true,
+            ident: 7,
+        };
         let frame = ipv6_with_ext(&exts, ip_proto::UDP, &[0, 1, 0, 2, 0, 8, 0, 0], Some(first));
         let flow = parse_inner(&frame, frame.len()).flow.unwrap();
         assert!(flow.fragment && flow.has_ports && flow.dst_port == 2);
 
-        let later = Fragment { offset: 1232, more: false, ident: 7 };
+        let later = Fragment {
+            offset: 1232,
+            more: false,
+            ident: 7,
+        };
         let frame = ipv6_with_ext(&exts, ip_proto::UDP, &[0, 1, 0, 2, 0, 8, 0, 0], Some(later));
         let flow = parse_inner(&frame, frame.len()).flow.unwrap();
         assert!(flow.fragment && !flow.has_ports && flow.protocol == ip_proto::UDP);
 
-        let atomic = Fragment { offset: 0, more: false, ident: 7 };
-        let frame = ipv6_with_ext(&exts, ip_proto::UDP, &[0, 1, 0, 2, 0, 8, 0, 0], Some(atomic));
+        let atomic = Fragment {
+            offset: 0,
+            more: false,
+            ident: 7,
+        };
+        let frame = ipv6_with_ext(
+            &exts,
+            ip_proto::UDP,
+            &[0, 1, 0, 2, 0, 8, 0, 0],
+            Some(atomic),
+        );
         let flow = parse_inner(&frame, frame.len()).flow.unwrap();
         assert!(!flow.fragment && flow.has_ports);
     }
@@ -332,7 +403,10 @@ mod tests {
         let inner = parse_inner(cut, cut.len());
         assert!(inner.truncated_by_source);
         let flow = inner.flow.unwrap();
-        assert_eq!((flow.protocol, flow.has_ports), (next_header::ROUTING, false));
+        assert_eq!(
+            (flow.protocol, flow.has_ports),
+            (next_header::ROUTING, false)
+        );
     }
 
     #[test]

@@ -125,7 +125,9 @@ impl DecapConfig {
 
     /// Whether `source` may send mirror traffic.
     pub fn is_allowed_source(&self, source: IpAddr) -> bool {
-        self.allowed_sources.as_ref().is_none_or(|ranges| ranges.contains(source))
+        self.allowed_sources
+            .as_ref()
+            .is_none_or(|ranges| ranges.contains(source))
     }
 
     fn tunnel_kind(&self, udp_dst_port: u16) -> Option<TunnelKind> {
@@ -161,11 +163,17 @@ impl AddressRanges {
         let mut v6 = Vec::new();
         for net in nets {
             match net {
-                IpNet::V4(n) => v4.push((u128::from(u32::from(n.network())), u128::from(u32::from(n.broadcast())))),
+                IpNet::V4(n) => v4.push((
+                    u128::from(u32::from(n.network())),
+                    u128::from(u32::from(n.broadcast())),
+                )),
                 IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.broadcast()))),
             }
         }
-        AddressRanges { v4: merge_ranges(v4), v6: merge_ranges(v6) }
+        AddressRanges {
+            v4: merge_ranges(v4),
+            v6: merge_ranges(v6),
+        }
     }
 
     fn contains(&self, addr: IpAddr) -> bool {
@@ -183,7 +191,9 @@ fn merge_ranges(mut ranges: Vec<(u128, u128)>) -> Box<[(u128, u128)]> {
     for (start, end) in ranges {
         match merged.last_mut() {
             // A range ending at u128::MAX swallows everything after it.
-            Some(last) if last.1.checked_add(1).is_none_or(|next| start <= next) => last.1 = last.1.max(end),
+            Some(last) if last.1.checked_add(1).is_none_or(|next| start <= next) => {
+                last.1 = last.1.max(end)
+            }
             _ => merged.push((start, end)),
         }
     }
@@ -194,7 +204,10 @@ fn merge_ranges(mut ranges: Vec<(u128, u128)>) -> Box<[(u128, u128)]> {
 fn range_contains(ranges: &[(u128, u128)], addr: u128) -> bool {
     // The last range starting at or before `addr` is the only one that can hold it.
     let after = ranges.partition_point(|&(start, _)| start <= addr);
-    after.checked_sub(1).and_then(|i| ranges.get(i)).is_some_and(|&(_, end)| addr <= end)
+    after
+        .checked_sub(1)
+        .and_then(|i| ranges.get(i))
+        .is_some_and(|&(_, end)| addr <= end)
 }
 
 /// The tunnels removed from a packet.
@@ -225,7 +238,11 @@ pub enum Decapped {
 /// ends (outer padding and bytes past the tunnel's UDP length are cut off). On `Ok(Untunneled)`
 /// and on `Err`, `pkt` is unchanged. `Err` is `SourceDenied`, `NotTunnel` or `Malformed(reason)`.
 pub fn decap<B: PacketBuf>(cfg: &DecapConfig, pkt: &mut B) -> Result<Decapped, Outcome> {
-    let whole = Region { start: 0, end: pkt.pkt_len(), framing: Framing::Ethernet };
+    let whole = Region {
+        start: 0,
+        end: pkt.pkt_len(),
+        framing: Framing::Ethernet,
+    };
     let outermost = match parse_layer(cfg, pkt.data(), whole, Trust::Outermost) {
         Ok(Step::Tunnel(layer)) => layer,
         Ok(Step::NotTunnel) if cfg.pass_untunneled => return Ok(Decapped::Untunneled),
@@ -238,7 +255,8 @@ pub fn decap<B: PacketBuf>(cfg: &DecapConfig, pkt: &mut B) -> Result<Decapped, O
     // returns: the loop cannot outlive MAX_TUNNEL_DEPTH turns.
     let mut innermost = outermost;
     let mut depth = 1;
-    while let Ok(Step::Tunnel(next)) = parse_layer(cfg, pkt.data(), innermost.inner, Trust::Nested) {
+    while let Ok(Step::Tunnel(next)) = parse_layer(cfg, pkt.data(), innermost.inner, Trust::Nested)
+    {
         if depth == MAX_TUNNEL_DEPTH {
             return Err(Outcome::Malformed(Reason::TunnelTooDeep));
         }
@@ -246,7 +264,11 @@ pub fn decap<B: PacketBuf>(cfg: &DecapConfig, pkt: &mut B) -> Result<Decapped, O
         innermost = next;
     }
 
-    let Region { start, end, framing } = innermost.inner;
+    let Region {
+        start,
+        end,
+        framing,
+    } = innermost.inner;
     let start = match framing {
         Framing::Ethernet => start,
         Framing::BareIp(ethertype) => {
@@ -335,7 +357,12 @@ struct Transport {
 
 /// Parses the frame in `region` as a tunnel. `first_segment` is the packet's first segment; the
 /// region's `end` is checked against, never read beyond.
-fn parse_layer(cfg: &DecapConfig, first_segment: &[u8], region: Region, trust: Trust) -> Result<Step, Reason> {
+fn parse_layer(
+    cfg: &DecapConfig,
+    first_segment: &[u8],
+    region: Region,
+    trust: Trust,
+) -> Result<Step, Reason> {
     // The frame's bytes present in the first segment, and its length in the packet.
     let frame_len = region.end.saturating_sub(region.start);
     let present = first_segment.get(region.start..).unwrap_or_default();
@@ -345,10 +372,11 @@ fn parse_layer(cfg: &DecapConfig, first_segment: &[u8], region: Region, trust: T
         Framing::BareIp(ethertype) => (ethertype, 0),
         Framing::Ethernet => {
             let eth = ethernet::Frame::new_checked(frame).map_err(|_| Reason::EthernetTruncated)?;
-            let tags = vlan::read_tags(eth.ethertype(), eth.payload()).map_err(|e| match e.kind {
-                vlan::TagErrorKind::Truncated => Reason::VlanTruncated,
-                vlan::TagErrorKind::TooDeep => Reason::VlanTooDeep,
-            })?;
+            let tags =
+                vlan::read_tags(eth.ethertype(), eth.payload()).map_err(|e| match e.kind {
+                    vlan::TagErrorKind::Truncated => Reason::VlanTruncated,
+                    vlan::TagErrorKind::TooDeep => Reason::VlanTooDeep,
+                })?;
             (tags.ethertype, ethernet::HEADER_LEN + tags.len)
         }
     };
@@ -383,7 +411,8 @@ fn parse_layer(cfg: &DecapConfig, first_segment: &[u8], region: Region, trust: T
     // `udp.payload()` stops at the UDP length (or the first segment's end).
     let (vni, header_len, framing) = match kind {
         TunnelKind::Vxlan => {
-            let vxlan = vxlan::Packet::new_checked(udp.payload()).map_err(|_| Reason::VxlanTruncated)?;
+            let vxlan =
+                vxlan::Packet::new_checked(udp.payload()).map_err(|_| Reason::VxlanTruncated)?;
             if !vxlan.has_vni() {
                 return Err(Reason::VxlanNoVni);
             }
@@ -415,13 +444,22 @@ fn parse_layer(cfg: &DecapConfig, first_segment: &[u8], region: Region, trust: T
     Ok(Step::Tunnel(Layer {
         ip_source: transport.ip_source,
         vni,
-        inner: Region { start: region.start + inner_offset, end: region.start + tunnel_end, framing },
+        inner: Region {
+            start: region.start + inner_offset,
+            end: region.start + tunnel_end,
+            framing,
+        },
     }))
 }
 
 /// Parses an IPv4 header: `bytes` are those present from the header on, `available` the bytes
 /// the frame has from there. `Ok(None)`: the source is not allowed.
-fn parse_ipv4(cfg: &DecapConfig, bytes: &[u8], available: usize, trust: Trust) -> Result<Option<Transport>, Reason> {
+fn parse_ipv4(
+    cfg: &DecapConfig,
+    bytes: &[u8],
+    available: usize,
+    trust: Trust,
+) -> Result<Option<Transport>, Reason> {
     let ip = ipv4::Packet::new_checked(bytes).map_err(|e| match e {
         wire::Error::BadVersion => Reason::Ipv4BadVersion,
         wire::Error::BadHeaderLength => Reason::Ipv4BadIhl,
@@ -441,11 +479,21 @@ fn parse_ipv4(cfg: &DecapConfig, bytes: &[u8], available: usize, trust: Trust) -
     if ip.is_fragment() {
         return Err(Reason::OuterFragment);
     }
-    Ok(Some(Transport { ip_source, protocol: ip.protocol(), offset: header_len, len: total_len - header_len }))
+    Ok(Some(Transport {
+        ip_source,
+        protocol: ip.protocol(),
+        offset: header_len,
+        len: total_len - header_len,
+    }))
 }
 
 /// Parses an IPv6 header and its extension headers, like [`parse_ipv4`].
-fn parse_ipv6(cfg: &DecapConfig, bytes: &[u8], available: usize, trust: Trust) -> Result<Option<Transport>, Reason> {
+fn parse_ipv6(
+    cfg: &DecapConfig,
+    bytes: &[u8],
+    available: usize,
+    trust: Trust,
+) -> Result<Option<Transport>, Reason> {
     let ip = ipv6::Packet::new_checked(bytes).map_err(|e| match e {
         wire::Error::BadVersion => Reason::Ipv6BadVersion,
         _ => Reason::Ipv6Truncated,
@@ -458,10 +506,11 @@ fn parse_ipv6(cfg: &DecapConfig, bytes: &[u8], available: usize, trust: Trust) -
     if trust == Trust::Outermost && !cfg.is_allowed_source(ip_source) {
         return Ok(None);
     }
-    let chain = ipv6::walk_extension_headers(ip.next_header(), ip.payload()).map_err(|e| match e.kind {
-        ipv6::ChainErrorKind::Truncated => Reason::Ipv6ExtTruncated,
-        ipv6::ChainErrorKind::TooMany => Reason::Ipv6ExtTooMany,
-    })?;
+    let chain =
+        ipv6::walk_extension_headers(ip.next_header(), ip.payload()).map_err(|e| match e.kind {
+            ipv6::ChainErrorKind::Truncated => Reason::Ipv6ExtTruncated,
+            ipv6::ChainErrorKind::TooMany => Reason::Ipv6ExtTooMany,
+        })?;
     if chain.fragment.is_some_and(|f| f.is_fragment()) {
         return Err(Reason::OuterFragment);
     }

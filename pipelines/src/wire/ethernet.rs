@@ -32,7 +32,10 @@ pub enum EtherType {
 impl EtherType {
     /// Whether this type announces a VLAN tag (802.1Q, 802.1ad or the legacy 0x9100).
     pub const fn is_vlan_tag(self) -> bool {
-        matches!(self, EtherType::Vlan | EtherType::QinQ | EtherType::QinQLegacy)
+        matches!(
+            self,
+            EtherType::Vlan | EtherType::QinQ | EtherType::QinQLegacy
+        )
     }
 }
 
@@ -103,7 +106,11 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
     /// `Err(Truncated)` if the buffer is shorter than [`HEADER_LEN`].
     pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN { Err(Error::Truncated) } else { Ok(()) }
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            Err(Error::Truncated)
+        } else {
+            Ok(())
+        }
     }
 
     /// The wrapped buffer.
@@ -178,21 +185,33 @@ mod tests {
         frame.set_destination([2, 0, 0, 0, 0, 2]);
         frame.set_source([0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f]);
         frame.set_ethertype(EtherType::Ipv6);
-        frame.payload_mut().copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+        frame
+            .payload_mut()
+            .copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
         assert_eq!(bytes, FRAME);
     }
 
     #[test]
     fn truncated_header() {
-        assert_eq!(Frame::new_checked(&FRAME[..13]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Frame::new_checked(&FRAME[..13]).unwrap_err(),
+            Error::Truncated
+        );
         // Exactly a header and nothing else is a frame with an empty payload.
-        assert!(Frame::new_checked(&FRAME[..14]).unwrap().payload().is_empty());
+        assert!(
+            Frame::new_checked(&FRAME[..14])
+                .unwrap()
+                .payload()
+                .is_empty()
+        );
     }
 
     #[test]
     fn unknown_ethertype_is_kept() {
         assert_eq!(EtherType::from(0x1234), EtherType::Unknown(0x1234));
-        for v in [0x0800u16, 0x0806, 0x86dd, 0x8100, 0x88a8, 0x9100, 0x6558, 0x1234] {
+        for v in [
+            0x0800u16, 0x0806, 0x86dd, 0x8100, 0x88a8, 0x9100, 0x6558, 0x1234,
+        ] {
             assert_eq!(u16::from(EtherType::from(v)), v);
         }
         assert!(EtherType::QinQLegacy.is_vlan_tag() && !EtherType::Ipv4.is_vlan_tag());

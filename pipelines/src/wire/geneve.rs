@@ -132,7 +132,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the version (2 bits) and the options length in bytes (a multiple of 4, at most
     /// [`MAX_OPTIONS_LEN`]).
     pub fn set_version_and_options_len(&mut self, version: u8, options_len: usize) {
-        self.buffer.as_mut()[field::VER_OPT_LEN] = (version << 6) | ((options_len / 4) as u8 & 0x3f);
+        self.buffer.as_mut()[field::VER_OPT_LEN] =
+            (version << 6) | ((options_len / 4) as u8 & 0x3f);
     }
 
     pub fn set_flags(&mut self, control: bool, critical: bool) {
@@ -172,6 +173,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// A header shaped like AWS GWLB's: two options (12 bytes each).
+    #[rustfmt::skip]
     static HEADER: [u8; 34] = [
         0x06, // version 0, Opt Len 6 (24 bytes)
         0x00, // O=0, C=0
@@ -213,20 +215,34 @@ mod tests {
 
     #[test]
     fn truncated_fixed_header() {
-        assert_eq!(Packet::new_checked(&HEADER[..7]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Packet::new_checked(&HEADER[..7]).unwrap_err(),
+            Error::Truncated
+        );
     }
 
     #[test]
     fn options_past_the_buffer() {
-        assert_eq!(Packet::new_checked(&HEADER[..31]).unwrap_err(), Error::OptionsOverrun);
-        assert!(Packet::new_checked(&HEADER[..32]).unwrap().payload().is_empty());
+        assert_eq!(
+            Packet::new_checked(&HEADER[..31]).unwrap_err(),
+            Error::OptionsOverrun
+        );
+        assert!(
+            Packet::new_checked(&HEADER[..32])
+                .unwrap()
+                .payload()
+                .is_empty()
+        );
     }
 
     #[test]
     fn unknown_version() {
         let mut bytes = HEADER;
         bytes[0] = 0x46; // version 1
-        assert_eq!(Packet::new_checked(&bytes[..]).unwrap_err(), Error::BadVersion);
+        assert_eq!(
+            Packet::new_checked(&bytes[..]).unwrap_err(),
+            Error::BadVersion
+        );
     }
 
     #[test]

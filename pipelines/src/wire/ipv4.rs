@@ -133,7 +133,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// complete when "the more-fragments flag is zero and the fragment offset is zero"; anything
     /// else is a fragment, the first (offset 0, MF set) included.
     pub fn is_fragment(&self) -> bool {
-        read_u16(self.buffer.as_ref(), field::FLAGS_FRAG_OFFSET) & (FLAG_MORE_FRAGMENTS | FRAG_OFFSET_MASK) != 0
+        read_u16(self.buffer.as_ref(), field::FLAGS_FRAG_OFFSET)
+            & (FLAG_MORE_FRAGMENTS | FRAG_OFFSET_MASK)
+            != 0
     }
 
     pub fn ttl(&self) -> u8 {
@@ -200,7 +202,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 
     /// Sets the DF and MF flags and the fragment offset (in bytes, a multiple of 8).
-    pub fn set_fragmentation(&mut self, dont_fragment: bool, more_fragments: bool, offset_bytes: u16) {
+    pub fn set_fragmentation(
+        &mut self,
+        dont_fragment: bool,
+        more_fragments: bool,
+        offset_bytes: u16,
+    ) {
         let mut value = (offset_bytes / 8) & FRAG_OFFSET_MASK;
         if dont_fragment {
             value |= FLAG_DONT_FRAGMENT;
@@ -242,7 +249,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// The payload bytes present (see [`Packet::payload`]), writable.
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let start = self.header_len();
-        let end = usize::from(self.total_len()).max(start).min(self.buffer.as_ref().len());
+        let end = usize::from(self.total_len())
+            .max(start)
+            .min(self.buffer.as_ref().len());
         &mut self.buffer.as_mut()[start..end]
     }
 }
@@ -307,7 +316,11 @@ mod tests {
         assert_eq!(ip.src_addr(), Ipv4Addr::new(10, 0, 0, 1));
         assert_eq!(ip.dst_addr(), Ipv4Addr::new(192, 168, 1, 2));
         assert_eq!(ip.options(), &[1, 1, 1, 0]);
-        assert_eq!(ip.payload(), &[0xaa, 0xbb, 0xcc, 0xdd], "padding after the total length is not payload");
+        assert_eq!(
+            ip.payload(),
+            &[0xaa, 0xbb, 0xcc, 0xdd],
+            "padding after the total length is not payload"
+        );
         assert!(ip.verify_checksum());
     }
 
@@ -333,7 +346,14 @@ mod tests {
 
     #[test]
     fn checksum_matches_an_independent_encoder() {
-        let mut header = etherparse::Ipv4Header::new(100, 63, etherparse::IpNumber::TCP, [1, 2, 3, 4], [5, 6, 7, 8]).unwrap();
+        let mut header = etherparse::Ipv4Header::new(
+            100,
+            63,
+            etherparse::IpNumber::TCP,
+            [1, 2, 3, 4],
+            [5, 6, 7, 8],
+        )
+        .unwrap();
         header.header_checksum = header.calc_header_checksum();
         let mut bytes = header.to_bytes().to_vec();
         let expected = Packet::new_checked(&bytes[..]).unwrap().checksum();
@@ -345,38 +365,68 @@ mod tests {
 
     #[test]
     fn truncated_fixed_header() {
-        assert_eq!(Packet::new_checked(&PACKET[..0]).unwrap_err(), Error::Truncated);
-        assert_eq!(Packet::new_checked(&PACKET[..19]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Packet::new_checked(&PACKET[..0]).unwrap_err(),
+            Error::Truncated
+        );
+        assert_eq!(
+            Packet::new_checked(&PACKET[..19]).unwrap_err(),
+            Error::Truncated
+        );
     }
 
     #[test]
     fn truncated_options() {
         // 20 bytes present, but IHL 6 announces 24.
-        assert_eq!(Packet::new_checked(&PACKET[..23]).unwrap_err(), Error::Truncated);
-        assert!(Packet::new_checked(&PACKET[..24]).unwrap().payload().is_empty());
+        assert_eq!(
+            Packet::new_checked(&PACKET[..23]).unwrap_err(),
+            Error::Truncated
+        );
+        assert!(
+            Packet::new_checked(&PACKET[..24])
+                .unwrap()
+                .payload()
+                .is_empty()
+        );
     }
 
     #[test]
     fn bad_version() {
         let mut bytes = PACKET;
         bytes[0] = 0x65;
-        assert_eq!(Packet::new_checked(&bytes[..]).unwrap_err(), Error::BadVersion);
+        assert_eq!(
+            Packet::new_checked(&bytes[..]).unwrap_err(),
+            Error::BadVersion
+        );
     }
 
     #[test]
     fn ihl_below_five() {
         let mut bytes = PACKET;
         bytes[0] = 0x44;
-        assert_eq!(Packet::new_checked(&bytes[..]).unwrap_err(), Error::BadHeaderLength);
+        assert_eq!(
+            Packet::new_checked(&bytes[..]).unwrap_err(),
+            Error::BadHeaderLength
+        );
     }
 
     #[test]
     fn payload_is_clamped_to_the_buffer_and_the_header() {
         let mut bytes = PACKET;
         bytes[2..4].copy_from_slice(&1000u16.to_be_bytes());
-        assert_eq!(Packet::new_checked(&bytes[..]).unwrap().payload().len(), 6, "total length past the buffer");
+        assert_eq!(
+            Packet::new_checked(&bytes[..]).unwrap().payload().len(),
+            6,
+            "total length past the buffer"
+        );
         bytes[2..4].copy_from_slice(&10u16.to_be_bytes());
-        assert!(Packet::new_checked(&bytes[..]).unwrap().payload().is_empty(), "total length inside the header");
+        assert!(
+            Packet::new_checked(&bytes[..])
+                .unwrap()
+                .payload()
+                .is_empty(),
+            "total length inside the header"
+        );
     }
 
     proptest! {

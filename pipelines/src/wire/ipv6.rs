@@ -285,7 +285,11 @@ impl<T: AsRef<[u8]>> ExtHeader<T> {
         }
         let bytes = self.buffer.as_ref();
         let offset_m = read_u16(bytes, ext_field::FRAG_OFFSET_M);
-        Some(Fragment { offset: offset_m & 0xfff8, more: offset_m & 1 != 0, ident: read_u32(bytes, ext_field::FRAG_IDENT) })
+        Some(Fragment {
+            offset: offset_m & 0xfff8,
+            more: offset_m & 1 != 0,
+            ident: read_u32(bytes, ext_field::FRAG_IDENT),
+        })
     }
 
     /// The header's bytes after Next Header and the length field (options, routing data, …).
@@ -354,7 +358,12 @@ pub struct ChainError {
 /// [`Packet::payload`] so that the chain must fit in the payload length) starting from the fixed
 /// header's `first` Next Header value, to the upper-layer protocol.
 pub fn walk_extension_headers(first: u8, bytes: &[u8]) -> std::result::Result<Chain, ChainError> {
-    let mut chain = Chain { protocol: first, len: 0, count: 0, fragment: None };
+    let mut chain = Chain {
+        protocol: first,
+        len: 0,
+        count: 0,
+        fragment: None,
+    };
     for _ in 0..MAX_EXTENSION_HEADERS {
         if !is_extension_header(chain.protocol) {
             return Ok(chain);
@@ -362,7 +371,10 @@ pub fn walk_extension_headers(first: u8, bytes: &[u8]) -> std::result::Result<Ch
         let header = bytes
             .get(chain.len..)
             .and_then(|rest| ExtHeader::new_checked(rest, chain.protocol).ok())
-            .ok_or(ChainError { kind: ChainErrorKind::Truncated, partial: chain })?;
+            .ok_or(ChainError {
+                kind: ChainErrorKind::Truncated,
+                partial: chain,
+            })?;
         if let Some(fragment) = header.fragment() {
             chain.fragment = Some(fragment);
         }
@@ -371,7 +383,10 @@ pub fn walk_extension_headers(first: u8, bytes: &[u8]) -> std::result::Result<Ch
         chain.protocol = header.next_header();
     }
     if is_extension_header(chain.protocol) {
-        Err(ChainError { kind: ChainErrorKind::TooMany, partial: chain })
+        Err(ChainError {
+            kind: ChainErrorKind::TooMany,
+            partial: chain,
+        })
     } else {
         Ok(chain)
     }
@@ -382,6 +397,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[rustfmt::skip]
     static PACKET: [u8; 90] = [
         0x6b, 0x81, 0x23, 0x45, // version 6, traffic class 0xb8, flow label 0x12345
         0x00, 0x30, // payload length 48: 44 bytes of extension headers, 4 of UDP
@@ -422,7 +438,14 @@ mod tests {
         assert_eq!(chain.protocol, 17);
         assert_eq!(chain.len, 44);
         assert_eq!(chain.count, 5);
-        assert_eq!(chain.fragment, Some(Fragment { offset: 128, more: true, ident: 0xcafe_babe }));
+        assert_eq!(
+            chain.fragment,
+            Some(Fragment {
+                offset: 128,
+                more: true,
+                ident: 0xcafe_babe
+            })
+        );
         assert_eq!(&ip.payload()[chain.len..], &[0x12, 0x34, 0x56, 0x78]);
     }
 
@@ -441,8 +464,18 @@ mod tests {
         let headers = [
             (next_header::HOP_BY_HOP, next_header::ROUTING, 8, 0),
             (next_header::ROUTING, next_header::FRAGMENT, 8, 8),
-            (next_header::FRAGMENT, next_header::DESTINATION_OPTIONS, 8, 16),
-            (next_header::DESTINATION_OPTIONS, next_header::AUTHENTICATION, 8, 24),
+            (
+                next_header::FRAGMENT,
+                next_header::DESTINATION_OPTIONS,
+                8,
+                16,
+            ),
+            (
+                next_header::DESTINATION_OPTIONS,
+                next_header::AUTHENTICATION,
+                8,
+                24,
+            ),
             (next_header::AUTHENTICATION, 17, 12, 32),
         ];
         for (kind, next, len, at) in headers {
@@ -450,7 +483,11 @@ mod tests {
             header.set_next_header(next);
             header.set_header_len(len);
             if kind == next_header::FRAGMENT {
-                header.set_fragment(Fragment { offset: 128, more: true, ident: 0xcafe_babe });
+                header.set_fragment(Fragment {
+                    offset: 128,
+                    more: true,
+                    ident: 0xcafe_babe,
+                });
             }
         }
         payload[2..4].copy_from_slice(&[0x01, 0x04]); // Hop-by-Hop PadN
@@ -464,15 +501,26 @@ mod tests {
 
     #[test]
     fn truncated_fixed_header() {
-        assert_eq!(Packet::new_checked(&PACKET[..39]).unwrap_err(), Error::Truncated);
-        assert!(Packet::new_checked(&PACKET[..40]).unwrap().payload().is_empty());
+        assert_eq!(
+            Packet::new_checked(&PACKET[..39]).unwrap_err(),
+            Error::Truncated
+        );
+        assert!(
+            Packet::new_checked(&PACKET[..40])
+                .unwrap()
+                .payload()
+                .is_empty()
+        );
     }
 
     #[test]
     fn bad_version() {
         let mut bytes = PACKET;
         bytes[0] = 0x4b;
-        assert_eq!(Packet::new_checked(&bytes[..]).unwrap_err(), Error::BadVersion);
+        assert_eq!(
+            Packet::new_checked(&bytes[..]).unwrap_err(),
+            Error::BadVersion
+        );
     }
 
     #[test]
@@ -487,8 +535,13 @@ mod tests {
     #[test]
     fn truncated_extension_header_by_its_length_field() {
         // Hop-by-Hop claims 3 units (32 bytes) but only 24 bytes remain.
-        let bytes = [0x11, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        assert_eq!(ExtHeader::new_checked(&bytes[..], next_header::HOP_BY_HOP).unwrap_err(), Error::Truncated);
+        let bytes = [
+            0x11, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(
+            ExtHeader::new_checked(&bytes[..], next_header::HOP_BY_HOP).unwrap_err(),
+            Error::Truncated
+        );
         let err = walk_extension_headers(next_header::HOP_BY_HOP, &bytes).unwrap_err();
         assert_eq!(err.kind, ChainErrorKind::Truncated);
     }
@@ -508,11 +561,21 @@ mod tests {
 
     #[test]
     fn authentication_header_length_is_in_four_byte_units_plus_two() {
-        let ah = [0x06, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let ah = [
+            0x06, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
         let header = ExtHeader::new_checked(&ah[..], next_header::AUTHENTICATION).unwrap();
         assert_eq!(header.header_len(), 24);
-        assert_eq!(walk_extension_headers(next_header::AUTHENTICATION, &ah).unwrap().len, 24);
-        assert_eq!(ExtHeader::new_checked(&ah[..23], next_header::AUTHENTICATION).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            walk_extension_headers(next_header::AUTHENTICATION, &ah)
+                .unwrap()
+                .len,
+            24
+        );
+        assert_eq!(
+            ExtHeader::new_checked(&ah[..23], next_header::AUTHENTICATION).unwrap_err(),
+            Error::Truncated
+        );
     }
 
     #[test]
@@ -520,7 +583,11 @@ mod tests {
         // Nine Destination Options headers, each pointing at the next, then TCP.
         let mut bytes = vec![0u8; 9 * 8];
         for i in 0..9 {
-            bytes[i * 8] = if i == 8 { 6 } else { next_header::DESTINATION_OPTIONS };
+            bytes[i * 8] = if i == 8 {
+                6
+            } else {
+                next_header::DESTINATION_OPTIONS
+            };
         }
         let err = walk_extension_headers(next_header::DESTINATION_OPTIONS, &bytes).unwrap_err();
         assert_eq!(err.kind, ChainErrorKind::TooMany);
@@ -532,16 +599,45 @@ mod tests {
 
     #[test]
     fn no_extension_headers_and_no_next_header() {
-        assert_eq!(walk_extension_headers(6, &[]).unwrap(), Chain { protocol: 6, len: 0, count: 0, fragment: None });
+        assert_eq!(
+            walk_extension_headers(6, &[]).unwrap(),
+            Chain {
+                protocol: 6,
+                len: 0,
+                count: 0,
+                fragment: None
+            }
+        );
         let chain = walk_extension_headers(next_header::NO_NEXT_HEADER, &[1, 2, 3]).unwrap();
         assert_eq!(chain.protocol, next_header::NO_NEXT_HEADER);
     }
 
     #[test]
     fn atomic_fragment_is_not_a_fragment() {
-        assert!(!Fragment { offset: 0, more: false, ident: 1 }.is_fragment());
-        assert!(Fragment { offset: 0, more: true, ident: 1 }.is_fragment());
-        assert!(Fragment { offset: 8, more: false, ident: 1 }.is_fragment());
+        assert!(
+            !Fragment {
+                offset: 0,
+                more: false,
+                ident: 1
+            }
+            .is_fragment()
+        );
+        assert!(
+            Fragment {
+                offset: 0,
+                more: true,
+                ident: 1
+            }
+            .is_fragment()
+        );
+        assert!(
+            Fragment {
+                offset: 8,
+                more: false,
+                ident: 1
+            }
+            .is_fragment()
+        );
     }
 
     proptest! {

@@ -179,14 +179,20 @@ mod tests {
 
     #[test]
     fn truncated_header() {
-        assert_eq!(Packet::new_checked(&SEGMENT[..19]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Packet::new_checked(&SEGMENT[..19]).unwrap_err(),
+            Error::Truncated
+        );
     }
 
     #[test]
     fn data_offset_below_five() {
         let mut bytes = SEGMENT;
         bytes[12] = 0x40;
-        assert_eq!(Packet::new_checked(&bytes[..]).unwrap_err(), Error::BadHeaderLength);
+        assert_eq!(
+            Packet::new_checked(&bytes[..]).unwrap_err(),
+            Error::BadHeaderLength
+        );
     }
 
     proptest! {

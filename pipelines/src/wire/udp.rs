@@ -47,7 +47,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// `Err(Truncated)` if the buffer is shorter than [`HEADER_LEN`].
     pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN { Err(Error::Truncated) } else { Ok(()) }
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            Err(Error::Truncated)
+        } else {
+            Ok(())
+        }
     }
 
     pub fn into_inner(self) -> T {
@@ -106,7 +110,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// The data bytes present (see [`Packet::payload`]), writable.
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        let end = usize::from(self.len()).max(HEADER_LEN).min(self.buffer.as_ref().len());
+        let end = usize::from(self.len())
+            .max(HEADER_LEN)
+            .min(self.buffer.as_ref().len());
         &mut self.buffer.as_mut()[HEADER_LEN..end]
     }
 }
@@ -150,15 +156,28 @@ mod tests {
 
     #[test]
     fn truncated_header() {
-        assert_eq!(Packet::new_checked(&PACKET[..7]).unwrap_err(), Error::Truncated);
-        assert!(Packet::new_checked(&PACKET[..8]).unwrap().payload().is_empty());
+        assert_eq!(
+            Packet::new_checked(&PACKET[..7]).unwrap_err(),
+            Error::Truncated
+        );
+        assert!(
+            Packet::new_checked(&PACKET[..8])
+                .unwrap()
+                .payload()
+                .is_empty()
+        );
     }
 
     #[test]
     fn length_below_header_or_past_buffer_is_clamped() {
         let mut bytes = PACKET;
         bytes[4..6].copy_from_slice(&3u16.to_be_bytes());
-        assert!(Packet::new_checked(&bytes[..]).unwrap().payload().is_empty());
+        assert!(
+            Packet::new_checked(&bytes[..])
+                .unwrap()
+                .payload()
+                .is_empty()
+        );
         bytes[4..6].copy_from_slice(&400u16.to_be_bytes());
         assert_eq!(Packet::new_checked(&bytes[..]).unwrap().payload().len(), 6);
     }

@@ -44,7 +44,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// `Err(Truncated)` if the buffer is shorter than [`HEADER_LEN`].
     pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN { Err(Error::Truncated) } else { Ok(()) }
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            Err(Error::Truncated)
+        } else {
+            Ok(())
+        }
     }
 
     pub fn into_inner(self) -> T {
@@ -80,7 +84,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Sets the whole Tag Control Information from its three parts (`vlan_id` keeps 12 bits,
     /// `priority` 3).
     pub fn set_tci(&mut self, priority: u8, drop_eligible: bool, vlan_id: u16) {
-        let tci = (u16::from(priority & 0x7) << 13) | (u16::from(drop_eligible) << 12) | (vlan_id & 0x0fff);
+        let tci = (u16::from(priority & 0x7) << 13)
+            | (u16::from(drop_eligible) << 12)
+            | (vlan_id & 0x0fff);
         write_u16(self.buffer.as_mut(), field::TCI, tci);
     }
 
@@ -130,7 +136,12 @@ pub struct TagError {
 /// e.g. the Ethernet payload), looking through at most [`MAX_STACKED_TAGS`] of them. The loop is
 /// a `for` over that bound: a frame of nothing but tags cannot keep it going.
 pub fn read_tags(ethertype: EtherType, bytes: &[u8]) -> std::result::Result<Tags, TagError> {
-    let mut tags = Tags { ethertype, len: 0, ids: [0; MAX_STACKED_TAGS], count: 0 };
+    let mut tags = Tags {
+        ethertype,
+        len: 0,
+        ids: [0; MAX_STACKED_TAGS],
+        count: 0,
+    };
     for slot in 0..MAX_STACKED_TAGS {
         if !tags.ethertype.is_vlan_tag() {
             return Ok(tags);
@@ -138,14 +149,20 @@ pub fn read_tags(ethertype: EtherType, bytes: &[u8]) -> std::result::Result<Tags
         let tag = bytes
             .get(tags.len..)
             .and_then(|rest| Packet::new_checked(rest).ok())
-            .ok_or(TagError { kind: TagErrorKind::Truncated, partial: tags })?;
+            .ok_or(TagError {
+                kind: TagErrorKind::Truncated,
+                partial: tags,
+            })?;
         tags.ids[slot] = tag.vlan_id();
         tags.count += 1;
         tags.len += HEADER_LEN;
         tags.ethertype = tag.ethertype();
     }
     if tags.ethertype.is_vlan_tag() {
-        Err(TagError { kind: TagErrorKind::TooDeep, partial: tags })
+        Err(TagError {
+            kind: TagErrorKind::TooDeep,
+            partial: tags,
+        })
     } else {
         Ok(tags)
     }
@@ -184,27 +201,45 @@ mod tests {
 
     #[test]
     fn truncated_tag() {
-        assert_eq!(Packet::new_checked(&TAG[..3]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            Packet::new_checked(&TAG[..3]).unwrap_err(),
+            Error::Truncated
+        );
         assert!(Packet::new_checked(&TAG[..4]).is_ok());
     }
-
 
     #[test]
     fn read_tags_looks_through_qinq() {
         // 802.1ad service tag 10, then 802.1Q customer tag 20, then IPv6.
         let bytes = [0x00, 0x0a, 0x81, 0x00, 0x00, 0x14, 0x86, 0xdd, 0x60];
         let tags = read_tags(EtherType::QinQ, &bytes).unwrap();
-        assert_eq!(tags, Tags { ethertype: EtherType::Ipv6, len: 8, ids: [10, 20], count: 2 });
+        assert_eq!(
+            tags,
+            Tags {
+                ethertype: EtherType::Ipv6,
+                len: 8,
+                ids: [10, 20],
+                count: 2
+            }
+        );
         let untagged = read_tags(EtherType::Ipv4, &bytes).unwrap();
-        assert_eq!((untagged.len, untagged.count, untagged.ethertype), (0, 0, EtherType::Ipv4));
+        assert_eq!(
+            (untagged.len, untagged.count, untagged.ethertype),
+            (0, 0, EtherType::Ipv4)
+        );
     }
 
     #[test]
     fn read_tags_stops_at_a_third_tag() {
-        let bytes = [0x00, 0x01, 0x91, 0x00, 0x00, 0x02, 0x81, 0x00, 0x00, 0x03, 0x08, 0x00];
+        let bytes = [
+            0x00, 0x01, 0x91, 0x00, 0x00, 0x02, 0x81, 0x00, 0x00, 0x03, 0x08, 0x00,
+        ];
         let err = read_tags(EtherType::QinQLegacy, &bytes).unwrap_err();
         assert_eq!(err.kind, TagErrorKind::TooDeep);
-        assert_eq!((err.partial.ids, err.partial.count, err.partial.len), ([1, 2], 2, 8));
+        assert_eq!(
+            (err.partial.ids, err.partial.count, err.partial.len),
+            ([1, 2], 2, 8)
+        );
     }
 
     #[test]
@@ -213,7 +248,10 @@ mod tests {
         let err = read_tags(EtherType::Vlan, &bytes).unwrap_err();
         assert_eq!(err.kind, TagErrorKind::Truncated);
         assert_eq!((err.partial.count, err.partial.len), (1, 4));
-        assert_eq!(read_tags(EtherType::Vlan, &[]).unwrap_err().kind, TagErrorKind::Truncated);
+        assert_eq!(
+            read_tags(EtherType::Vlan, &[]).unwrap_err().kind,
+            TagErrorKind::Truncated
+        );
     }
 
     proptest! {

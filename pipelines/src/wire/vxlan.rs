@@ -127,8 +127,16 @@ mod tests {
 
     #[test]
     fn truncated_header() {
-        assert_eq!(Packet::new_checked(&HEADER[..7]).unwrap_err(), Error::Truncated);
-        assert!(Packet::new_checked(&HEADER[..8]).unwrap().payload().is_empty());
+        assert_eq!(
+            Packet::new_checked(&HEADER[..7]).unwrap_err(),
+            Error::Truncated
+        );
+        assert!(
+            Packet::new_checked(&HEADER[..8])
+                .unwrap()
+                .payload()
+                .is_empty()
+        );
     }
 
     #[test]

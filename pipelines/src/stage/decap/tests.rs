@@ -48,7 +48,16 @@ fn geneve(vni: u32, protocol: u16, options: &[u8], payload: &[u8]) -> Vec<u8> {
     assert_eq!(options.len() % 4, 0);
     let v = vni.to_be_bytes();
     let p = protocol.to_be_bytes();
-    let header = [(options.len() / 4) as u8, 0, p[0], p[1], v[1], v[2], v[3], 0];
+    let header = [
+        (options.len() / 4) as u8,
+        0,
+        p[0],
+        p[1],
+        v[1],
+        v[2],
+        v[3],
+        0,
+    ];
     [&header[..], options, payload].concat()
 }
 
@@ -98,7 +107,12 @@ fn with_tags(frame: &[u8], tags: &[(u16, u16)]) -> Vec<u8> {
 }
 
 /// An outer IPv6 packet with the extension headers `exts` (kind, length) before UDP.
-fn udp_v6_with_ext(exts: &[(u8, usize)], fragment: Option<ipv6::Fragment>, dst_port: u16, payload: &[u8]) -> Vec<u8> {
+fn udp_v6_with_ext(
+    exts: &[(u8, usize)],
+    fragment: Option<ipv6::Fragment>,
+    dst_port: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let plain = udp_v6(SENDER_V6, dst_port, payload);
     let chain_len: usize = exts.iter().map(|e| e.1).sum();
     let mut out = plain[..54].to_vec();
@@ -143,7 +157,10 @@ fn aws_traffic_mirroring_vxlan() {
     assert_eq!(pkt.to_vec(), customer_frame());
     let inner = parse_inner(pkt.data(), pkt.pkt_len());
     let flow = inner.flow.unwrap();
-    assert_eq!((flow.dst, flow.dst_port), (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 443));
+    assert_eq!(
+        (flow.dst, flow.dst_port),
+        (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 443)
+    );
 }
 
 #[test]
@@ -207,7 +224,11 @@ fn aws_gwlb_geneve_carrying_vxlan() {
     // GWLB → broker: GENEVE with GWLB's options, carrying the Traffic Mirroring VXLAN packet
     // the mirrored ENI sent.
     let mirror_packet = aws_vxlan(77);
-    let bytes = udp_v4(GWLB, 6081, &geneve(0, 0x6558, &gwlb_options(), &mirror_packet));
+    let bytes = udp_v4(
+        GWLB,
+        6081,
+        &geneve(0, 0x6558, &gwlb_options(), &mirror_packet),
+    );
     let (result, pkt) = run(&cfg(), &bytes);
     assert_eq!(result, tunnel(GWLB, ENI, 77, 2));
     assert_eq!(pkt.to_vec(), customer_frame());
@@ -224,9 +245,18 @@ fn azure_vtap_vxlan_on_a_custom_port_with_ipv6_inside() {
     let cfg = DecapConfig::new(&[4789, 4790], &[], None, false);
     let bytes = udp_v4([100, 64, 0, 1], 4790, &vxlan(0xab_cdef, &customer));
     let (result, pkt) = run(&cfg, &bytes);
-    assert_eq!(result, tunnel([100, 64, 0, 1], [100, 64, 0, 1], 0xab_cdef, 1));
+    assert_eq!(
+        result,
+        tunnel([100, 64, 0, 1], [100, 64, 0, 1], 0xab_cdef, 1)
+    );
     assert_eq!(pkt.to_vec(), customer);
-    assert_eq!(parse_inner(pkt.data(), pkt.pkt_len()).flow.unwrap().dst_port, 53);
+    assert_eq!(
+        parse_inner(pkt.data(), pkt.pkt_len())
+            .flow
+            .unwrap()
+            .dst_port,
+        53
+    );
 }
 
 #[test]
@@ -246,10 +276,20 @@ fn geneve_bare_ipv4_gets_a_synthetic_ethernet_header() {
 #[test]
 fn geneve_bare_ipv6() {
     let mut customer = Vec::new();
-    PacketBuilder::ipv6(SENDER_V6, TARGET_V6, 64).udp(1, 2).write(&mut customer, b"v6").unwrap();
+    PacketBuilder::ipv6(SENDER_V6, TARGET_V6, 64)
+        .udp(1, 2)
+        .write(&mut customer, b"v6")
+        .unwrap();
     let bytes = udp_v6(SENDER_V6, 6081, &geneve(6, 0x86dd, &[], &customer));
     let (result, pkt) = run(&cfg(), &bytes);
-    assert!(matches!(result, Ok(Decapped::Tunnelled(Tunnel { vni: 6, depth: 1, .. }))));
+    assert!(matches!(
+        result,
+        Ok(Decapped::Tunnelled(Tunnel {
+            vni: 6,
+            depth: 1,
+            ..
+        }))
+    ));
     let frame = pkt.to_vec();
     assert_eq!(&frame[12..14], &[0x86, 0xdd]);
     assert_eq!(&frame[14..], &customer[..]);
@@ -267,29 +307,55 @@ fn geneve_bare_ip_nested_tunnel_is_followed() {
 
 #[test]
 fn ipv6_outer_with_extension_headers() {
-    let exts = [(ipv6::next_header::HOP_BY_HOP, 8), (ipv6::next_header::DESTINATION_OPTIONS, 16)];
+    let exts = [
+        (ipv6::next_header::HOP_BY_HOP, 8),
+        (ipv6::next_header::DESTINATION_OPTIONS, 16),
+    ];
     let bytes = udp_v6_with_ext(&exts, None, 4789, &vxlan(42, &customer_frame()));
     let (result, pkt) = run(&cfg(), &bytes);
     let sender = IpAddr::V6(Ipv6Addr::from(SENDER_V6));
-    assert_eq!(result, Ok(Decapped::Tunnelled(Tunnel { outer_source: sender, mirror_source: sender, vni: 42, depth: 1 })));
+    assert_eq!(
+        result,
+        Ok(Decapped::Tunnelled(Tunnel {
+            outer_source: sender,
+            mirror_source: sender,
+            vni: 42,
+            depth: 1
+        }))
+    );
     assert_eq!(pkt.to_vec(), customer_frame());
 }
 
 #[test]
 fn ipv6_atomic_fragment_is_a_whole_packet() {
     let exts = [(ipv6::next_header::FRAGMENT, 8)];
-    let atomic = ipv6::Fragment { offset: 0, more: false, ident: 1 };
+    let atomic = ipv6::Fragment {
+        offset: 0,
+        more: false,
+        ident: 1,
+    };
     let bytes = udp_v6_with_ext(&exts, Some(atomic), 4789, &vxlan(42, &customer_frame()));
     assert!(matches!(run(&cfg(), &bytes).0, Ok(Decapped::Tunnelled(_))));
-    let first = ipv6::Fragment { offset: 0, more: true, ident: 1 };
+    let first = ipv6::Fragment {
+        offset: 0,
+        more: true,
+        ident: 1,
+    };
     let bytes = udp_v6_with_ext(&exts, Some(first), 4789, &vxlan(42, &customer_frame()));
-    assert_eq!(run(&cfg(), &bytes).0, Err(Outcome::Malformed(Reason::OuterFragment)));
+    assert_eq!(
+        run(&cfg(), &bytes).0,
+        Err(Outcome::Malformed(Reason::OuterFragment))
+    );
 }
 
 #[test]
 fn qinq_outer() {
     let plain = aws_vxlan(11);
-    for tags in [&[(0x8100, 5)][..], &[(0x88a8, 100), (0x8100, 5)], &[(0x9100, 100), (0x8100, 5)]] {
+    for tags in [
+        &[(0x8100, 5)][..],
+        &[(0x88a8, 100), (0x8100, 5)],
+        &[(0x9100, 100), (0x8100, 5)],
+    ] {
         let bytes = with_tags(&plain, tags);
         let (result, pkt) = run(&cfg(), &bytes);
         assert_eq!(result, tunnel(ENI, ENI, 11, 1), "{tags:?}");
@@ -298,7 +364,10 @@ fn qinq_outer() {
     // And with etherparse's own QinQ encoding.
     let mut bytes = Vec::new();
     PacketBuilder::ethernet2(MAC_OUT_A, MAC_OUT_B)
-        .double_vlan(etherparse::VlanId::try_new(10).unwrap(), etherparse::VlanId::try_new(20).unwrap())
+        .double_vlan(
+            etherparse::VlanId::try_new(10).unwrap(),
+            etherparse::VlanId::try_new(20).unwrap(),
+        )
         .ipv4(ENI, TARGET, 64)
         .udp(1, 4789)
         .write(&mut bytes, &vxlan(12, &customer_frame()))
@@ -354,7 +423,11 @@ fn not_tunnelled_frames() {
     arp.extend_from_slice(&[0x08, 0x06]);
     arp.extend_from_slice(&[0; 28]);
     let mut tcp = Vec::new();
-    PacketBuilder::ethernet2(MAC_OUT_A, MAC_OUT_B).ipv4(ENI, TARGET, 64).tcp(1, 4789, 0, 0).write(&mut tcp, b"x").unwrap();
+    PacketBuilder::ethernet2(MAC_OUT_A, MAC_OUT_B)
+        .ipv4(ENI, TARGET, 64)
+        .tcp(1, 4789, 0, 0)
+        .write(&mut tcp, b"x")
+        .unwrap();
     let other_port = udp_v4(ENI, 53, &vxlan(1, &customer_frame()));
     let passing = DecapConfig::new(&[4789], &[6081], None, true);
     for bytes in [&arp, &tcp, &other_port] {
@@ -370,28 +443,50 @@ fn malformed_outer_headers_stay_malformed_with_pass_untunneled() {
     let passing = DecapConfig::new(&[4789], &[6081], None, true);
     let mut bytes = aws_vxlan(1);
     ipv4::Packet::new_unchecked(&mut bytes[IP..]).set_total_len(2000);
-    assert_eq!(run(&passing, &bytes).0, Err(Outcome::Malformed(Reason::Ipv4BadLength)));
+    assert_eq!(
+        run(&passing, &bytes).0,
+        Err(Outcome::Malformed(Reason::Ipv4BadLength))
+    );
     // Even when the port is not a tunnel port: UDP's length is still checked.
     let mut bytes = udp_v4(ENI, 53, b"dns query");
     udp::Packet::new_unchecked(&mut bytes[UDP..]).set_len(4);
-    assert_eq!(run(&passing, &bytes).0, Err(Outcome::Malformed(Reason::UdpBadLength)));
+    assert_eq!(
+        run(&passing, &bytes).0,
+        Err(Outcome::Malformed(Reason::UdpBadLength))
+    );
 }
 
 #[test]
 fn allowlist_checks_the_outermost_source() {
-    let nets: Vec<IpNet> = ["172.31.0.0/24", "10.1.0.0/16", "2001:db8::/64"].iter().map(|s| s.parse().unwrap()).collect();
+    let nets: Vec<IpNet> = ["172.31.0.0/24", "10.1.0.0/16", "2001:db8::/64"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
     let cfg = DecapConfig::new(&[4789], &[6081], Some(&nets), false);
     assert_eq!(run(&cfg, &aws_vxlan(1)).0, tunnel(ENI, ENI, 1, 1));
-    assert_eq!(run(&cfg, &udp_v4([172, 31, 1, 5], 4789, &vxlan(1, &customer_frame()))).0, Err(Outcome::SourceDenied));
+    assert_eq!(
+        run(
+            &cfg,
+            &udp_v4([172, 31, 1, 5], 4789, &vxlan(1, &customer_frame()))
+        )
+        .0,
+        Err(Outcome::SourceDenied)
+    );
     // GWLB delivery: only the outer sender (10.1.0.10) must be allowed, not the mirrored ENI.
     let mirror = udp_v4([192, 0, 2, 1], 4789, &vxlan(77, &customer_frame()));
     let gwlb = udp_v4(GWLB, 6081, &geneve(0, 0x6558, &[], &mirror));
     assert_eq!(run(&cfg, &gwlb).0, tunnel(GWLB, [192, 0, 2, 1], 77, 2));
     // IPv6 senders.
-    assert!(matches!(run(&cfg, &udp_v6(SENDER_V6, 4789, &vxlan(1, &customer_frame()))).0, Ok(Decapped::Tunnelled(_))));
+    assert!(matches!(
+        run(&cfg, &udp_v6(SENDER_V6, 4789, &vxlan(1, &customer_frame()))).0,
+        Ok(Decapped::Tunnelled(_))
+    ));
     let mut outsider = SENDER_V6;
     outsider[7] = 1;
-    assert_eq!(run(&cfg, &udp_v6(outsider, 4789, &vxlan(1, &customer_frame()))).0, Err(Outcome::SourceDenied));
+    assert_eq!(
+        run(&cfg, &udp_v6(outsider, 4789, &vxlan(1, &customer_frame()))).0,
+        Err(Outcome::SourceDenied)
+    );
     // Nothing after the outer IP header is trusted from a denied sender: a broken UDP header
     // or a fragment is still `source_denied`.
     let mut bytes = udp_v4([8, 8, 8, 8], 4789, &vxlan(1, &customer_frame()));
@@ -405,12 +500,24 @@ fn allowlist_checks_the_outermost_source() {
 
 #[test]
 fn allowlist_ranges_merge_and_search() {
-    let nets: Vec<IpNet> = ["10.0.0.0/24", "10.0.1.0/24", "10.0.0.128/25", "0.0.0.0/32", "255.255.255.255/32", "::/0"]
-        .iter()
-        .map(|s| s.parse().unwrap())
-        .collect();
+    let nets: Vec<IpNet> = [
+        "10.0.0.0/24",
+        "10.0.1.0/24",
+        "10.0.0.128/25",
+        "0.0.0.0/32",
+        "255.255.255.255/32",
+        "::/0",
+    ]
+    .iter()
+    .map(|s| s.parse().unwrap())
+    .collect();
     let ranges = AddressRanges::new(&nets);
-    assert_eq!(ranges.v4.len(), 3, "adjacent and nested ranges merge: {:?}", ranges.v4);
+    assert_eq!(
+        ranges.v4.len(),
+        3,
+        "adjacent and nested ranges merge: {:?}",
+        ranges.v4
+    );
     assert_eq!(ranges.v6.len(), 1);
     for (addr, inside) in [
         ("10.0.0.0", true),
@@ -436,7 +543,15 @@ fn from_settings() {
         default_session: None,
     };
     let cfg = DecapConfig::from_settings(&settings);
-    assert_eq!(cfg, DecapConfig::new(&[4789], &[6081], Some(&["172.31.0.0/16".parse().unwrap()]), false));
+    assert_eq!(
+        cfg,
+        DecapConfig::new(
+            &[4789],
+            &[6081],
+            Some(&["172.31.0.0/16".parse().unwrap()]),
+            false
+        )
+    );
     assert!(cfg.is_allowed_source(IpAddr::V4(ENI.into())));
     assert!(!cfg.is_allowed_source(IpAddr::V4(GWLB.into())));
 }
@@ -474,7 +589,10 @@ fn multi_segment_jumbo_frame() {
 fn a_header_split_by_a_segment_boundary_is_truncated() {
     let bytes = aws_vxlan(1);
     let mut pkt = VecBuf::from_segments(vec![bytes[..UDP + 4].to_vec(), bytes[UDP + 4..].to_vec()]);
-    assert_eq!(decap(&cfg(), &mut pkt), Err(Outcome::Malformed(Reason::UdpTruncated)));
+    assert_eq!(
+        decap(&cfg(), &mut pkt),
+        Err(Outcome::Malformed(Reason::UdpTruncated))
+    );
 }
 
 /// A packet that `decap` must reject with `reason`. The match is exhaustive: a new `Reason`
@@ -505,14 +623,21 @@ fn packet_for(reason: Reason) -> Vec<u8> {
             ip.set_payload_len(ip.payload_len() + 1);
         }
         Reason::Ipv6ExtTruncated => {
-            bytes = udp_v6_with_ext(&[(ipv6::next_header::HOP_BY_HOP, 8)], None, 4789, &vxlan(7, &customer_frame()));
+            bytes = udp_v6_with_ext(
+                &[(ipv6::next_header::HOP_BY_HOP, 8)],
+                None,
+                4789,
+                &vxlan(7, &customer_frame()),
+            );
             bytes[IP + 40 + 1] = 200; // Hop-by-Hop length: 1608 bytes
         }
         Reason::Ipv6ExtTooMany => {
             let exts = [(ipv6::next_header::DESTINATION_OPTIONS, 8); 9];
             bytes = udp_v6_with_ext(&exts, None, 4789, &vxlan(7, &customer_frame()));
         }
-        Reason::OuterFragment => ipv4::Packet::new_unchecked(&mut bytes[IP..]).set_fragmentation(false, true, 0),
+        Reason::OuterFragment => {
+            ipv4::Packet::new_unchecked(&mut bytes[IP..]).set_fragmentation(false, true, 0)
+        }
         Reason::UdpTruncated => {
             ipv4::Packet::new_unchecked(&mut bytes[IP..]).set_total_len(24);
             bytes.truncate(IP + 24);
@@ -532,7 +657,9 @@ fn packet_for(reason: Reason) -> Vec<u8> {
             bytes = udp_v4(GWLB, 6081, &geneve(1, 0x6558, &[], &customer_frame()[..20]));
             bytes[TUNNEL] = 0x3f; // 252 bytes of options announced, 20 present
         }
-        Reason::GeneveUnknownProtocol => bytes = udp_v4(GWLB, 6081, &geneve(1, 0x0806, &[], &customer_frame())),
+        Reason::GeneveUnknownProtocol => {
+            bytes = udp_v4(GWLB, 6081, &geneve(1, 0x0806, &[], &customer_frame()))
+        }
         Reason::TunnelTooDeep => {
             for depth in 0..3 {
                 bytes = udp_v4([10, 0, 0, depth], 4789, &vxlan(u32::from(depth), &bytes));
@@ -549,16 +676,26 @@ fn every_reason_is_produced() {
         let bytes = packet_for(reason);
         let (result, pkt) = run(&cfg(), &bytes);
         assert_eq!(result, Err(Outcome::Malformed(reason)), "{reason}");
-        assert_eq!(pkt.to_vec(), bytes, "{reason}: a dropped packet is left as it was");
+        assert_eq!(
+            pkt.to_vec(),
+            bytes,
+            "{reason}: a dropped packet is left as it was"
+        );
     }
 }
 
 #[test]
 fn inner_too_short_also_for_an_empty_bare_ip_payload() {
     let bytes = udp_v4(GWLB, 6081, &geneve(1, 0x0800, &[], &[]));
-    assert_eq!(run(&cfg(), &bytes).0, Err(Outcome::Malformed(Reason::InnerTooShort)));
+    assert_eq!(
+        run(&cfg(), &bytes).0,
+        Err(Outcome::Malformed(Reason::InnerTooShort))
+    );
     let bytes = udp_v4(ENI, 4789, &vxlan(7, &[]));
-    assert_eq!(run(&cfg(), &bytes).0, Err(Outcome::Malformed(Reason::InnerTooShort)));
+    assert_eq!(
+        run(&cfg(), &bytes).0,
+        Err(Outcome::Malformed(Reason::InnerTooShort))
+    );
 }
 
 /// Valid packets of every shape, for the mutation properties.
@@ -566,15 +703,40 @@ fn valid_packets() -> Vec<Vec<u8>> {
     let customer = customer_frame();
     vec![
         aws_vxlan(1),
-        udp_v4(GWLB, 6081, &geneve(0, 0x6558, &gwlb_options(), &aws_vxlan(2))),
-        udp_v4(GWLB, 6081, &geneve(0, 0x0800, &gwlb_options(), &customer[14..])),
-        udp_v6_with_ext(&[(ipv6::next_header::HOP_BY_HOP, 8), (ipv6::next_header::AUTHENTICATION, 12)], None, 4789, &vxlan(3, &customer)),
+        udp_v4(
+            GWLB,
+            6081,
+            &geneve(0, 0x6558, &gwlb_options(), &aws_vxlan(2)),
+        ),
+        udp_v4(
+            GWLB,
+            6081,
+            &geneve(0, 0x0800, &gwlb_options(), &customer[14..]),
+        ),
+        udp_v6_with_ext(
+            &[
+                (ipv6::next_header::HOP_BY_HOP, 8),
+                (ipv6::next_header::AUTHENTICATION, 12),
+            ],
+            None,
+            4789,
+            &vxlan(3, &customer),
+        ),
         with_tags(&aws_vxlan(4), &[(0x88a8, 1), (0x8100, 2)]),
-        udp_v4([10, 0, 3, 3], 4789, &vxlan(3, &udp_v4([10, 0, 2, 2], 4789, &vxlan(2, &aws_vxlan(1))))),
+        udp_v4(
+            [10, 0, 3, 3],
+            4789,
+            &vxlan(3, &udp_v4([10, 0, 2, 2], 4789, &vxlan(2, &aws_vxlan(1)))),
+        ),
     ]
 }
 
-fn check_invariants(cfg: &DecapConfig, original: &[u8], result: Result<Decapped, Outcome>, pkt: &VecBuf) {
+fn check_invariants(
+    cfg: &DecapConfig,
+    original: &[u8],
+    result: Result<Decapped, Outcome>,
+    pkt: &VecBuf,
+) {
     match result {
         Ok(Decapped::Tunnelled(t)) => {
             assert!((1..=MAX_TUNNEL_DEPTH).contains(&t.depth));
