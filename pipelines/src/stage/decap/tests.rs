@@ -496,6 +496,11 @@ fn allowlist_checks_the_outermost_source() {
     // An empty allowlist admits nobody; a non-IP frame has no source to check.
     let nobody = DecapConfig::new(&[4789], &[], Some(&[]), true);
     assert_eq!(run(&nobody, &aws_vxlan(1)).0, Err(Outcome::SourceDenied));
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&MAC_OUT_A);
+    arp.extend_from_slice(&[0x08, 0x06]);
+    arp.extend_from_slice(&[0; 28]);
+    assert_eq!(run(&nobody, &arp).0, Ok(Decapped::Untunneled));
 }
 
 #[test]
