@@ -3,7 +3,10 @@
 
 pub mod buf;
 pub mod flow;
+pub mod inner;
 pub mod outcome;
+pub mod stage;
+pub mod wire;
 
 pub use buf::{PacketBuf, Sink, VecBuf};
 pub use flow::FlowKey;

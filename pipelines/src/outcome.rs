@@ -97,7 +97,7 @@ labelled_enum! {
         GeneveTruncated = "geneve_truncated",
         /// GENEVE version is not 0
         GeneveBadVersion = "geneve_bad_version",
-        /// GENEVE options longer than the packet
+        /// GENEVE options run past the end of the UDP payload
         GeneveOptionsOverrun = "geneve_options_overrun",
         /// GENEVE protocol type is not Ethernet, IPv4 or IPv6
         GeneveUnknownProtocol = "geneve_unknown_protocol",

@@ -1,0 +1,3 @@
+//! The packet stages, one file each, in the order a packet meets them.
+
+pub mod decap;
