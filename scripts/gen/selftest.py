@@ -278,9 +278,15 @@ class DecodesAsDescribed(unittest.TestCase):
                 expected_total = PACKETS[profile] or sidecar["packets_total"]
                 self.assertEqual(len(frames), expected_total)
             truncating = {session["vni"] for session in sidecar["sessions"] if session["truncate"]}
+            mismatches = []
             for packet, frame in zip(sidecar["packets"], frames):
-                with self.subTest(profile=profile, index=packet["index"]):
+                try:
                     self.check_packet(packet, frame, packet["vni"] in truncating)
+                except AssertionError as error:
+                    mismatches.append(f"packet {packet['index']}: {str(error).splitlines()[0]}")
+            with self.subTest(profile=profile):
+                # The first few are enough to see what is wrong; a broken format breaks them all.
+                self.assertEqual(mismatches[:5], [], f"{len(mismatches)} packets differ from the sidecar")
 
     def check_packet(self, packet, frame, session_truncates):
         self.assertEqual(int(frame["frame.len"][0]), packet["frame_len"])

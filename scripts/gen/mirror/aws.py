@@ -1,18 +1,17 @@
 """AWS VPC Traffic Mirroring: what a mirror target receives.
 
-From the AWS documentation (Traffic Mirroring, "packet format" and "mirror sessions"):
+From the AWS documentation (Traffic Mirroring: targets, sessions, packet format):
 
-* the mirrored packet is VXLAN-encapsulated, UDP destination port 4789;
-* its outer source address is the mirrored ENI's primary private IPv4 address and its destination
-  the mirror target's address (an ENI, an NLB's, or a GWLB endpoint's; see `gwlb.py`), also when
-  the mirrored traffic itself is IPv6;
+* the mirrored packet is VXLAN-encapsulated, UDP destination port 4789, and sent to the mirror
+  target (an ENI, an NLB, or a GWLB endpoint; for the last see `gwlb.py`);
 * the VXLAN VNI is the session's virtual network ID (chosen by the user, else assigned);
 * "packet length": only the first N bytes after the VXLAN header are mirrored; the inner headers
   are not rewritten, so the inner IP length still states the full size.
 
-Modelled beyond the documentation: the UDP source port is a hash of the inner flow (so that RSS
-on the target spreads flows and keeps each on one queue, as the NLB target documentation relies on);
-the outer IPv4 identification counts up per session; TTL 64, DF set, UDP checksum zero.
+Modelled beyond the documentation: the outer source address is the mirrored ENI's primary private
+IPv4 address (also when the mirrored traffic is IPv6); the UDP source port is a hash of the inner
+flow (so that RSS on the target spreads flows and keeps each on one queue); the outer IPv4
+identification counts up per session; TTL 64, DF set, UDP checksum zero.
 """
 
 from typing import Optional

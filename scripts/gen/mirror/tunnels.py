@@ -4,13 +4,13 @@ Everything outside the mirrored frame is built here with `struct`, field by fiel
 Ethernet, IPv4 (RFC 791), IPv6 (RFC 8200) with an optional Destination Options header, UDP (RFC 768)
 and the VXLAN and GENEVE headers. Not with scapy's layers: scapy 2.5's VXLAN sets the GPE "next
 protocol" flag when an Ethernet frame is stacked on it, its GENEVE loses bit 4 of the option length,
-and building plain headers by hand is several times faster. The self-test checks every checksum
+and building plain headers by hand is much faster. The self-test checks every checksum
 with tshark.
 """
 
 import ipaddress
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from .net import ip_version
@@ -113,7 +113,6 @@ class Underlay:
     # Encapsulation Limit option (RFC 2473 4.1.1), the option tunnel endpoints actually send.
     destination_options: bool = False
     ttl: int = UNDERLAY_TTL
-    extras: dict = field(default_factory=dict)
 
     @property
     def version(self) -> int:
