@@ -23,6 +23,7 @@ from .tunnels import (
     Mirrored,
     SessionInfo,
     Underlay,
+    describe_mirrored,
     ethernet,
     outer_five_tuple,
     truncate_frame,
@@ -54,18 +55,11 @@ class AwsMirror:
 
     def datagram(self, view: InnerView):
         """The VXLAN packet from IP on (what GWLB carries), its outer 5-tuple and description."""
-        inner, truncated = truncate_frame(view.frame, self.packet_length)
+        inner = truncate_frame(view.frame, self.packet_length)
         sport = flow_source_port(*view.flow)
         ip_id, self.next_ip_id = self.next_ip_id, (self.next_ip_id + 1) & 0xFFFF
         l3 = udp_datagram(self.underlay, sport, VXLAN_PORT, vxlan_header(self.vni) + inner, ip_id=ip_id)
-        describe = {
-            "encap": self.encap,
-            "vni": self.vni,
-            "mirror_src": self.eni_ip,
-            "inner_len": len(view.frame),
-            "captured_inner_len": len(inner),
-            "truncated": truncated,
-        }
+        describe = describe_mirrored(self.encap, self.vni, self.eni_ip, len(view.frame), len(inner))
         return l3, outer_five_tuple(self.underlay, sport, VXLAN_PORT), describe
 
     def encapsulate(self, view: InnerView) -> Mirrored:

@@ -17,6 +17,7 @@ from .tunnels import (
     Mirrored,
     SessionInfo,
     Underlay,
+    describe_mirrored,
     ethernet,
     outer_five_tuple,
     udp_datagram,
@@ -55,14 +56,7 @@ class AzureVtap:
         ip_id, self.next_ip_id = self.next_ip_id, (self.next_ip_id + 1) & 0xFFFF
         l3 = udp_datagram(self.underlay, sport, VXLAN_PORT, vxlan_header(self.vni) + view.frame,
                           ip_id=ip_id)
-        describe = {
-            "encap": self.encap,
-            "vni": self.vni,
-            "mirror_src": self.host_ip,
-            "inner_len": len(view.frame),
-            "captured_inner_len": len(view.frame),
-            "truncated": False,
-        }
+        describe = describe_mirrored(self.encap, self.vni, self.host_ip, len(view.frame), len(view.frame))
         return Mirrored(frame=ethernet(self.underlay, l3),
                         outer_flow=outer_five_tuple(self.underlay, sport, VXLAN_PORT),
                         describe=describe)

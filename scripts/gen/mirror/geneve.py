@@ -22,6 +22,7 @@ from .tunnels import (
     Mirrored,
     SessionInfo,
     Underlay,
+    describe_mirrored,
     ethernet,
     geneve_header,
     outer_five_tuple,
@@ -65,17 +66,11 @@ class GeneveMirror:
         l3 = udp_datagram(self.underlay, sport, GENEVE_PORT,
                           geneve_header(self.vni, protocol, options) + payload, ip_id=ip_id,
                           flow_label=stable_hash("flow-label", *view.flow) & 0xFFFFF)
-        describe = {
-            "encap": self.encap,
-            "vni": self.vni,
-            "mirror_src": self.underlay.src_ip,
-            "geneve_protocol": protocol,
-            "geneve_options": len(options),
-            # What follows the GENEVE header: the frame, or (bare IP) the packet without Ethernet.
-            "inner_len": len(payload),
-            "captured_inner_len": len(payload),
-            "truncated": False,
-        }
+        # inner_len: what follows the GENEVE header, the frame or (bare IP) the packet without
+        # Ethernet.
+        describe = describe_mirrored(self.encap, self.vni, self.underlay.src_ip, len(payload),
+                                     len(payload), geneve_protocol=protocol,
+                                     geneve_options=len(options))
         return Mirrored(frame=ethernet(self.underlay, l3),
                         outer_flow=outer_five_tuple(self.underlay, sport, GENEVE_PORT),
                         describe=describe)

@@ -182,9 +182,16 @@ class SessionInfo:
     note: str = ""
 
 
-def truncate_frame(frame: bytes, packet_length: Optional[int]):
+def truncate_frame(frame: bytes, packet_length: Optional[int]) -> bytes:
     """The frame cut to `packet_length` bytes when it is longer (headers untouched: an IPv4 total
     length or IPv6 payload length still states the full size)."""
-    if packet_length is None or len(frame) <= packet_length:
-        return frame, False
-    return frame[:packet_length], True
+    return frame if packet_length is None else frame[:packet_length]
+
+
+def describe_mirrored(encap: str, vni: int, mirror_src: str, inner_len: int, captured_inner_len: int,
+                      **format_specific) -> dict:
+    """The sidecar fields every format fills. `inner_len` is the length of what the mirror carries
+    (the frame, or the IP packet for bare-IP GENEVE) before any truncation."""
+    return dict(encap=encap, vni=vni, mirror_src=mirror_src, inner_len=inner_len,
+                captured_inner_len=captured_inner_len, truncated=captured_inner_len < inner_len,
+                **format_specific)

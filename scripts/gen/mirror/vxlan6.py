@@ -16,6 +16,7 @@ from .tunnels import (
     Mirrored,
     SessionInfo,
     Underlay,
+    describe_mirrored,
     ethernet,
     outer_five_tuple,
     udp_datagram,
@@ -42,15 +43,9 @@ class Vxlan6Mirror:
         sport = flow_source_port(*view.flow)
         l3 = udp_datagram(self.underlay, sport, VXLAN_PORT, vxlan_header(self.vni) + view.frame,
                           flow_label=stable_hash("flow-label", *view.flow) & 0xFFFFF)
-        describe = {
-            "encap": self.encap,
-            "vni": self.vni,
-            "mirror_src": self.underlay.src_ip,
-            "outer_destination_options": self.underlay.destination_options,
-            "inner_len": len(view.frame),
-            "captured_inner_len": len(view.frame),
-            "truncated": False,
-        }
+        describe = describe_mirrored(self.encap, self.vni, self.underlay.src_ip, len(view.frame),
+                                     len(view.frame),
+                                     outer_destination_options=self.underlay.destination_options)
         return Mirrored(frame=ethernet(self.underlay, l3),
                         outer_flow=outer_five_tuple(self.underlay, sport, VXLAN_PORT),
                         describe=describe)
