@@ -1,0 +1,126 @@
+"""Writing the capture(s) and their JSON sidecars.
+
+The pcap is written here, not by scapy, so that every byte is under control: classic pcap, microsecond
+timestamps, link type Ethernet, and timestamps that are a function of the packet index (packet n is
+captured at CAPTURE_START + n × PACKET_INTERVAL_US), never of the clock.
+
+`--split K` models a NIC's RSS: K files, each packet in the file its outer 5-tuple hashes to, in the
+original order, so one direction of an outer flow stays in one file. Two copies of one packet
+(both ends mirrored) must land in different files, as they would on two RX queues: for the sources
+of such pairs the hash leaves the source address out and adds the source's colour (0 or 1, different
+for the two ends, see `scenario.mirror_pair_colours`), which puts the copies in files h and h+1 mod K
+while still keeping every outer flow in one file.
+
+Each output file `F` gets a sidecar `F.json`: what the generator meant to write (profile, sessions,
+one object per packet, one per line). Sidecars are streamed, so large captures need no memory.
+"""
+
+import json
+import struct
+from pathlib import Path
+
+from .net import stable_hash
+
+PCAP_MAGIC_MICROSECONDS = 0xA1B2C3D4
+PCAP_VERSION = (2, 4)
+LINKTYPE_ETHERNET = 1
+SNAPLEN = 262144
+CAPTURE_START = 1_700_000_000  # 2023-11-14 22:13:20 UTC, an arbitrary fixed origin
+PACKET_INTERVAL_US = 10  # 100,000 packets per second
+
+
+def timestamp(index: int):
+    micros = index * PACKET_INTERVAL_US
+    return CAPTURE_START + micros // 1_000_000, micros % 1_000_000
+
+
+def split_paths(path: Path, count: int):
+    """out.pcap → out.0.pcap … out.{count-1}.pcap (a path without .pcap gets .0 … appended)."""
+    if path.suffix == ".pcap":
+        return [path.with_name(f"{path.stem}.{i}.pcap") for i in range(count)]
+    return [path.with_name(f"{path.name}.{i}") for i in range(count)]
+
+
+def sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _json(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class _Output:
+    """One pcap file and its sidecar, written as packets come."""
+
+    def __init__(self, path: Path, meta: dict):
+        self.path = path
+        self.count = 0
+        self.pcap = open(path, "wb")
+        self.pcap.write(struct.pack("<IHHiIII", PCAP_MAGIC_MICROSECONDS, *PCAP_VERSION, 0, 0,
+                                    SNAPLEN, LINKTYPE_ETHERNET))
+        self.sidecar = open(sidecar_path(path), "w", encoding="utf-8")
+        # The sidecar is one JSON object; "packets" is streamed one object per line and the count
+        # follows it.
+        header = _json(meta)
+        self.sidecar.write(header[:-1] + ',"packets":[\n')
+
+    def write(self, record, describe: dict):
+        seconds, micros = timestamp(record.index)
+        frame = record.frame
+        self.pcap.write(struct.pack("<IIII", seconds, micros, len(frame), len(frame)))
+        self.pcap.write(frame)
+        describe["file_index"] = self.count
+        self.sidecar.write(("" if self.count == 0 else ",\n") + _json(describe))
+        self.count += 1
+
+    def close(self):
+        self.pcap.close()
+        self.sidecar.write(f'\n],"packet_count":{self.count}}}\n')
+        self.sidecar.close()
+
+
+class Outputs:
+    """The file, or the `split` files, of one run."""
+
+    def __init__(self, path: Path, split, colours: dict, meta: dict):
+        self.split = split
+        self.colours = colours
+        paths = [path] if split is None else split_paths(path, split)
+        self.outputs = []
+        for number, file_path in enumerate(paths):
+            file_meta = dict(meta, file=file_path.name,
+                             split=None if split is None else {"index": number, "count": split})
+            self.outputs.append(_Output(file_path, file_meta))
+        self.file_of_first_copy = {}
+
+    def paths(self):
+        return [output.path for output in self.outputs]
+
+    def _file_for(self, record) -> int:
+        if self.split is None:
+            return 0
+        src, dst, proto, sport, dport = record.outer_flow
+        colour = self.colours.get(src)
+        if colour is None:
+            return stable_hash("rss", src, dst, proto, sport, dport) % self.split
+        return (stable_hash("rss-pair", dst, proto, sport, dport) + colour) % self.split
+
+    def write(self, record):
+        number = self._file_for(record)
+        if record.copy_of is not None:
+            first = self.file_of_first_copy.pop(record.copy_of)
+            if self.split is not None and number == first:
+                raise RuntimeError(f"packet {record.index} and its copy {record.copy_of} fell in one "
+                                   f"file; copies must be split apart")
+        else:
+            # Remember only until the copy (if any) comes; it is always the next packet.
+            self.file_of_first_copy = {record.index: number}
+        describe = dict(record.describe, index=record.index, copy_of=record.copy_of,
+                        second_copy=record.copy_of is not None)
+        if self.split is not None:
+            describe["split_file"] = number
+        self.outputs[number].write(record, describe)
+
+    def close(self):
+        for output in self.outputs:
+            output.close()
