@@ -38,9 +38,6 @@ use worker::Worker;
 /// How often the control loop wakes up to look at signals and idleness.
 const CONTROL_TICK: Duration = Duration::from_millis(20);
 
-/// Data room of an mbuf: DPDK's default (2 KiB + 128 B headroom), enough for a 1500-byte frame
-/// plus the largest mirror encapsulation; jumbo frames arrive as chains (RX scatter).
-const MBUF_DATA_ROOM: u16 = 2048 + 128;
 
 /// Options of `broker run` beyond the config.
 #[derive(Clone, Debug, Default)]
@@ -86,21 +83,23 @@ pub fn run(config: ValidatedConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Sum
     let eal = Eal::init(&args).context("initialising DPDK EAL")?;
     let workers = lcores.workers.len();
 
-    let ingress = open_ports(config.ingress.iter().map(|i| (&i.name, &i.device)))?;
-    let tools = open_ports(config.tool_ports.iter().map(|p| (&p.name, &p.device)))?;
+    let ingress = open_ports(&eal, config.ingress.iter().map(|i| (&i.name, &i.device)))?;
+    let tools = open_ports(&eal, config.tool_ports.iter().map(|p| (&p.name, &p.device)))?;
 
     // Tool ports: one TX queue per worker where the device has them, fewer (shared) otherwise.
     let mut tx_queue_counts = Vec::with_capacity(tools.len());
     for tool in &tools {
         let info = tool.port.info().with_context(|| format!("tool port {}", tool.name))?;
         if info.max_tx_queues == 0 {
-            bail!("tool port {} ({}): the device offers no TX queue", tool.name, info.driver_name);
+            bail!("tool port {} ({}): the device offers no TX queue", tool.name, info.driver);
         }
         tx_queue_counts.push((workers as u16).min(info.max_tx_queues).max(1));
     }
     let pool_plan = pool::plan(&config, workers, &tx_queue_counts);
     info!("mbuf pool: {}", pool_plan.explanation);
-    let pool = Mempool::new("broker_mbufs", pool_plan.mbufs, config.dpdk.mbuf_cache, MBUF_DATA_ROOM, -1)
+    // DPDK's default data room (2 KiB): a 1500-byte frame plus the largest mirror encapsulation
+    // fits one mbuf; jumbo frames arrive as chains.
+    let pool = Mempool::new(&eal, "broker_mbufs", pool_plan.mbufs, config.dpdk.mbuf_cache, Mempool::DEFAULT_DATA_ROOM, None)
         .context("creating the mbuf pool (is there enough memory? see dpdk.eal_args -m)")?;
 
     for (spec, open) in config.ingress.iter().zip(&ingress) {
@@ -109,7 +108,7 @@ pub fn run(config: ValidatedConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Sum
             bail!(
                 "ingress {}: the device ({}) offers {} RX queues, the config asks for {} (ingress.queues)",
                 open.name,
-                info.driver_name,
+                info.driver,
                 info.max_rx_queues,
                 spec.queues
             );
@@ -119,9 +118,10 @@ pub fn run(config: ValidatedConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Sum
             tx_queues: 0,
             rx_descriptors: config.dpdk.rx_descriptors,
             tx_descriptors: config.dpdk.tx_descriptors,
+            mempool: pool,
             mtu: spec.mtu,
         };
-        open.port.configure(&setup, &pool).with_context(|| format!("configuring ingress {}", open.name))?;
+        open.port.configure(&setup).with_context(|| format!("configuring ingress {}", open.name))?;
     }
     for (open, &queues) in tools.iter().zip(&tx_queue_counts) {
         let setup = PortSetup {
@@ -129,15 +129,16 @@ pub fn run(config: ValidatedConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Sum
             tx_queues: queues,
             rx_descriptors: config.dpdk.rx_descriptors,
             tx_descriptors: config.dpdk.tx_descriptors,
+            mempool: pool,
             mtu: None,
         };
-        open.port.configure(&setup, &pool).with_context(|| format!("configuring tool port {}", open.name))?;
+        open.port.configure(&setup).with_context(|| format!("configuring tool port {}", open.name))?;
     }
     for open in ingress.iter().chain(&tools) {
         open.port.start().with_context(|| format!("starting port {}", open.name))?;
     }
     for open in &ingress {
-        if let Err(e) = open.port.set_promiscuous(true) {
+        if let Err(e) = open.port.enable_promiscuous() {
             warn!("ingress {}: promiscuous mode: {e}", open.name);
         }
     }
@@ -182,7 +183,7 @@ pub fn run(config: ValidatedConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Sum
     });
     let plans = Arc::new(ArcSwap::from_pointee(Plan::build(&config, 1, &[])));
     let counters: Vec<Arc<WorkerCounters>> = (0..workers).map(|_| Arc::new(WorkerCounters::new(&config))).collect();
-    let clock = Clock::new(drivers::tsc_hz());
+    let clock = Clock::new(eal.tsc_hz());
 
     let worker_lcores = eal.worker_lcores();
     if worker_lcores.len() < workers {
@@ -209,9 +210,10 @@ pub fn run(config: ValidatedConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Sum
 
     let reason = control_loop(&config, &stop, &counters);
     stop.store(true, Ordering::Relaxed);
-    let results = eal.wait_all();
-    if results.iter().any(|&r| r != 0) {
-        warn!("a worker returned an error: {results:?}");
+    match eal.wait_all() {
+        Ok(results) if results.iter().all(|&(_, r)| r == 0) => {}
+        Ok(results) => warn!("a worker returned an error: {results:?}"),
+        Err(e) => warn!("waiting for the workers: {e}"),
     }
 
     let mut ingress_rows = Vec::with_capacity(ingress.len());
@@ -241,11 +243,11 @@ pub fn run(config: ValidatedConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Sum
 }
 
 /// Opens (finds) the DPDK port of every `(name, device)`.
-fn open_ports<'a>(specs: impl Iterator<Item = (&'a String, &'a String)>) -> anyhow::Result<Vec<OpenPort>> {
+fn open_ports<'a>(eal: &Eal, specs: impl Iterator<Item = (&'a String, &'a String)>) -> anyhow::Result<Vec<OpenPort>> {
     specs
         .map(|(name, device)| {
             let port_name = eal_args::port_name(device);
-            let port = Port::by_name(&port_name)
+            let port = Port::by_name(eal, &port_name)
                 .with_context(|| format!("port {name}: DPDK has no device {port_name:?} (device = {device:?})"))?;
             Ok(OpenPort { name: name.clone(), port })
         })
