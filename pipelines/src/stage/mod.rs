@@ -1,0 +1,3 @@
+pub mod balance;
+pub mod dedup;
+pub mod maglev;
