@@ -26,6 +26,8 @@
 //! - Bytes after the IP packet (Ethernet padding of the inner frame) are part of the key; both
 //!   copies carry the same inner frame, so they agree. Copies truncated to different lengths by
 //!   two mirror sessions are different packets.
+//! - IPv4 options and IPv6 extension headers are part of the key as they are (a hop-by-hop
+//!   option rewritten in transit makes two copies different packets).
 //! - A packet whose L3 part is shorter than an IP header (20 bytes for IPv4, 40 for IPv6) or is not
 //!   IP is hashed as raw bytes, without normalisation.
 

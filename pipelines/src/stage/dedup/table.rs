@@ -62,11 +62,18 @@
 //! # Limitations
 //! - A key has eight candidate entries: when all eight hold live keys, recording it evicts the
 //!   oldest (reported, so the caller counts it), and a later duplicate of the evicted packet gets
-//!   through. Size the table for the packet rate × window; the bench prints the eviction rate.
+//!   through. Size the table at twice the packets per window (half load: under 1 % of inserts
+//!   evict; the bench prints the rate for its loads).
 //! - The stamps come from the callers' clock (a monotonic ns counter shared by the workers);
 //!   a worker whose reading is late by `d` sees entries up to `d` younger than they are.
-//! - A check reads two cache lines that are, in a large table, two cache misses (overlapped):
-//!   the cost of a check is the memory latency, not the arithmetic.
+//! - On an x86_64 CPU without AVX, portable-atomic loads an entry with `lock cmpxchg16b`, which
+//!   takes the cache line exclusive: duplicates checked on several cores then contend for it.
+//!   Building with `-C target-feature=+cmpxchg16b,+avx` (or a `target-cpu` that has them) also
+//!   inlines the atomics instead of dispatching through a function pointer.
+//! - A check reads two cache lines that are, in a large table, two cache misses (overlapped),
+//!   and with 4 KiB pages two TLB misses: the cost of a check is the memory latency, not the
+//!   arithmetic. The table lives on the Rust heap (this crate has no `unsafe` to ask for huge
+//!   pages).
 
 use std::fmt;
 use std::time::Duration;
