@@ -59,9 +59,9 @@ const DEEP_VLAN_STACK: u8 = 0xff;
 /// but for a collision of all 128 bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DedupKey {
-    /// Chooses the table bucket.
+    /// Chooses the first of the key's two table buckets.
     pub hash: u64,
-    /// Compared in full within the bucket.
+    /// Compared in full (and chooses the second bucket).
     pub fingerprint: u64,
 }
 

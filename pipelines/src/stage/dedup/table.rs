@@ -88,8 +88,8 @@ const WAYS: usize = 4;
 /// Entries a key may occupy: the entries of its two buckets.
 const CANDIDATES: usize = 2 * WAYS;
 /// CAS attempts before a check gives up and passes the packet unrecorded. A failed CAS means
-/// another check of the same bucket made progress, so running out needs that many lost races
-/// in a row on one bucket.
+/// another check writing to the same entries made progress, so running out needs that many
+/// lost races in a row on one key's candidates.
 pub const MAX_ATTEMPTS: usize = 16;
 /// Spreads group numbers over the hash space (the 64-bit golden ratio; odd, so the group salts
 /// are distinct).
@@ -607,7 +607,7 @@ mod tests {
     }
 
     /// The same harness catches a table without compare-and-swap and a table whose victim rule
-    /// is not a function of the bucket's content, so the test above can fail.
+    /// is not a function of the candidates' content, so the test above can fail.
     #[test]
     fn the_stress_test_catches_broken_tables() {
         for (name, broken) in [
