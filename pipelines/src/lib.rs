@@ -2,10 +2,14 @@
 #![forbid(unsafe_code)]
 
 pub mod buf;
+pub mod counters;
 pub mod flow;
 pub mod inner;
 pub mod outcome;
+pub mod pipeline;
+pub mod plan;
 pub mod stage;
+pub mod testing;
 pub mod wire;
 
 pub use buf::{PacketBuf, Sink, VecBuf};

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Runs every test of the repository, from a fresh clone: installs what is missing (apt, idempotent),
+# checks formatting and lints, runs the capture generator's self-test, then the whole Rust test
+# suite — unit, property, corpus replay, DPDK driver tests and the end-to-end tests that run the
+# real `broker` binary on DPDK virtual devices.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh --quick    skip fmt/clippy (for iterating)
+#
+# CI (.ci/run) calls this script. Runs as root, or as a user with sudo for the installs.
+set -euo pipefail
+
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+quick=false
+for arg in "$@"; do
+	case "$arg" in
+	--quick) quick=true ;;
+	-h | --help)
+		sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	*) die "unknown option: $arg (see --help)" ;;
+	esac
+done
+
+cd "$(repo_root)"
+started=$SECONDS
+
+log "installing what is missing"
+scripts/install-deps.sh
+
+need_cmd cargo "install Rust with rustup (https://rustup.rs)"
+if ! $quick; then
+	for component in rustfmt clippy; do
+		if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+			log "adding the $component component"
+			rustup component add "$component"
+		fi
+	done
+	log "formatting"
+	cargo fmt --all --check
+	log "lints"
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+fi
+
+log "capture generator self-test"
+scripts/gen/selftest.sh
+
+log "Rust tests (unit, property, corpora, DPDK drivers, end to end)"
+cargo test --workspace --locked
+
+log "all tests passed in $((SECONDS - started)) s"
