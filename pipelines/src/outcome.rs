@@ -53,7 +53,6 @@ macro_rules! labelled_enum {
         }
     };
 }
-pub(crate) use labelled_enum;
 
 labelled_enum! {
     /// Why a packet was dropped as malformed: a header that lies about its length, is cut short,

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use config::{Balance, Direction, OnPortDown, ValidatedConfig};
 
 use crate::flow::FlowKey;
-use crate::stage::balance::Maglev;
+use crate::stage::maglev::Maglev;
 use crate::stage::decap::DecapConfig;
 use crate::stage::filter::CompiledFilter;
 
