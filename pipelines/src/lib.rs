@@ -4,6 +4,7 @@
 pub mod buf;
 pub mod flow;
 pub mod outcome;
+pub mod stage;
 
 pub use buf::{PacketBuf, Sink, VecBuf};
 pub use flow::FlowKey;
