@@ -50,7 +50,7 @@ use config::{Action, Direction, Filter, Rule};
 use crate::flow::FlowKey;
 use interval::{IntervalMap, RuleRange};
 pub use linear::classify_linear;
-use rule_set::{RowId, RuleBits, RuleSets, RuleSetsBuilder};
+use rule_set::{AddressSets, Lookup, RowId, RuleBits, RuleSets, RuleSetsBuilder};
 
 /// Rules beyond this many cannot be named by a `u16` rule index and are ignored.
 const MAX_RULES: usize = u16::MAX as usize + 1;
@@ -84,9 +84,13 @@ fn class_index(direction: Option<Direction>, protocol: u8, has_ports: bool) -> u
     (direction * 256 + usize::from(protocol)) * 2 + usize::from(has_ports)
 }
 
-/// One address dimension (source or destination), per family.
+/// One address dimension (source or destination).
 #[derive(Debug)]
 struct AddressMap {
+    /// The rules that name no address here: they accept every address of both families.
+    any: RowId,
+    /// Per family, the rules whose CIDR contains the address (`any` left out: see
+    /// [`rule_set::AddressSets`]).
     v4: IntervalMap<u32>,
     v6: IntervalMap<u128>,
 }
@@ -98,12 +102,12 @@ impl AddressMap {
         cidr_of: impl Fn(&Rule) -> Option<ipnet::IpNet>,
         sets: &mut RuleSetsBuilder,
     ) -> AddressMap {
-        let mut anywhere = RuleBits::empty(rules.len());
+        let mut any = RuleBits::empty(rules.len());
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
         for (rule, net) in rules.iter().map(cidr_of).enumerate() {
             match net {
-                None => anywhere.insert(rule),
+                None => any.insert(rule),
                 Some(ipnet::IpNet::V4(net)) => v4.push(RuleRange {
                     rule,
                     first: u32::from(net.network()),
@@ -116,18 +120,21 @@ impl AddressMap {
                 }),
             }
         }
+        let none = RuleBits::empty(rules.len());
         AddressMap {
-            v4: IntervalMap::build(&v4, &anywhere, sets),
-            v6: IntervalMap::build(&v6, &anywhere, sets),
+            any: sets.intern(&any),
+            v4: IntervalMap::build(&v4, &none, sets),
+            v6: IntervalMap::build(&v6, &none, sets),
         }
     }
 
     #[inline]
-    fn lookup(&self, address: IpAddr) -> RowId {
-        match address {
+    fn lookup(&self, address: IpAddr) -> AddressSets {
+        let containing = match address {
             IpAddr::V4(address) => self.v4.lookup(u32::from(address)),
             IpAddr::V6(address) => self.v6.lookup(u128::from(address)),
-        }
+        };
+        AddressSets { any: self.any, containing }
     }
 
     fn memory_bytes(&self) -> usize {
@@ -212,6 +219,8 @@ pub struct CompiledFilter {
     classes: Box<[RowId]>,
     src: AddressMap,
     dst: AddressMap,
+    /// The rules that name neither a source nor a destination address.
+    naming_no_address: RowId,
     src_ports: IntervalMap<u16>,
     dst_ports: IntervalMap<u16>,
     sets: RuleSets,
@@ -226,6 +235,13 @@ impl CompiledFilter {
         let classes = build_class_table(rules, &mut sets);
         let src = AddressMap::build(rules, |rule| rule.src_cidr, &mut sets);
         let dst = AddressMap::build(rules, |rule| rule.dst_cidr, &mut sets);
+        let mut naming_no_address = RuleBits::empty(rules.len());
+        for (index, rule) in rules.iter().enumerate() {
+            if rule.src_cidr.is_none() && rule.dst_cidr.is_none() {
+                naming_no_address.insert(index);
+            }
+        }
+        let naming_no_address = sets.intern(&naming_no_address);
         let src_ports = build_port_map(rules, |rule| rule.src_ports, &mut sets);
         let dst_ports = build_port_map(rules, |rule| rule.dst_ports, &mut sets);
         CompiledFilter {
@@ -234,6 +250,7 @@ impl CompiledFilter {
             classes,
             src,
             dst,
+            naming_no_address,
             src_ports,
             dst_ports,
             sets: sets.finish(),
@@ -249,13 +266,16 @@ impl CompiledFilter {
         let class = self.classes[class_index(direction, key.protocol, key.has_ports)];
         let src = self.src.lookup(key.src);
         let dst = self.dst.lookup(key.dst);
+        let addresses = [src, dst];
+        let naming_no_address = self.naming_no_address;
         let first = if key.has_ports {
             let src_port = self.src_ports.lookup(key.src_port);
             let dst_port = self.dst_ports.lookup(key.dst_port);
-            self.sets.first_common([class, src, dst, src_port, dst_port])
+            let sets = [class, src_port, dst_port];
+            self.sets.first_match(&Lookup { sets, addresses, naming_no_address })
         } else {
             // The class of a packet without ports already excludes every rule with a port range.
-            self.sets.first_common([class, src, dst])
+            self.sets.first_match(&Lookup { sets: [class], addresses, naming_no_address })
         };
         match first.and_then(|index| Some((self.actions.get(index)?, u16::try_from(index).ok()?))) {
             Some((&action, index)) => FilterVerdict { action, rule: Some(index) },

@@ -135,25 +135,74 @@ pub(super) struct RuleSets {
     rows: Box<[u32]>,
 }
 
+/// The sets one packet's lookups produced: the rules that match it are their intersection.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Lookup<const N: usize> {
+    /// Sets taken as they are (the packet's class, its ports).
+    pub(super) sets: [RowId; N],
+    /// The source and the destination address dimension.
+    pub(super) addresses: [AddressSets; 2],
+    /// `addresses[0].any ∩ addresses[1].any`: the rules that name neither address.
+    pub(super) naming_no_address: RowId,
+}
+
+/// One address dimension, as the union of two sets: the rules that name no address there, and
+/// those whose CIDR contains the packet's address.
+///
+/// The split is what makes the intersection fast: `any` is the same for every packet and dense,
+/// `containing` is sparse (the handful of CIDRs around one address). A chunk where neither
+/// address has a containing rule and no rule is free of both addresses cannot hold a match:
+/// `(any₀ ∪ c₀) ∩ (any₁ ∪ c₁) ⊆ (any₀ ∩ any₁) ∪ c₀ ∪ c₁`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct AddressSets {
+    pub(super) any: RowId,
+    pub(super) containing: RowId,
+}
+
 impl RuleSets {
-    /// The lowest rule index present in every one of `sets`.
+    fn row(&self, RowId(row): RowId) -> &[u32] {
+        let start = row as usize * self.chunks_per_row;
+        &self.rows[start..start + self.chunks_per_row]
+    }
+
+    fn chunk(&self, id: u32) -> &Chunk {
+        &self.chunks[id as usize]
+    }
+
+    /// The lowest rule index in the intersection of `lookup`'s sets.
     #[inline]
-    pub(super) fn first_common<const N: usize>(&self, sets: [RowId; N]) -> Option<usize> {
-        let per_row = self.chunks_per_row;
-        let rows = sets.map(|RowId(row)| {
-            let start = row as usize * per_row;
-            &self.rows[start..start + per_row]
-        });
-        for chunk_index in 0..per_row {
-            let ids = rows.map(|row| row[chunk_index]);
+    pub(super) fn first_match<const N: usize>(&self, lookup: &Lookup<N>) -> Option<usize> {
+        let sets = lookup.sets.map(|set| self.row(set));
+        let [src, dst] = lookup.addresses;
+        let (src_any, src_containing) = (self.row(src.any), self.row(src.containing));
+        let (dst_any, dst_containing) = (self.row(dst.any), self.row(dst.containing));
+        let naming_no_address = self.row(lookup.naming_no_address);
+        for chunk_index in 0..self.chunks_per_row {
+            let src_containing = src_containing[chunk_index];
+            let dst_containing = dst_containing[chunk_index];
+            if src_containing == EMPTY_CHUNK
+                && dst_containing == EMPTY_CHUNK
+                && naming_no_address[chunk_index] == EMPTY_CHUNK
+            {
+                continue;
+            }
+            let ids = sets.map(|row| row[chunk_index]);
             if ids.contains(&EMPTY_CHUNK) {
                 continue;
             }
             let mut common = [u64::MAX; CHUNK_WORDS];
             for id in ids {
-                let chunk = &self.chunks[id as usize];
-                for (acc, word) in common.iter_mut().zip(chunk) {
+                for (acc, word) in common.iter_mut().zip(self.chunk(id)) {
                     *acc &= word;
+                }
+            }
+            for (any, containing) in
+                [(src_any, src_containing), (dst_any, dst_containing)]
+            {
+                let any = self.chunk(any[chunk_index]);
+                let containing = self.chunk(containing);
+                for ((acc, any), containing) in common.iter_mut().zip(any).zip(containing) {
+                    *acc &= any | containing;
                 }
             }
             for (word_index, word) in common.iter().enumerate() {
@@ -164,6 +213,17 @@ impl RuleSets {
             }
         }
         None
+    }
+
+    /// The lowest rule index in `set` (tests read sets back with it).
+    #[cfg(test)]
+    pub(super) fn first_in(&self, set: RowId) -> Option<usize> {
+        self.row(set).iter().enumerate().find_map(|(chunk_index, &id)| {
+            let chunk = self.chunk(id);
+            let word_index = chunk.iter().position(|&word| word != 0)?;
+            let bit = chunk[word_index].trailing_zeros() as usize;
+            Some(chunk_index * CHUNK_RULES + word_index * 64 + bit)
+        })
     }
 
     /// Heap bytes held.
@@ -208,18 +268,55 @@ mod tests {
         assert_eq!(sets.chunk_count(), 3);
     }
 
+    /// A lookup of `sets` alone: the address dimensions accept every rule.
+    fn plain<const N: usize>(sets: [RowId; N], all: RowId, empty: RowId) -> Lookup<N> {
+        let address = AddressSets { any: all, containing: empty };
+        Lookup { sets, addresses: [address; 2], naming_no_address: all }
+    }
+
     #[test]
-    fn first_common_is_the_lowest_shared_rule_across_chunks() {
+    fn first_match_is_the_lowest_shared_rule_across_chunks() {
         let mut builder = RuleSetsBuilder::new(2000);
         let a = builder.intern(&set_of(2000, &[5, 700, 1999]));
         let b = builder.intern(&set_of(2000, &[6, 700, 1999]));
         let c = builder.intern(&set_of(2000, &[5, 1999]));
         let empty = builder.intern(&RuleBits::empty(2000));
+        let all = builder.intern(&set_of(2000, &(0..2000).collect::<Vec<_>>()));
         let sets = builder.finish();
-        assert_eq!(sets.first_common([a, b]), Some(700));
-        assert_eq!(sets.first_common([a, c]), Some(5));
-        assert_eq!(sets.first_common([a, b, c]), Some(1999));
-        assert_eq!(sets.first_common([a, empty]), None);
+        assert_eq!(sets.first_match(&plain([a, b], all, empty)), Some(700));
+        assert_eq!(sets.first_match(&plain([a, c], all, empty)), Some(5));
+        assert_eq!(sets.first_match(&plain([a, b, c], all, empty)), Some(1999));
+        assert_eq!(sets.first_match(&plain([a, empty], all, empty)), None);
+    }
+
+    #[test]
+    fn address_dimensions_are_unions_of_any_and_containing() {
+        // Rules 0..1000 name no source, rules 1000..2000 name no destination; 1500 has a source
+        // CIDR containing the packet's, 600 a destination CIDR containing the packet's. No rule
+        // names neither, so only the chunks of 600 and 1500 are looked at.
+        let mut builder = RuleSetsBuilder::new(2000);
+        let first_half = builder.intern(&set_of(2000, &(0..1000).collect::<Vec<_>>()));
+        let second_half = builder.intern(&set_of(2000, &(1000..2000).collect::<Vec<_>>()));
+        let src_containing = builder.intern(&set_of(2000, &[1500]));
+        let dst_containing = builder.intern(&set_of(2000, &[600]));
+        let empty = builder.intern(&RuleBits::empty(2000));
+        let all = builder.intern(&set_of(2000, &(0..2000).collect::<Vec<_>>()));
+        let only_1500 = builder.intern(&set_of(2000, &[1500]));
+        let sets = builder.finish();
+        let lookup = |class, src_containing, dst_containing| Lookup {
+            sets: [class],
+            addresses: [
+                AddressSets { any: first_half, containing: src_containing },
+                AddressSets { any: second_half, containing: dst_containing },
+            ],
+            naming_no_address: empty,
+        };
+        // Rule 600: destination contains the packet's, source any. Rule 1500: the other way.
+        assert_eq!(sets.first_match(&lookup(all, src_containing, dst_containing)), Some(600));
+        assert_eq!(sets.first_match(&lookup(only_1500, src_containing, dst_containing)), Some(1500));
+        assert_eq!(sets.first_match(&lookup(all, empty, dst_containing)), Some(600));
+        assert_eq!(sets.first_match(&lookup(all, src_containing, empty)), Some(1500));
+        assert_eq!(sets.first_match(&lookup(all, empty, empty)), None);
     }
 
     #[test]
@@ -234,6 +331,6 @@ mod tests {
         let mut builder = RuleSetsBuilder::new(0);
         let row = builder.intern(&RuleBits::empty(0));
         let sets = builder.finish();
-        assert_eq!(sets.first_common([row, row]), None);
+        assert_eq!(sets.first_match(&plain([row], row, row)), None);
     }
 }
