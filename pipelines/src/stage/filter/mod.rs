@@ -36,6 +36,7 @@
 //!   32,766 (rule numbers are unique in 1–32766).
 
 mod interval;
+mod port_map;
 mod linear;
 mod rule_set;
 
@@ -48,7 +49,8 @@ use std::net::IpAddr;
 use config::{Action, Direction, Filter, Rule};
 
 use crate::flow::FlowKey;
-use interval::{IntervalMap, RuleRange};
+use interval::{IntervalMap, RuleRange, elementary_intervals};
+use port_map::PortMap;
 pub use linear::classify_linear;
 use rule_set::{AddressSets, Lookup, RowId, RuleBits, RuleSets, RuleSetsBuilder};
 
@@ -91,9 +93,11 @@ struct AddressMap {
     any: RowId,
     /// Per family, the rules whose CIDR contains the address (`any` left out: see
     /// [`rule_set::AddressSets`]).
-    v4: IntervalMap<u32>,
-    v6: IntervalMap<u128>,
+    v4: IntervalMap<u32, V4_KEYS>,
+    v6: IntervalMap<u128, V6_KEYS>,
 }
+const V4_KEYS: usize = 3;
+const V6_KEYS: usize = 3;
 
 impl AddressMap {
     /// `cidr_of(rule)`: the rule's CIDR in this dimension.
@@ -123,8 +127,8 @@ impl AddressMap {
         let none = RuleBits::empty(rules.len());
         AddressMap {
             any: sets.intern(&any),
-            v4: IntervalMap::build(&v4, &none, sets),
-            v6: IntervalMap::build(&v6, &none, sets),
+            v4: IntervalMap::new(&elementary_intervals(&v4, &none, sets)),
+            v6: IntervalMap::new(&elementary_intervals(&v6, &none, sets)),
         }
     }
 
@@ -147,7 +151,7 @@ fn build_port_map(
     rules: &[Rule],
     ports_of: impl Fn(&Rule) -> Option<config::PortRange>,
     sets: &mut RuleSetsBuilder,
-) -> IntervalMap<u16> {
+) -> PortMap {
     let mut any_port = RuleBits::empty(rules.len());
     let mut ranges = Vec::new();
     for (rule, ports) in rules.iter().map(ports_of).enumerate() {
@@ -158,7 +162,7 @@ fn build_port_map(
             Some(ports) => ranges.push(RuleRange { rule, first: ports.first, last: ports.last }),
         }
     }
-    IntervalMap::build(&ranges, &any_port, sets)
+    PortMap::new(&elementary_intervals(&ranges, &any_port, sets))
 }
 
 /// The class table: for each (direction, protocol, carries ports), the rules that accept it.
@@ -221,8 +225,10 @@ pub struct CompiledFilter {
     dst: AddressMap,
     /// The rules that name neither a source nor a destination address.
     naming_no_address: RowId,
-    src_ports: IntervalMap<u16>,
-    dst_ports: IntervalMap<u16>,
+    /// A lookup that matches no rule (for packets that are not IP).
+    no_match: Lookup<3>,
+    src_ports: PortMap,
+    dst_ports: PortMap,
     sets: RuleSets,
 }
 
@@ -242,6 +248,12 @@ impl CompiledFilter {
             }
         }
         let naming_no_address = sets.intern(&naming_no_address);
+        let nothing = sets.intern(&RuleBits::empty(rules.len()));
+        let no_match = Lookup {
+            sets: [nothing; 3],
+            addresses: [AddressSets { any: nothing, containing: nothing }; 2],
+            naming_no_address: nothing,
+        };
         let src_ports = build_port_map(rules, |rule| rule.src_ports, &mut sets);
         let dst_ports = build_port_map(rules, |rule| rule.dst_ports, &mut sets);
         CompiledFilter {
@@ -251,6 +263,7 @@ impl CompiledFilter {
             src,
             dst,
             naming_no_address,
+            no_match,
             src_ports,
             dst_ports,
             sets: sets.finish(),
@@ -263,20 +276,50 @@ impl CompiledFilter {
         let Some(key) = key else {
             return self.default_verdict();
         };
-        let class = self.classes[class_index(direction, key.protocol, key.has_ports)];
-        let src = self.src.lookup(key.src);
-        let dst = self.dst.lookup(key.dst);
-        let addresses = [src, dst];
-        let naming_no_address = self.naming_no_address;
-        let first = if key.has_ports {
-            let src_port = self.src_ports.lookup(key.src_port);
-            let dst_port = self.dst_ports.lookup(key.dst_port);
-            let sets = [class, src_port, dst_port];
-            self.sets.first_match(&Lookup { sets, addresses, naming_no_address })
-        } else {
-            // The class of a packet without ports already excludes every rule with a port range.
-            self.sets.first_match(&Lookup { sets: [class], addresses, naming_no_address })
-        };
+        self.verdict(self.sets.first_match(&self.lookup(key, direction)))
+    }
+
+    /// The verdicts of a burst: `verdicts[i]` for `keys[i]` travelling in `directions[i]`, for
+    /// as many packets as the shortest of the three slices holds.
+    pub fn classify_burst(
+        &self,
+        keys: &[Option<FlowKey>],
+        directions: &[Option<Direction>],
+        verdicts: &mut [FilterVerdict],
+    ) {
+        const GROUP: usize = 32;
+        let mut lookups = [self.no_match; GROUP];
+        for ((keys, directions), verdicts) in
+            keys.chunks(GROUP).zip(directions.chunks(GROUP)).zip(verdicts.chunks_mut(GROUP))
+        {
+            for ((lookup, key), &direction) in lookups.iter_mut().zip(keys).zip(directions) {
+                *lookup = match key {
+                    Some(key) => self.lookup(key, direction),
+                    None => self.no_match,
+                };
+            }
+            for (verdict, lookup) in verdicts.iter_mut().zip(&lookups[..keys.len().min(directions.len())]) {
+                *verdict = self.verdict(self.sets.first_match(lookup));
+            }
+        }
+    }
+
+    #[inline]
+    fn lookup(&self, key: &FlowKey, direction: Option<Direction>) -> Lookup<3> {
+        // A packet without ports is looked up as if its ports were whatever it holds (0): its
+        // class already excludes every rule with a port range, and the port sets of any port
+        // hold every rule without one. No branch on `has_ports`.
+        let sets = [
+            self.classes[class_index(direction, key.protocol, key.has_ports)],
+            self.src_ports.lookup(key.src_port),
+            self.dst_ports.lookup(key.dst_port),
+        ];
+        let addresses = [self.src.lookup(key.src), self.dst.lookup(key.dst)];
+        Lookup { sets, addresses, naming_no_address: self.naming_no_address }
+    }
+
+    #[inline]
+    fn verdict(&self, first: Option<usize>) -> FilterVerdict {
         match first.and_then(|index| Some((self.actions.get(index)?, u16::try_from(index).ok()?))) {
             Some((&action, index)) => FilterVerdict { action, rule: Some(index) },
             None => self.default_verdict(),
