@@ -39,13 +39,6 @@ use worker::Worker;
 const CONTROL_TICK: Duration = Duration::from_millis(20);
 
 
-/// Options of `broker run` beyond the config.
-#[derive(Clone, Debug, Default)]
-pub struct RunOptions {
-    /// Also write the exit summary here, as JSON.
-    pub summary_json: Option<std::path::PathBuf>,
-}
-
 /// Why the broker stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum StopReason {
@@ -191,7 +184,6 @@ pub fn run(config: ValidatedConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Sum
     }
     for (index, ((rx, tx), counters)) in rx_queues.into_iter().zip(tx_queues).zip(&counters).enumerate() {
         let worker = Worker {
-            index,
             rx,
             tx: TxSet::new(tx, counters.clone()),
             pipeline: Pipeline::new(counters.clone(), dedup.clone()),

@@ -99,11 +99,6 @@ impl TxSet {
         }
     }
 
-    /// Switches to other counters (after a reload changed their shape); flush first.
-    pub fn set_counters(&mut self, counters: Arc<WorkerCounters>) {
-        self.counters = counters;
-    }
-
     /// Sends what tool port `port` has buffered; frees and counts what the queue refused.
     fn flush(&mut self, port: usize) {
         let Some(tx) = self.ports.get_mut(port) else { return };

@@ -31,7 +31,6 @@ const DRAIN_NS: u64 = 100_000;
 /// Everything one worker owns.
 #[derive(Debug)]
 pub struct Worker {
-    pub index: usize,
     pub rx: RxQueue,
     pub tx: TxSet,
     pub pipeline: Pipeline,
