@@ -1,8 +1,8 @@
 //! Per-worker counters: written by one worker, read by the control thread.
 //!
 //! # Design
-//! Each worker owns one [`WorkerCounters`] (behind an `Arc`, cache-padded so two workers never
-//! share a line). A [`Counter`] is an `AtomicU64` that only its worker writes, with a relaxed
+//! Each worker owns one [`WorkerCounters`] (behind an `Arc`). Every block of counters is aligned
+//! to and padded to whole cache lines, so two workers' counters never share a line. A [`Counter`] is an `AtomicU64` that only its worker writes, with a relaxed
 //! load + store: on x86 that compiles to a plain `add` to memory, no `lock` prefix, no shared
 //! read-modify-write per packet — yet the control thread's reads are data-race free. The control
 //! thread sums the workers' counters when it publishes metrics or prints the summary.
@@ -40,8 +40,46 @@ impl Counter {
     }
 }
 
+/// A cache line of counters: the unit flat counter arrays are allocated in.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct CounterLine([Counter; 8]);
+
+/// A fixed number of counters in whole cache lines.
+#[derive(Debug)]
+pub struct CounterArray {
+    lines: Box<[CounterLine]>,
+    len: usize,
+}
+
+impl CounterArray {
+    /// `len` zeroed counters.
+    pub fn new(len: usize) -> CounterArray {
+        CounterArray { lines: counters(len.div_ceil(8)), len }
+    }
+
+    /// The counter at `index`, if there is one.
+    #[inline(always)]
+    pub fn get(&self, index: usize) -> Option<&Counter> {
+        if index < self.len { self.lines.get(index / 8).map(|line| &line.0[index % 8]) } else { None }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Counter> {
+        self.lines.iter().flat_map(|line| line.0.iter()).take(self.len)
+    }
+}
+
 /// Counters of one session, on one worker.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 pub struct SessionCounters {
     /// packets that reached the session (after decap and VNI lookup)
     pub packets: Counter,
@@ -61,6 +99,7 @@ pub struct SessionCounters {
 
 /// Counters of one tool group, on one worker.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 pub struct GroupCounters {
     /// copies sent towards the group's ports
     pub copies: Counter,
@@ -76,6 +115,7 @@ pub struct GroupCounters {
 
 /// Counters of one tool port, on one worker. `copies == tx_packets + tx_dropped + no_buffer`.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 pub struct PortCounters {
     /// copies the pipeline handed to this port
     pub copies: Counter,
@@ -94,13 +134,15 @@ pub struct PortCounters {
 /// Hit counters of one filter: one per rule (by position in the filter's rule list) and one for
 /// the default action.
 #[derive(Debug)]
+#[repr(align(64))]
 pub struct FilterCounters {
-    pub rules: Box<[Counter]>,
+    pub rules: CounterArray,
     pub default: Counter,
 }
 
 /// Everything one worker counts.
 #[derive(Debug)]
+#[repr(align(64))]
 pub struct WorkerCounters {
     /// packets received from the RX queue
     pub rx_packets: Counter,
@@ -111,7 +153,7 @@ pub struct WorkerCounters {
     /// RX polls that returned nothing
     pub idle_polls: Counter,
     /// One per [`Outcome`], by [`Outcome::index`].
-    pub outcomes: Box<[Counter]>,
+    pub outcomes: CounterArray,
     pub sessions: Box<[SessionCounters]>,
     pub groups: Box<[GroupCounters]>,
     pub ports: Box<[PortCounters]>,
@@ -130,14 +172,14 @@ impl WorkerCounters {
             rx_bytes: Counter::default(),
             busy_polls: Counter::default(),
             idle_polls: Counter::default(),
-            outcomes: counters(Outcome::COUNT),
+            outcomes: CounterArray::new(Outcome::COUNT),
             sessions: counters(config.sessions.len()),
             groups: counters(config.tool_groups.len()),
             ports: counters(config.tool_ports.len()),
             filters: config
                 .filters
                 .iter()
-                .map(|f| FilterCounters { rules: counters(f.rules.len()), default: Counter::default() })
+                .map(|f| FilterCounters { rules: CounterArray::new(f.rules.len()), default: Counter::default() })
                 .collect(),
         }
     }
@@ -176,6 +218,18 @@ mod tests {
         c.incr();
         c.add(41);
         assert_eq!(c.get(), 42);
+    }
+
+    #[test]
+    fn counter_arrays_fill_whole_lines() {
+        let a = CounterArray::new(10);
+        assert_eq!(a.len(), 10);
+        assert!(a.get(9).is_some() && a.get(10).is_none());
+        a.get(9).unwrap().add(3);
+        assert_eq!(a.iter().map(Counter::get).sum::<u64>(), 3);
+        assert_eq!(std::mem::align_of::<CounterLine>(), 64);
+        assert_eq!(std::mem::size_of::<SessionCounters>() % 64, 0);
+        assert_eq!(std::mem::align_of::<WorkerCounters>(), 64);
     }
 
     #[test]

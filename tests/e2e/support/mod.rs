@@ -140,6 +140,17 @@ impl BrokerRun {
 
 /// Runs `broker run --config <config>` from `cwd`, killing it after `deadline`.
 pub fn run_broker(config: &Path, cwd: &Path, deadline: Duration) -> BrokerRun {
+    run_broker_with_signals(config, cwd, deadline, &[])
+}
+
+/// As [`run_broker`], sending each `(delay, signal)` (a `kill -s` name: `TERM`, `INT`) once
+/// `delay` has passed since the start.
+pub fn run_broker_with_signals(
+    config: &Path,
+    cwd: &Path,
+    deadline: Duration,
+    signals: &[(Duration, &str)],
+) -> BrokerRun {
     let summary_path = config.with_extension("summary.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_broker"))
         .arg("run")
@@ -153,9 +164,15 @@ pub fn run_broker(config: &Path, cwd: &Path, deadline: Duration) -> BrokerRun {
         .spawn()
         .expect("start broker");
     let started = Instant::now();
+    let mut pending: Vec<(Duration, &str)> = signals.to_vec();
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for broker") {
             break status;
+        }
+        if let Some(i) = pending.iter().position(|(delay, _)| started.elapsed() >= *delay) {
+            let (_, signal) = pending.remove(i);
+            let sent = Command::new("kill").arg("-s").arg(signal).arg(child.id().to_string()).status();
+            assert!(sent.is_ok_and(|s| s.success()), "kill -s {signal} {}", child.id());
         }
         if started.elapsed() > deadline {
             let _ = child.kill();
