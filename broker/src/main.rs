@@ -1,16 +1,17 @@
 //! `broker`: the packet broker appliance's binary.
 
 mod cli;
+mod control;
 mod runtime;
 mod summary;
 
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use clap::Parser;
 use cli::{Cli, Command};
+use control::Signals;
+use runtime::Appliance;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use tracing_subscriber::EnvFilter;
 
@@ -45,14 +46,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run { config, summary_json } => {
             let config = config::load(&config)?;
-            let stop = Arc::new(AtomicBool::new(false));
+            let signals = Signals::default();
             for signal in [SIGINT, SIGTERM] {
                 // The first signal sets `stop` (graceful drain); a second one exits at once.
-                signal_hook::flag::register_conditional_shutdown(signal, EXIT_SECOND_SIGNAL, stop.clone())
+                signal_hook::flag::register_conditional_shutdown(signal, EXIT_SECOND_SIGNAL, signals.stop.clone())
                     .context("installing signal handlers")?;
-                signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
+                signal_hook::flag::register(signal, signals.stop.clone()).context("installing signal handlers")?;
             }
-            let summary = runtime::run(config, stop)?;
+            let mut app = Appliance::start(config, signals.stop.clone())?;
+            let reason = control::run(&mut app, &signals);
+            let summary = app.shutdown(reason.label());
             println!("{summary}");
             if let Some(path) = summary_json {
                 let json = serde_json::to_string_pretty(&summary)?;

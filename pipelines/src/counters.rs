@@ -8,8 +8,8 @@
 //! thread sums the workers' counters when it publishes metrics or prints the summary.
 //!
 //! Sizes come from the config the counters were made for (sessions, tool groups, tool ports,
-//! filter rules); a [`crate::plan::Plan`] of another shape gets new counters from the control
-//! plane, which keeps the totals of the old ones.
+//! filter rules). They travel with the [`crate::plan::Plan`]: a plan of another shape comes with
+//! new counters, and the control plane keeps the totals of the old ones.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -182,6 +182,11 @@ impl WorkerCounters {
                 .map(|f| FilterCounters { rules: CounterArray::new(f.rules.len()), default: Counter::default() })
                 .collect(),
         }
+    }
+
+    /// Zeroed counters for `workers` workers.
+    pub fn for_workers(config: &ValidatedConfig, workers: usize) -> Box<[std::sync::Arc<WorkerCounters>]> {
+        (0..workers).map(|_| std::sync::Arc::new(WorkerCounters::new(config))).collect()
     }
 
     /// Whether these counters fit a config (same numbers of sessions, groups, ports and rules).

@@ -62,6 +62,8 @@ pub struct Dedup {
 /// The per-worker pipeline state.
 #[derive(Debug)]
 pub struct Pipeline {
+    /// This worker's index: which of the plan's counters it writes.
+    worker: usize,
     counters: Arc<WorkerCounters>,
     dedup: Option<Dedup>,
     /// Next turn of each round-robin group.
@@ -74,9 +76,18 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// A pipeline counting into `counters`, de-duplicating through `dedup` when the config has it.
-    pub fn new(counters: Arc<WorkerCounters>, dedup: Option<Dedup>) -> Pipeline {
+    /// The pipeline of worker `worker` (it counts into `plan`'s counters of that worker),
+    /// de-duplicating through `dedup` when the config has it.
+    ///
+    /// # Panics
+    /// If `plan` has no counters for `worker`: the control plane builds plans for every worker.
+    pub fn new(worker: usize, plan: &Plan, dedup: Option<Dedup>) -> Pipeline {
+        let counters = match plan.counters_of(worker) {
+            Some(c) => c.clone(),
+            None => panic!("plan {} has no counters for worker {worker}", plan.generation),
+        };
         Pipeline {
+            worker,
             counters,
             dedup,
             turns: Box::new([]),
@@ -91,10 +102,6 @@ impl Pipeline {
         &self.counters
     }
 
-    /// Switches to other counters (the control plane does this when a reload changes their shape).
-    pub fn set_counters(&mut self, counters: Arc<WorkerCounters>) {
-        self.counters = counters;
-    }
 
     /// Processes `pkts` (each `Some`; `None` entries are skipped) with `plan` at time `now_ns`,
     /// leaving every entry `None`: each packet went to `sink`, delivered or discarded.
@@ -105,9 +112,7 @@ impl Pipeline {
         pkts: &mut [Option<B>],
         sink: &mut S,
     ) {
-        if plan.generation != self.generation {
-            self.adopt(plan);
-        }
+        self.adopt(plan);
         for chunk in pkts.chunks_mut(BURST) {
             for (slot, decision) in chunk.iter_mut().zip(self.decisions.iter_mut()) {
                 if let Some(pkt) = slot {
@@ -122,13 +127,25 @@ impl Pipeline {
         }
     }
 
-    /// Resets what depends on the plan's shape; off the hot path (once per plan change).
-    fn adopt(&mut self, plan: &Plan) {
+    /// Takes on `plan` if it is not the current one: its counters and what depends on its shape.
+    /// Off the hot path (once per plan change). Returns whether the counters changed (the worker
+    /// then hands them to its TX side too).
+    pub fn adopt(&mut self, plan: &Plan) -> bool {
+        if plan.generation == self.generation {
+            return false;
+        }
         if self.turns.len() != plan.groups.len() {
             self.turns = vec![0; plan.groups.len()].into_boxed_slice();
         }
         self.last_vni = None;
         self.generation = plan.generation;
+        match plan.counters_of(self.worker) {
+            Some(c) if !Arc::ptr_eq(c, &self.counters) => {
+                self.counters = c.clone();
+                true
+            }
+            _ => false,
+        }
     }
 }
 

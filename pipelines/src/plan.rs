@@ -6,11 +6,19 @@
 //! search. Workers read the current plan through an `Arc` swapped between bursts (`arc-swap` in
 //! the broker), so a reload or a link change never stops the data plane and never changes the
 //! rules in the middle of a burst.
+//!
+//! A plan also carries the counters of every worker, shaped for its config: a packet is decided
+//! under one plan and counted in that plan's counters, so a reload that changes the number of
+//! sessions or rules swaps rules and counters in one step. Plans rebuilt for a link change keep
+//! the counters of the plan they replace; the control plane sums counters by name across the
+//! plans it has retired.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use config::{Balance, Direction, OnPortDown, ValidatedConfig};
 
+use crate::counters::WorkerCounters;
 use crate::flow::FlowKey;
 use crate::stage::maglev::Maglev;
 use crate::stage::decap::DecapConfig;
@@ -99,11 +107,20 @@ pub struct Plan {
     pub groups: Box<[GroupPlan]>,
     /// Number of tool ports (indices of `Sink::deliver` are below it).
     pub tool_ports: usize,
+    /// One set of counters per worker, shaped for this plan's config.
+    pub counters: Box<[Arc<WorkerCounters>]>,
 }
 
 impl Plan {
-    /// Compiles `config`; `port_live[i]` says whether tool port `i` is up (missing entries: up).
-    pub fn build(config: &ValidatedConfig, generation: u64, port_live: &[bool]) -> Plan {
+    /// Compiles `config`; `port_live[i]` says whether tool port `i` is up (missing entries: up);
+    /// worker `w` counts into `counters[w]`, which must be shaped for `config`
+    /// ([`WorkerCounters::fits`]).
+    pub fn build(
+        config: &ValidatedConfig,
+        generation: u64,
+        port_live: &[bool],
+        counters: Box<[Arc<WorkerCounters>]>,
+    ) -> Plan {
         let is_live = |port: u16| port_live.get(usize::from(port)).copied().unwrap_or(true);
         let groups = config
             .tool_groups
@@ -160,7 +177,13 @@ impl Plan {
             filters: config.filters.iter().map(CompiledFilter::compile).collect(),
             groups,
             tool_ports: config.tool_ports.len(),
+            counters,
         }
+    }
+
+    /// The counters of worker `worker`.
+    pub fn counters_of(&self, worker: usize) -> Option<&Arc<WorkerCounters>> {
+        self.counters.get(worker)
     }
 
     /// The session of a VNI, falling back to the default session.
@@ -181,7 +204,7 @@ mod tests {
     #[test]
     fn vni_lookup_with_and_without_default() {
         let config = testing::config(testing::TWO_SESSIONS);
-        let plan = Plan::build(&config, 1, &[]);
+        let plan = Plan::build(&config, 1, &[], WorkerCounters::for_workers(&config, 1));
         assert_eq!(plan.session_for_vni(101), Some(0));
         assert_eq!(plan.session_for_vni(202), Some(1));
         assert_eq!(plan.session_for_vni(7), None);
@@ -190,14 +213,14 @@ mod tests {
             "{}\n[decap]\ndefault_session = \"b\"\n",
             testing::TWO_SESSIONS
         ));
-        let plan = Plan::build(&with_default, 1, &[]);
+        let plan = Plan::build(&with_default, 1, &[], WorkerCounters::for_workers(&with_default, 1));
         assert_eq!(plan.session_for_vni(7), Some(1));
     }
 
     #[test]
     fn direction_from_source_ips() {
         let config = testing::config(testing::TWO_SESSIONS);
-        let plan = Plan::build(&config, 1, &[]);
+        let plan = Plan::build(&config, 1, &[], WorkerCounters::for_workers(&config, 1));
         let a: IpAddr = "10.0.1.10".parse().unwrap();
         let b: IpAddr = "192.0.2.1".parse().unwrap();
         let c: IpAddr = "192.0.2.2".parse().unwrap();
@@ -214,7 +237,7 @@ mod tests {
     fn dead_port_leaves_round_robin_and_drop_groups_refuse_its_keys() {
         let config = testing::config(testing::TWO_SESSIONS);
         // Tool ports: 0 = a-1, 1 = a-2 (group "a", rebalance), 2 = b-1 (group "b").
-        let plan = Plan::build(&config, 1, &[true, false, true]);
+        let plan = Plan::build(&config, 1, &[true, false, true], WorkerCounters::for_workers(&config, 1));
         let a = &plan.groups[0];
         assert_eq!(a.live_positions.as_ref(), &[0]);
         for turn in 0..4 {
@@ -223,7 +246,7 @@ mod tests {
         for h in 0..1000u64 {
             assert_eq!(a.port_for_hash(h.wrapping_mul(0x9E37_79B9_7F4A_7C15)), Some(0));
         }
-        let all_down = Plan::build(&config, 2, &[false, false, false]);
+        let all_down = Plan::build(&config, 2, &[false, false, false], WorkerCounters::for_workers(&config, 1));
         assert_eq!(all_down.groups[0].port_for_turn(0), None);
         assert_eq!(all_down.groups[0].port_for_hash(1), None);
     }

@@ -24,15 +24,12 @@ impl Harness {
     fn with_live(toml: &str, live: &[bool]) -> Harness {
         let config = testing::config(toml);
         let counters = Arc::new(WorkerCounters::new(&config));
+        let plan = Plan::build(&config, 1, live, Box::new([counters.clone()]));
         let dedup = config.dedup.as_ref().map(|d| Dedup {
             table: Arc::new(DedupTable::new(d.capacity, d.window)),
             keyer: Arc::new(DedupKeyer::with_seed(7, d.ignore_dscp_ecn, d.ignore_vlan)),
         });
-        Harness {
-            plan: Plan::build(&config, 1, live),
-            pipeline: Pipeline::new(counters.clone(), dedup),
-            counters,
-        }
+        Harness { pipeline: Pipeline::new(0, &plan, dedup), plan, counters }
     }
 
     fn run_at(&mut self, now_ns: u64, frames: &[Vec<u8>]) -> CollectSink<VecBuf> {
@@ -285,8 +282,8 @@ fn filters_decide_with_direction_and_count_rule_hits() {
     assert_eq!(sink.delivered.len(), 2);
     assert_eq!(h.outcome(Outcome::Filtered), 1);
     let hits = &h.counters.filters[0];
-    assert_eq!(hits.rules[0].get(), 1);
-    assert_eq!(hits.rules[1].get(), 1);
+    assert_eq!(hits.rules.get(0).unwrap().get(), 1);
+    assert_eq!(hits.rules.get(1).unwrap().get(), 1);
     assert_eq!(hits.default.get(), 1);
     assert_eq!(h.counters.sessions[0].filtered.get(), 1);
     h.assert_accounting(&sink);

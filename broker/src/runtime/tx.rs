@@ -99,6 +99,11 @@ impl TxSet {
         }
     }
 
+    /// Counts into `counters` from now on (a new plan brought counters of another shape).
+    pub fn set_counters(&mut self, counters: Arc<WorkerCounters>) {
+        self.counters = counters;
+    }
+
     /// Sends what tool port `port` has buffered; frees and counts what the queue refused.
     fn flush(&mut self, port: usize) {
         let Some(tx) = self.ports.get_mut(port) else { return };

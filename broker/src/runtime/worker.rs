@@ -57,6 +57,10 @@ impl Worker {
             counters.busy_polls.incr();
             let now = self.clock.now_ns();
             let plan = self.plans.load();
+            if self.pipeline.adopt(&plan) {
+                // A reload changed the counters' shape: TX counts move with the pipeline's.
+                self.tx.set_counters(self.pipeline.counters().clone());
+            }
             self.pipeline.run(&plan, now, &mut burst[..n], &mut self.tx);
             self.tx.end_of_burst();
             if now >= next_drain {
