@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use crate::support::*;
 
+/// A mirror source: the mirrored interface's address and the session's VNI.
+type Source = (IpAddr, u32);
+
 #[test]
 fn two_queues_two_workers_deliver_every_inner_frame_once_in_order_sticky_by_source() {
     let s = Scratch::new("lab");
@@ -92,11 +95,11 @@ ports = [{}]
 
     // Each mirror source on exactly one port. Frames mirrored at both ends are byte-identical
     // under two sources: attribute only frames that one source alone sent.
-    let mut sources_of: HashMap<&[u8], HashSet<(IpAddr, u32)>> = HashMap::new();
+    let mut sources_of: HashMap<&[u8], HashSet<Source>> = HashMap::new();
     for m in per_file.iter().flatten() {
         sources_of.entry(&m.inner).or_default().insert((m.mirror_source, m.vni));
     }
-    let mut port_of_source: HashMap<(IpAddr, u32), HashSet<usize>> = HashMap::new();
+    let mut port_of_source: HashMap<Source, HashSet<usize>> = HashMap::new();
     for (port, frames) in outputs.iter().enumerate() {
         for f in frames {
             let sources = &sources_of[f.as_slice()];
@@ -125,7 +128,7 @@ ports = [{}]
             port_of_source.entry(**source).or_default().extend(ports);
         }
     }
-    let all_sources: HashSet<(IpAddr, u32)> = sources_of.values().flatten().copied().collect();
+    let all_sources: HashSet<Source> = sources_of.values().flatten().copied().collect();
     assert_eq!(all_sources.len(), 4, "the lab has four mirror sources");
     assert_eq!(port_of_source.len(), 4, "every source placed: {port_of_source:?}");
     for (source, ports) in &port_of_source {
@@ -135,7 +138,7 @@ ports = [{}]
     // Per-flow order: for every (mirror source, inner flow) that only one source sent, its frames
     // leave its port in the order they arrived.
     for decoded in &per_file {
-        let mut flows: HashMap<((IpAddr, u32), InnerFlow), Vec<&[u8]>> = HashMap::new();
+        let mut flows: HashMap<(Source, InnerFlow), Vec<&[u8]>> = HashMap::new();
         for m in decoded {
             if sources_of[m.inner.as_slice()].len() == 1 {
                 if let Some(flow) = inner_flow(&m.inner) {
