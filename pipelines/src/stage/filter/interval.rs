@@ -109,7 +109,10 @@ impl<K: Point, const KEYS: usize> IntervalMap<K, KEYS> {
 
     /// `intervals`: as [`elementary_intervals`] returns them (at least one, from `K::MIN`).
     pub(super) fn new(intervals: &[Interval<K>]) -> IntervalMap<K, KEYS> {
-        let last = intervals.last().expect("there is always the interval from K::MIN").rules;
+        let last = intervals
+            .last()
+            .expect("there is always the interval from K::MIN")
+            .rules;
         // The smallest complete tree with room for every start: FANOUT^depth - 1 keys.
         let mut depth = 0;
         let mut capacity = 0;
@@ -158,7 +161,10 @@ impl<K: Point, const KEYS: usize> IntervalMap<K, KEYS> {
         let mut node = 0;
         let mut rank = 0;
         for _ in 0..self.depth {
-            let below: usize = self.nodes[node].iter().map(|&start| usize::from(start <= key)).sum();
+            let below: usize = self.nodes[node]
+                .iter()
+                .map(|&start| usize::from(start <= key))
+                .sum();
             rank = rank * Self::FANOUT + below;
             node = node * Self::FANOUT + 1 + below;
         }
@@ -202,7 +208,7 @@ mod tests {
 
     fn first_rule(map: &IntervalMap<u16, 3>, sets: &RuleSets, key: u16) -> Option<usize> {
         let row = map.lookup(key);
-        sets.first_in(row)
+        sets.members(row).first().copied()
     }
 
     #[test]
