@@ -6,6 +6,10 @@
 //! repeated burst flatters branchy code: `classify_burst_hot` shows by how much). Criterion's
 //! throughput is packets: its time per element is the cost per packet.
 //!
+//! Before criterion runs, a short pass prints the *minimum* time per packet over many rounds for
+//! each filter size, and the 1,000-to-10 ratio: on a shared machine the minimum is steadier than
+//! criterion's mean, which other processes inflate.
+//!
 //! `cargo bench -p broker-pipelines --bench filter`
 
 #[path = "filter/workload.rs"]
@@ -61,7 +65,9 @@ fn bench_filter(c: &mut Criterion) {
             );
             (size, filter, compiled, bursts)
         })
-        .collect();
+        .collect::<Vec<Case>>();
+
+    print_minimum_costs(&cases);
 
     let mut group = c.benchmark_group("filter");
     group.throughput(Throughput::Elements(BURST as u64));
@@ -114,6 +120,59 @@ fn bench_filter(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+type Case = (usize, config::Filter, CompiledFilter, Vec<Burst>);
+
+/// The least time per packet over `rounds` passes over all bursts.
+fn minimum_per_packet(bursts: &[Burst], rounds: usize, mut classify: impl FnMut(&Burst)) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..rounds {
+        let started = Instant::now();
+        for burst in bursts {
+            classify(burst);
+        }
+        let per_packet = started.elapsed().as_secs_f64() * 1e9 / (bursts.len() * BURST) as f64;
+        best = best.min(per_packet);
+    }
+    best
+}
+
+fn print_minimum_costs(cases: &[Case]) {
+    let mut verdicts = [FilterVerdict {
+        action: Action::Accept,
+        rule: None,
+    }; BURST];
+    let mut rows = Vec::new();
+    for (size, filter, compiled, bursts) in cases {
+        let burst = minimum_per_packet(bursts, 300, |burst| {
+            compiled.classify_burst(&burst.keys, &burst.directions, &mut verdicts);
+            black_box(&verdicts);
+        });
+        let single = minimum_per_packet(bursts, 300, |burst| {
+            for (key, &direction) in burst.keys.iter().zip(&burst.directions) {
+                black_box(compiled.classify(black_box(key.as_ref()), direction));
+            }
+        });
+        let linear = minimum_per_packet(bursts, if *size > 1000 { 2 } else { 10 }, |burst| {
+            for (key, &direction) in burst.keys.iter().zip(&burst.directions) {
+                black_box(classify_linear(filter, black_box(key.as_ref()), direction));
+            }
+        });
+        rows.push((*size, burst, single, linear));
+    }
+    eprintln!("minimum ns/packet: rules, classify_burst, classify, classify_linear");
+    for (size, burst, single, linear) in &rows {
+        eprintln!("  {size:>6} {burst:>8.1} {single:>8.1} {linear:>10.1}");
+    }
+    let at = |rules: usize| rows.iter().find(|row| row.0 == rules);
+    if let (Some(small), Some(large)) = (at(10), at(1_000)) {
+        eprintln!(
+            "1,000 rules / 10 rules: classify_burst {:.2}, classify {:.2}",
+            large.1 / small.1,
+            large.2 / small.2
+        );
+    }
 }
 
 criterion_group!(benches, bench_filter);

@@ -19,15 +19,15 @@
 //! The bit-vector scheme of Lakshman and Stiliadis: each packet field is looked up in its own
 //! structure, which answers with the set of rules accepting that value, a bit vector in rule
 //! order; the lowest bit set in the intersection of the sets is the deciding rule.
-//! - *class* ([`class`]): direction × protocol × "carries ports", a direct table.
-//! - source and destination *address* ([`address`]): per family, the elementary intervals cut by
-//!   the rules' CIDR boundaries ([`interval`]), searched in a branch-free 4-ary tree. A dimension
+//! - *class* (`class.rs`): direction × protocol × "carries ports", a direct table.
+//! - source and destination *address* (`address.rs`): per family, the elementary intervals cut by
+//!   the rules' CIDR boundaries (`interval.rs`), searched in a branch-free 4-ary tree. A dimension
 //!   answers with two sets, the rules naming no address there (the same for every packet) and
 //!   the rules whose CIDR contains the address (sparse).
-//! - source and destination *port* ([`port_map`]): a two-level table of the elementary intervals
+//! - source and destination *port* (`port_map.rs`): a two-level table of the elementary intervals
 //!   of `0..=65535`.
 //!
-//! Sets are interned ([`rule_set`]): cut into 512-rule chunks, identical chunks and identical
+//! Sets are interned (`rule_set.rs`): cut into 512-rule chunks, identical chunks and identical
 //! sets stored once. The intersection walks the chunks in rule order, skipping those where no
 //! address-containing rule and no rule free of both addresses lies, and stops at the first
 //! chunk with a match.
@@ -36,34 +36,48 @@
 //! (as VPP stages do), so the independent searches of successive packets overlap.
 //!
 //! # Measurements
-//! `cargo bench -p broker-pipelines --bench filter`, on the shared 2-core development VM (AMD
-//! EPYC), x86-64 baseline target. Filters of random but realistic rules (see the bench), bursts
-//! of 32 packets, 256 different bursts in turn so that neither the caches nor the branch
-//! predictor learn them. Nanoseconds per packet:
+//! `cargo bench -p broker-pipelines --bench filter` on the shared 2-core development VM (AMD
+//! EPYC, x86-64 baseline target, other builds running). Filters of random but realistic rules:
+//! mostly IPv4 VPC blocks from /8 to /32, some IPv6, TCP/UDP services and port ranges, a third
+//! of the rules per direction, and 1 % (at least one) catch-all rules without CIDRs at the end.
+//! 256 different bursts of 32 packets taken in turn, so that neither the caches nor the branch
+//! predictor learn them. Least nanoseconds per packet over 300 passes (criterion's means, also
+//! printed, move by ±30 % with the machine's load):
 //!
-//! | rules  | `classify_burst` | `classify` | `classify_linear` |
-//! |-------:|-----------------:|-----------:|------------------:|
-//! | 10     | MEASURE          |            |                   |
-//! | 100    |                  |            |                   |
-//! | 1,000  |                  |            |                   |
-//! | 10,000 |                  |            |                   |
+//! | rules  | `classify_burst` | `classify` | `classify_linear` | compile | memory   |
+//! |-------:|-----------------:|-----------:|------------------:|--------:|---------:|
+//! | 10     | 22.8             | 23.0–24.7  | 31                | 0.2 ms  | 15 KiB   |
+//! | 100    | 29.4             | 29.6       | 198               | 0.3 ms  | 33 KiB   |
+//! | 1,000  | 41.4             | 43.3       | 2,630             | 1 ms    | 155 KiB  |
+//! | 10,000 | 67               | 77.5       | 33,000            | 24 ms   | 1.8 MiB  |
 //!
-//! What was tried and measured (1,000 rules unless said otherwise):
-//! - A binary search of the interval starts: LLVM compiles its comparison to a branch that
-//!   random addresses mispredict; on bursts that repeat (the branch predictor learns them) it is
-//!   the fastest search, on varied traffic ≈ 50 % slower than the branch-free tree. Forcing
-//!   conditional moves (`select_unpredictable`) gives the tree's speed but needs Rust 1.88.
-//! - Static B-trees with 16-key nodes counted with vector compares; 8- and 16-ary trees: slower,
-//!   a level then waits on a horizontal sum (and `popcnt` is not in the baseline target).
-//! - Searching the trees of several packets in lockstep, or all source searches of a burst in
-//!   one loop: slower than letting the out-of-order core overlap whole lookups.
-//! - One interned set per interval (`any ∪ containing` precomputed): every interval then has its
-//!   own dense chunks, which miss the caches: 30 % slower than the split.
-//! - Without the split at all, 10,000 rules cost 78 ns instead of 49 (hot bursts).
-//! - Chunks of 2 or 4 words instead of 8: equal up to 1,000 rules, slower at 10,000.
-//! - A direct 65,536-entry port table: as fast, but 128 KiB per dimension.
-//! - Intersecting every chunk without the skip test: faster at 100 and 1,000 rules, slower at
-//!   10 (the skip usually spares small filters any chunk at all).
+//! 1,000 rules cost 1.8 × what 10 rules cost. That ratio depends on the small filter: when it
+//! has no catch-all and only specific CIDRs, most packets find no address-containing rule, skip
+//! the intersection entirely and cost 18 ns; the ratio is then 2.1–2.3 (`classify_burst`) and
+//! 2.5 (`classify`), the 1,000-rule cost being unchanged (41 ns). Filters imported from AWS
+//! write "any address" as `0.0.0.0/0`, which contains every address: they never take that
+//! shortcut.
+//!
+//! Tried, measured, dropped (1,000 rules unless said otherwise):
+//! - A binary search of the interval starts: its comparison compiles to a branch that varied
+//!   addresses mispredict, ≈ 50 % slower; it is the fastest only when one burst repeats (the
+//!   predictor learns it), which is why the bench rotates bursts. Forcing conditional moves
+//!   (`std::hint::select_unpredictable`) matches the tree but needs Rust 1.88.
+//! - Static B-trees of 16-key nodes counted with vector compares, and 8- or 16-ary trees: 10 to
+//!   35 % slower; a level then waits on a horizontal sum, and `popcnt` is not in the baseline
+//!   target.
+//! - Searching several packets' trees in lockstep, all source searches of a burst in one loop,
+//!   or pipelining packet i's lookups with packet i − 1's intersection: 10 to 20 % slower than
+//!   all lookups, then all intersections.
+//! - One interned set per address interval (`any ∪ containing` precomputed): every interval
+//!   then has dense chunks of its own, which miss the caches: 30 % slower. Without the split at
+//!   all, 10,000 rules cost 60 % more.
+//! - Chunks of 2 or 4 words: equal up to 1,000 rules, 10 to 30 % slower at 10,000; 16 words:
+//!   equal or slower.
+//! - A summary word per set (which chunks are non-empty) intersected first: 5 to 15 % slower.
+//! - Intersecting every chunk without the skip test: 5 to 10 % faster at 100 and 1,000 rules,
+//!   10 to 30 % slower at 10 (where the skip usually spares every chunk).
+//! - A direct 65,536-entry port table: as fast as the two-level one, with 128 KiB per dimension.
 //!
 //! # Limitations
 //! - Memory grows faster than the rule count: the address dimensions have up to `2n + 1`
