@@ -42,7 +42,9 @@ impl Rng {
     }
 }
 
-const WELL_KNOWN_PORTS: [u16; 13] = [22, 25, 53, 80, 123, 443, 3306, 5432, 6379, 8080, 8443, 9200, 27017];
+const WELL_KNOWN_PORTS: [u16; 13] = [
+    22, 25, 53, 80, 123, 443, 3306, 5432, 6379, 8080, 8443, 9200, 27017,
+];
 
 fn v4_address(rng: &mut Rng) -> Ipv4Addr {
     let random = rng.next() as u32;
@@ -66,8 +68,15 @@ fn cidr(rng: &mut Rng, v6: bool) -> IpNet {
         let prefix = rng.weighted(&[(5, 40), (15, 48), (20, 56), (40, 64), (20, 128)]);
         IpNet::new(v6_address(rng).into(), prefix)
     } else {
-        let prefix =
-            rng.weighted(&[(1, 8), (1, 12), (5, 16), (10, 20), (35, 24), (18, 28), (30, 32)]);
+        let prefix = rng.weighted(&[
+            (1, 8),
+            (1, 12),
+            (5, 16),
+            (10, 20),
+            (35, 24),
+            (18, 28),
+            (30, 32),
+        ]);
         IpNet::new(v4_address(rng).into(), prefix)
     };
     net.expect("prefix within the family's length").trunc()
@@ -93,7 +102,10 @@ fn realistic_rule(rng: &mut Rng, number: u16) -> Rule {
     let dst_ports = (transport && rng.chance(60)).then(|| {
         if rng.chance(70) {
             let port = WELL_KNOWN_PORTS[(rng.next() % WELL_KNOWN_PORTS.len() as u64) as usize];
-            PortRange { first: port, last: port }
+            PortRange {
+                first: port,
+                last: port,
+            }
         } else {
             let (first, last) = rng.weighted(&[
                 (1, (1024, 65535)),
@@ -125,10 +137,12 @@ fn realistic_rule(rng: &mut Rng, number: u16) -> Rule {
     }
 }
 
-/// Specific rules, then (for filters of 100 rules and more) 1 % of broad rules at the end, as
-/// operators order them: a broad rule early would shadow everything behind it.
+/// Specific rules, then 1 % of broad rules (no CIDR; at least one) at the end, as operators write
+/// them: catch-alls last, since a broad rule early would shadow everything behind it. Every
+/// filter size gets the same shape; with no broad rule at all, or with none in the 10-rule
+/// filter only (1 % rounded down), the 1,000-to-10 ratio is higher (see the filter module docs).
 pub fn realistic_filter(rng: &mut Rng, rule_count: usize) -> Filter {
-    let broad = rule_count / 100;
+    let broad = rule_count.div_ceil(100);
     let rules = (1..=rule_count)
         .map(|number| {
             let mut rule = realistic_rule(rng, u16::try_from(number).expect("rule count fits u16"));
@@ -139,7 +153,11 @@ pub fn realistic_filter(rng: &mut Rng, rule_count: usize) -> Filter {
             rule
         })
         .collect();
-    Filter { name: format!("bench-{rule_count}"), default: Action::Reject, rules }
+    Filter {
+        name: format!("bench-{rule_count}"),
+        default: Action::Reject,
+        rules,
+    }
 }
 
 fn address_in(rng: &mut Rng, net: IpNet) -> IpAddr {
@@ -157,7 +175,9 @@ fn address_in(rng: &mut Rng, net: IpNet) -> IpAddr {
 
 /// Addresses no rule names (CGNAT space, the IPv6 documentation prefix).
 fn unused_address(rng: &mut Rng, v6: bool) -> IpAddr {
-    let net: IpNet = if v6 { "2001:db8::/32" } else { "100.64.0.0/10" }.parse().expect("literal");
+    let net: IpNet = if v6 { "2001:db8::/32" } else { "100.64.0.0/10" }
+        .parse()
+        .expect("literal");
     address_in(rng, net)
 }
 
@@ -190,7 +210,11 @@ fn packet_for(rng: &mut Rng, rule: &Rule) -> (Option<FlowKey>, Option<Direction>
         FlowKey::without_ports(src, dst, protocol)
     };
     let direction = rule.direction.or_else(|| {
-        rng.weighted(&[(40, Some(Direction::Ingress)), (40, Some(Direction::Egress)), (20, None)])
+        rng.weighted(&[
+            (40, Some(Direction::Ingress)),
+            (40, Some(Direction::Egress)),
+            (20, None),
+        ])
     });
     (Some(key), direction)
 }
@@ -211,11 +235,18 @@ fn random_packet(rng: &mut Rng, unused_space: bool) -> (Option<FlowKey>, Option<
     } else {
         let service = WELL_KNOWN_PORTS[(rng.next() % WELL_KNOWN_PORTS.len() as u64) as usize];
         let ephemeral = 32768 + (rng.next() % 28232) as u16;
-        let dst_port = if rng.chance(70) { service } else { rng.next() as u16 };
+        let dst_port = if rng.chance(70) {
+            service
+        } else {
+            rng.next() as u16
+        };
         FlowKey::with_ports(src, dst, protocol, ephemeral, dst_port)
     };
-    let direction =
-        rng.weighted(&[(40, Some(Direction::Ingress)), (40, Some(Direction::Egress)), (20, None)]);
+    let direction = rng.weighted(&[
+        (40, Some(Direction::Ingress)),
+        (40, Some(Direction::Egress)),
+        (20, None),
+    ]);
     (Some(key), direction)
 }
 
@@ -236,4 +267,3 @@ pub fn varied_burst(rng: &mut Rng, filter: &Filter) -> Vec<(Option<FlowKey>, Opt
     }
     burst
 }
-

@@ -24,9 +24,11 @@ pub fn classify_linear(
         .take(MAX_RULES)
         .zip(0..=u16::MAX)
         .find(|(rule, _)| rule_matches(rule, key, direction))
-        .map_or(FilterVerdict::default_of(filter), |(rule, index)| FilterVerdict {
-            action: rule.action,
-            rule: Some(index),
+        .map_or(FilterVerdict::default_of(filter), |(rule, index)| {
+            FilterVerdict {
+                action: rule.action,
+                rule: Some(index),
+            }
         })
 }
 

@@ -25,7 +25,11 @@ fn rule(number: u16, action: Action) -> Rule {
 }
 
 fn filter(default: Action, rules: Vec<Rule>) -> Filter {
-    Filter { name: "test".into(), default, rules }
+    Filter {
+        name: "test".into(),
+        default,
+        rules,
+    }
 }
 
 fn net(text: &str) -> IpNet {
@@ -51,12 +55,19 @@ fn icmp(src: &str, dst: &str) -> FlowKey {
 /// The verdict of the compiled filter, after checking that the linear scan agrees.
 fn verdict(filter: &Filter, key: Option<&FlowKey>, direction: Option<Direction>) -> FilterVerdict {
     let compiled = CompiledFilter::compile(filter).classify(key, direction);
-    assert_eq!(compiled, classify_linear(filter, key, direction), "compiled vs linear");
+    assert_eq!(
+        compiled,
+        classify_linear(filter, key, direction),
+        "compiled vs linear"
+    );
     compiled
 }
 
 fn matched(index: u16, action: Action) -> FilterVerdict {
-    FilterVerdict { action, rule: Some(index) }
+    FilterVerdict {
+        action,
+        rule: Some(index),
+    }
 }
 
 fn defaulted(action: Action) -> FilterVerdict {
@@ -69,8 +80,14 @@ fn a_rule_with_a_direction_never_matches_a_packet_without_one() {
     ingress.direction = Some(Direction::Ingress);
     let f = filter(Action::Reject, vec![ingress]);
     let key = tcp("10.0.0.1", 1234, "10.0.0.2", 80);
-    assert_eq!(verdict(&f, Some(&key), Some(Direction::Ingress)), matched(0, Action::Accept));
-    assert_eq!(verdict(&f, Some(&key), Some(Direction::Egress)), defaulted(Action::Reject));
+    assert_eq!(
+        verdict(&f, Some(&key), Some(Direction::Ingress)),
+        matched(0, Action::Accept)
+    );
+    assert_eq!(
+        verdict(&f, Some(&key), Some(Direction::Egress)),
+        defaulted(Action::Reject)
+    );
     assert_eq!(verdict(&f, Some(&key), None), defaulted(Action::Reject));
 }
 
@@ -79,7 +96,10 @@ fn a_rule_without_a_direction_matches_every_direction_and_none() {
     let f = filter(Action::Reject, vec![rule(10, Action::Accept)]);
     let key = tcp("10.0.0.1", 1234, "10.0.0.2", 80);
     for direction in [None, Some(Direction::Ingress), Some(Direction::Egress)] {
-        assert_eq!(verdict(&f, Some(&key), direction), matched(0, Action::Accept));
+        assert_eq!(
+            verdict(&f, Some(&key), direction),
+            matched(0, Action::Accept)
+        );
     }
 }
 
@@ -95,7 +115,10 @@ fn a_cidr_never_matches_an_address_of_the_other_family() {
     let v4_mapped = tcp("::ffff:192.0.2.1", 1, "::ffff:192.0.2.2", 2);
     assert_eq!(verdict(&f, Some(&v4), None), matched(0, Action::Accept));
     assert_eq!(verdict(&f, Some(&v6), None), matched(1, Action::Reject));
-    assert_eq!(verdict(&f, Some(&v4_mapped), None), matched(1, Action::Reject));
+    assert_eq!(
+        verdict(&f, Some(&v4_mapped), None),
+        matched(1, Action::Reject)
+    );
 }
 
 #[test]
@@ -103,7 +126,10 @@ fn an_absent_cidr_matches_both_families() {
     let mut web = rule(1, Action::Accept);
     web.dst_ports = Some(ports(443, 443));
     let f = filter(Action::Reject, vec![web]);
-    for key in [tcp("192.0.2.1", 5000, "192.0.2.2", 443), tcp("2001:db8::1", 5000, "::1", 443)] {
+    for key in [
+        tcp("192.0.2.1", 5000, "192.0.2.2", 443),
+        tcp("2001:db8::1", 5000, "::1", 443),
+    ] {
         assert_eq!(verdict(&f, Some(&key), None), matched(0, Action::Accept));
     }
 }
@@ -114,7 +140,10 @@ fn a_rule_mixing_families_matches_nothing() {
     mixed.src_cidr = Some(net("0.0.0.0/0"));
     mixed.dst_cidr = Some(net("::/0"));
     let f = filter(Action::Reject, vec![mixed]);
-    for key in [tcp("192.0.2.1", 1, "192.0.2.2", 2), tcp("2001:db8::1", 1, "::1", 2)] {
+    for key in [
+        tcp("192.0.2.1", 1, "192.0.2.2", 2),
+        tcp("2001:db8::1", 1, "::1", 2),
+    ] {
         assert_eq!(verdict(&f, Some(&key), None), defaulted(Action::Reject));
     }
 }
@@ -129,7 +158,10 @@ fn a_port_range_never_matches_a_packet_without_ports() {
     let ping = icmp("10.0.0.1", "10.0.0.2");
     assert_eq!(verdict(&f, Some(&ping), None), defaulted(Action::Accept));
     let fragment = FlowKey::without_ports(ip("10.0.0.1"), ip("10.0.0.2"), ip_proto::TCP);
-    assert_eq!(verdict(&f, Some(&fragment), None), defaulted(Action::Accept));
+    assert_eq!(
+        verdict(&f, Some(&fragment), None),
+        defaulted(Action::Accept)
+    );
     let syn = tcp("10.0.0.1", 0, "10.0.0.2", 0);
     assert_eq!(verdict(&f, Some(&syn), None), matched(0, Action::Reject));
 }
@@ -160,7 +192,10 @@ fn the_lowest_numbered_matching_rule_decides() {
     let to_ssh = tcp("192.0.2.1", 999, "10.1.1.1", 22);
     assert_eq!(verdict(&f, Some(&to_ssh), None), matched(1, Action::Accept));
     let elsewhere = tcp("192.0.2.1", 999, "192.0.2.9", 22);
-    assert_eq!(verdict(&f, Some(&elsewhere), None), matched(2, Action::Reject));
+    assert_eq!(
+        verdict(&f, Some(&elsewhere), None),
+        matched(2, Action::Reject)
+    );
 }
 
 #[test]
@@ -181,7 +216,10 @@ fn an_empty_filter_gives_the_default() {
         let compiled = CompiledFilter::compile(&f);
         assert_eq!(compiled.rule_count(), 0);
         let key = tcp("10.0.0.1", 1, "10.0.0.2", 2);
-        assert_eq!(verdict(&f, Some(&key), Some(Direction::Egress)), defaulted(default));
+        assert_eq!(
+            verdict(&f, Some(&key), Some(Direction::Egress)),
+            defaulted(default)
+        );
         assert_eq!(verdict(&f, None, None), defaulted(default));
     }
 }
@@ -190,7 +228,10 @@ fn an_empty_filter_gives_the_default() {
 fn a_packet_that_is_not_ip_matches_no_rule() {
     let f = filter(Action::Reject, vec![rule(1, Action::Accept)]);
     assert_eq!(verdict(&f, None, None), defaulted(Action::Reject));
-    assert_eq!(verdict(&f, None, Some(Direction::Ingress)), defaulted(Action::Reject));
+    assert_eq!(
+        verdict(&f, None, Some(Direction::Ingress)),
+        defaulted(Action::Reject)
+    );
 }
 
 #[test]
@@ -207,7 +248,11 @@ fn the_whole_space_prefixes_include_both_ends() {
         ("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1),
     ] {
         let key = icmp(dst, dst);
-        assert_eq!(verdict(&f, Some(&key), None), matched(index, Action::Accept), "{dst}");
+        assert_eq!(
+            verdict(&f, Some(&key), None),
+            matched(index, Action::Accept),
+            "{dst}"
+        );
     }
 }
 
@@ -239,7 +284,11 @@ fn host_prefixes_match_their_address_only() {
             Some(index) => matched(index, Action::Accept),
             None => defaulted(Action::Reject),
         };
-        assert_eq!(verdict(&f, Some(&icmp(src, "192.0.2.1")), None), expected, "{src}");
+        assert_eq!(
+            verdict(&f, Some(&icmp(src, "192.0.2.1")), None),
+            expected,
+            "{src}"
+        );
     }
 }
 
@@ -248,12 +297,22 @@ fn cidr_ranges_ignore_host_bits_and_end_at_the_broadcast_address() {
     let mut subnet = rule(1, Action::Accept);
     subnet.dst_cidr = Some(net("10.1.2.77/24"));
     let f = filter(Action::Reject, vec![subnet]);
-    for (dst, inside) in
-        [("10.1.1.255", false), ("10.1.2.0", true), ("10.1.2.255", true), ("10.1.3.0", false)]
-    {
-        let expected =
-            if inside { matched(0, Action::Accept) } else { defaulted(Action::Reject) };
-        assert_eq!(verdict(&f, Some(&icmp("192.0.2.1", dst)), None), expected, "{dst}");
+    for (dst, inside) in [
+        ("10.1.1.255", false),
+        ("10.1.2.0", true),
+        ("10.1.2.255", true),
+        ("10.1.3.0", false),
+    ] {
+        let expected = if inside {
+            matched(0, Action::Accept)
+        } else {
+            defaulted(Action::Reject)
+        };
+        assert_eq!(
+            verdict(&f, Some(&icmp("192.0.2.1", dst)), None),
+            expected,
+            "{dst}"
+        );
     }
 }
 
@@ -282,7 +341,11 @@ fn port_ranges_include_their_ends_down_to_0_and_up_to_65535() {
             None => defaulted(Action::Reject),
         };
         let key = tcp("10.0.0.1", src_port, "10.0.0.2", dst_port);
-        assert_eq!(verdict(&f, Some(&key), None), expected, "{src_port} -> {dst_port}");
+        assert_eq!(
+            verdict(&f, Some(&key), None),
+            expected,
+            "{src_port} -> {dst_port}"
+        );
     }
 }
 
@@ -293,9 +356,10 @@ fn protocol_must_be_equal() {
     let f = filter(Action::Reject, vec![udp]);
     let dns = FlowKey::with_ports(ip("10.0.0.1"), ip("10.0.0.2"), ip_proto::UDP, 5353, 53);
     assert_eq!(verdict(&f, Some(&dns), None), matched(0, Action::Accept));
-    assert_eq!(verdict(&f, Some(&tcp("10.0.0.1", 5353, "10.0.0.2", 53)), None), {
-        defaulted(Action::Reject)
-    });
+    assert_eq!(
+        verdict(&f, Some(&tcp("10.0.0.1", 5353, "10.0.0.2", 53)), None),
+        { defaulted(Action::Reject) }
+    );
 }
 
 #[test]
@@ -317,6 +381,35 @@ fn a_rule_matches_in_the_third_chunk_and_beyond_the_first_word() {
     assert_eq!(verdict(&f, Some(&key), None), matched(1500, Action::Accept));
     let key = tcp("192.0.2.1", 1, "11.9.9.9", 2);
     assert_eq!(verdict(&f, Some(&key), None), defaulted(Action::Reject));
+}
+
+#[test]
+fn a_burst_stops_at_the_shortest_slice_and_leaves_the_rest() {
+    let mut web = rule(1, Action::Accept);
+    web.dst_ports = Some(ports(443, 443));
+    let f = filter(Action::Reject, vec![web]);
+    let compiled = CompiledFilter::compile(&f);
+    let https = tcp("10.0.0.1", 40000, "10.0.0.2", 443);
+    let ssh = tcp("10.0.0.1", 40000, "10.0.0.2", 22);
+    // 40 keys (more than one group of 32), 35 directions, 50 verdicts.
+    let keys: Vec<_> = (0..40)
+        .map(|i| if i % 2 == 0 { Some(https) } else { Some(ssh) })
+        .collect();
+    let directions = vec![None; 35];
+    let untouched = FilterVerdict {
+        action: Action::Accept,
+        rule: Some(999),
+    };
+    let mut verdicts = vec![untouched; 50];
+    compiled.classify_burst(&keys, &directions, &mut verdicts);
+    for (index, verdict) in verdicts.iter().enumerate() {
+        let expected = match index {
+            35.. => untouched,
+            _ if index % 2 == 0 => matched(0, Action::Accept),
+            _ => defaulted(Action::Reject),
+        };
+        assert_eq!(*verdict, expected, "packet {index}");
+    }
 }
 
 /// A deterministic generator for the large-filter test (no test may depend on chance).
@@ -353,10 +446,21 @@ fn ten_thousand_rules_compile_and_agree_with_the_scan() {
     let mut rng = SplitMix(10_000);
     let rules: Vec<Rule> = (1..=10_000)
         .map(|number| {
-            let mut r = rule(number, if rng.below(2) == 0 { Action::Accept } else { Action::Reject });
+            let mut r = rule(
+                number,
+                if rng.below(2) == 0 {
+                    Action::Accept
+                } else {
+                    Action::Reject
+                },
+            );
             let v6 = rng.below(5) == 0;
             let pick = |rng: &mut SplitMix| {
-                if v6 { random_v6_net(rng) } else { random_v4_net(rng) }
+                if v6 {
+                    random_v6_net(rng)
+                } else {
+                    random_v4_net(rng)
+                }
             };
             r.src_cidr = (rng.below(3) != 0).then(|| pick(&mut rng));
             r.dst_cidr = (rng.below(3) != 0).then(|| pick(&mut rng));
@@ -365,21 +469,28 @@ fn ten_thousand_rules_compile_and_agree_with_the_scan() {
                 let first = rng.below(65536) as u16;
                 r.dst_ports = Some(ports(first, first.saturating_add(rng.below(100) as u16)));
             }
-            r.direction = [None, Some(Direction::Ingress), Some(Direction::Egress)]
-                [rng.below(3) as usize];
+            r.direction =
+                [None, Some(Direction::Ingress), Some(Direction::Egress)][rng.below(3) as usize];
             r
         })
         .collect();
     let f = filter(Action::Reject, rules);
     let started = std::time::Instant::now();
     let compiled = CompiledFilter::compile(&f);
-    eprintln!("compiled 10,000 rules in {:?}: {compiled:?}", started.elapsed());
+    eprintln!(
+        "compiled 10,000 rules in {:?}: {compiled:?}",
+        started.elapsed()
+    );
     assert_eq!(compiled.rule_count(), 10_000);
     let mut matches = 0;
     for _ in 0..500 {
         let v6 = rng.below(5) == 0;
         let address = |rng: &mut SplitMix| {
-            if v6 { random_v6_net(rng).network() } else { random_v4_net(rng).network() }
+            if v6 {
+                random_v6_net(rng).network()
+            } else {
+                random_v4_net(rng).network()
+            }
         };
         let (src, dst) = (address(&mut rng), address(&mut rng));
         let protocol = [ip_proto::TCP, ip_proto::UDP, ip_proto::ICMP][rng.below(3) as usize];
@@ -388,10 +499,14 @@ fn ten_thousand_rules_compile_and_agree_with_the_scan() {
         } else {
             FlowKey::with_ports(src, dst, protocol, rng.next() as u16, rng.next() as u16)
         };
-        let direction = [None, Some(Direction::Ingress), Some(Direction::Egress)]
-            [rng.below(3) as usize];
+        let direction =
+            [None, Some(Direction::Ingress), Some(Direction::Egress)][rng.below(3) as usize];
         let expected = classify_linear(&f, Some(&key), direction);
-        assert_eq!(compiled.classify(Some(&key), direction), expected, "{key:?} {direction:?}");
+        assert_eq!(
+            compiled.classify(Some(&key), direction),
+            expected,
+            "{key:?} {direction:?}"
+        );
         matches += usize::from(expected.rule.is_some());
     }
     // The sample exercises matches deep in the filter, not only the default.
@@ -440,7 +555,10 @@ fn port_range() -> impl Strategy<Value = PortRange> {
 }
 
 fn direction() -> impl Strategy<Value = Option<Direction>> {
-    prop::option::of(prop_oneof![Just(Direction::Ingress), Just(Direction::Egress)])
+    prop::option::of(prop_oneof![
+        Just(Direction::Ingress),
+        Just(Direction::Egress)
+    ])
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -449,7 +567,12 @@ fn action() -> impl Strategy<Value = Action> {
 
 fn protocol() -> impl Strategy<Value = u8> {
     prop_oneof![
-        prop::sample::select(vec![ip_proto::ICMP, ip_proto::TCP, ip_proto::UDP, ip_proto::ICMPV6]),
+        prop::sample::select(vec![
+            ip_proto::ICMP,
+            ip_proto::TCP,
+            ip_proto::UDP,
+            ip_proto::ICMPV6
+        ]),
         any::<u8>(),
     ]
 }
@@ -468,8 +591,8 @@ fn arbitrary_rule() -> impl Strategy<Value = Rule> {
         prop::option::weighted(0.2, port_range()),
         prop::option::weighted(0.3, port_range()),
     )
-        .prop_map(|(action, direction, protocol, src_cidr, dst_cidr, src_ports, dst_ports)| {
-            Rule {
+        .prop_map(
+            |(action, direction, protocol, src_cidr, dst_cidr, src_ports, dst_ports)| Rule {
                 number: 0,
                 action,
                 direction,
@@ -479,8 +602,8 @@ fn arbitrary_rule() -> impl Strategy<Value = Rule> {
                 src_ports,
                 dst_ports,
                 description: None,
-            }
-        })
+            },
+        )
 }
 
 fn arbitrary_filter() -> impl Strategy<Value = Filter> {
@@ -519,7 +642,9 @@ fn step(address: IpAddr, delta: i8) -> IpAddr {
 
 fn port() -> impl Strategy<Value = u16> {
     prop_oneof![
-        prop::sample::select(vec![0, 1, 52, 53, 54, 79, 80, 81, 443, 1023, 1024, 8443, 65534, 65535]),
+        prop::sample::select(vec![
+            0, 1, 52, 53, 54, 79, 80, 81, 443, 1023, 1024, 8443, 65534, 65535
+        ]),
         any::<u16>(),
     ]
 }
@@ -527,19 +652,41 @@ fn port() -> impl Strategy<Value = u16> {
 fn arbitrary_key() -> impl Strategy<Value = Option<FlowKey>> {
     prop::option::weighted(
         0.95,
-        (address(), address(), protocol(), any::<bool>(), port(), port()).prop_map(
-            |(src, dst, protocol, has_ports, src_port, dst_port)| {
+        (
+            address(),
+            address(),
+            protocol(),
+            any::<bool>(),
+            port(),
+            port(),
+        )
+            .prop_map(|(src, dst, protocol, has_ports, src_port, dst_port)| {
                 if has_ports {
                     FlowKey::with_ports(src, dst, protocol, src_port, dst_port)
                 } else {
                     FlowKey::without_ports(src, dst, protocol)
                 }
-            },
-        ),
+            }),
     )
 }
 
 proptest! {
+    #[test]
+    fn bursts_agree_with_the_linear_scan(
+        filter in arbitrary_filter(),
+        packets in prop::collection::vec((arbitrary_key(), direction()), 0..100),
+    ) {
+        let compiled = CompiledFilter::compile(&filter);
+        let keys: Vec<_> = packets.iter().map(|(key, _)| *key).collect();
+        let directions: Vec<_> = packets.iter().map(|(_, direction)| *direction).collect();
+        let mut verdicts = vec![FilterVerdict { action: Action::Accept, rule: None }; packets.len()];
+        compiled.classify_burst(&keys, &directions, &mut verdicts);
+        for ((key, direction), verdict) in packets.iter().zip(&verdicts) {
+            let expected = classify_linear(&filter, key.as_ref(), *direction);
+            prop_assert_eq!(*verdict, expected, "key {:?} direction {:?}", key, direction);
+        }
+    }
+
     #[test]
     fn compiled_filter_agrees_with_the_linear_scan(
         filter in arbitrary_filter(),
