@@ -34,6 +34,7 @@ const FUNCTIONS: &[&str] = &[
     "rte_lcore_to_socket_id",
     "rte_get_tsc_hz",
     "rte_rdtsc",
+    "rte_version",
     // mempool and mbuf
     "rte_pktmbuf_pool_create_by_ops",
     "rte_mempool_avail_count",

@@ -1,5 +1,6 @@
-//! The command line: `broker run`, `broker check`.
+//! The command line: `broker run`, `broker check`, `broker status`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -30,5 +31,23 @@ pub enum Command {
         /// The configuration file (TOML).
         #[arg(short, long)]
         config: PathBuf,
+    },
+    /// Print the live status of a running broker (ports and links, workers and their cores,
+    /// tool groups and their live ports, outcome totals), from its `GET /status`.
+    Status {
+        /// The broker's metrics/status endpoint (`[broker] metrics`).
+        #[arg(
+            short,
+            long,
+            default_value = "127.0.0.1:9477",
+            conflicts_with = "config"
+        )]
+        address: SocketAddr,
+        /// Take the endpoint's address from this configuration file instead.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Print the JSON document itself.
+        #[arg(long)]
+        json: bool,
     },
 }

@@ -2,7 +2,10 @@
 
 mod cli;
 mod control;
+mod http;
+mod metrics;
 mod runtime;
+mod status;
 mod summary;
 
 use std::process::ExitCode;
@@ -11,6 +14,7 @@ use anyhow::Context;
 use clap::Parser;
 use cli::{Cli, Command};
 use control::Signals;
+use metrics::Telemetry;
 use runtime::Appliance;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use tracing_subscriber::EnvFilter;
@@ -22,7 +26,9 @@ const EXIT_SECOND_SIGNAL: i32 = 130;
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     match dispatch(Cli::parse()) {
@@ -44,28 +50,69 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", config.describe());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { config, summary_json } => {
+        Command::Run {
+            config,
+            summary_json,
+        } => {
             let config = config::load(&config)?;
+            // Bound before DPDK starts: a busy address stops the broker before it touches a device.
+            let listener = config.broker.metrics.map(http::bind).transpose()?;
             let signals = Signals::default();
             for signal in [SIGINT, SIGTERM] {
                 // The first signal sets `stop` (graceful drain); a second one exits at once.
-                signal_hook::flag::register_conditional_shutdown(signal, EXIT_SECOND_SIGNAL, signals.stop.clone())
+                signal_hook::flag::register_conditional_shutdown(
+                    signal,
+                    EXIT_SECOND_SIGNAL,
+                    signals.stop.clone(),
+                )
+                .context("installing signal handlers")?;
+                signal_hook::flag::register(signal, signals.stop.clone())
                     .context("installing signal handlers")?;
-                signal_hook::flag::register(signal, signals.stop.clone()).context("installing signal handlers")?;
             }
             let mut app = Appliance::start(config, signals.stop.clone())?;
-            let reason = control::run(&mut app, &signals);
+            // Started after EAL init, on the main lcore: the endpoint's threads inherit its core.
+            let mut telemetry = match listener.map(|l| Telemetry::start(&app, l)).transpose() {
+                Ok(t) => t,
+                Err(e) => {
+                    app.shutdown("error");
+                    return Err(e);
+                }
+            };
+            let reason = control::run(&mut app, &signals, telemetry.as_mut());
+            if let Some(telemetry) = telemetry {
+                telemetry.stop();
+            }
             let summary = app.shutdown(reason.label());
             println!("{summary}");
             if let Some(path) = summary_json {
                 let json = serde_json::to_string_pretty(&summary)?;
-                std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, json)
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
             if summary.violations().is_empty() {
                 Ok(ExitCode::SUCCESS)
             } else {
                 Ok(ExitCode::from(EXIT_ACCOUNTING_MISMATCH))
             }
+        }
+        Command::Status {
+            address,
+            config,
+            json,
+        } => {
+            let address = match config {
+                Some(path) => config::load(&path)?.broker.metrics.with_context(|| {
+                    format!("{}: [broker] metrics is off (\"\")", path.display())
+                })?,
+                None => address,
+            };
+            let (status, body) = status::fetch(address)?;
+            if json {
+                println!("{}", body.trim_end());
+            } else {
+                print!("{status}");
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -201,6 +201,21 @@ impl Eal {
     }
 }
 
+/// The version of the DPDK library the process runs with (`"DPDK 22.11.4"`), from
+/// `rte_version`. Needs no EAL initialisation.
+pub fn dpdk_version() -> String {
+    // SAFETY: `rte_version` returns a pointer to a static NUL-terminated string (or NULL, which
+    // is checked), valid for the life of the process.
+    let version = unsafe { sys::rte_version() };
+    if version.is_null() {
+        return String::new();
+    }
+    // SAFETY: non-NULL, static and NUL-terminated, as above.
+    unsafe { CStr::from_ptr(version) }
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// The EAL lcore id of the calling thread; `None` on a thread that is not an EAL lcore. Works
 /// before EAL init too (every thread is then `None`).
 pub fn current_lcore() -> Option<u32> {
@@ -330,6 +345,12 @@ mod tests {
         assert_eq!(string(argv.pointers[3]), "256");
         assert!(argv.pointers[4].is_null());
         assert!(argv.unparsed(3).is_empty());
+    }
+
+    #[test]
+    fn dpdk_version_names_the_linked_library() {
+        let version = dpdk_version();
+        assert!(version.starts_with("DPDK "), "{version:?}");
     }
 
     #[test]

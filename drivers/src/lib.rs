@@ -26,7 +26,7 @@ pub mod mbuf;
 pub mod mempool;
 pub mod port;
 
-pub use eal::{Eal, current_lcore, rdtsc};
+pub use eal::{Eal, current_lcore, dpdk_version, rdtsc};
 pub use error::DpdkError;
 pub use mbuf::{Mbuf, free_bulk};
 pub use mempool::Mempool;

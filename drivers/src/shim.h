@@ -22,6 +22,7 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_version.h>
 
 /* The calling thread's rte_errno (a per-lcore thread-local behind a macro). */
 static inline int shim_rte_errno(void) { return rte_errno; }

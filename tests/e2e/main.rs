@@ -2,4 +2,5 @@
 //! checked frame by frame against an independent decoding of its inputs.
 
 mod lab;
+mod metrics;
 mod support;

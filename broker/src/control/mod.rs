@@ -2,7 +2,8 @@
 //!
 //! # Design
 //! One loop, woken every [`TICK`], owns every decision that is not per packet: when to stop
-//! (a signal, or in labs `stop_when_idle`), and — each in its own module — what to change in the
+//! (a signal, or in labs `stop_when_idle`), publishing metrics and status once a second
+//! ([`crate::metrics::Telemetry::tick`]), and — each in its own module — what to change in the
 //! running appliance. It never touches a packet and never blocks a worker: everything it changes
 //! reaches the data plane as a new immutable [`pipelines::plan::Plan`] swapped in between bursts.
 
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 
+use crate::metrics::Telemetry;
 use crate::runtime::Appliance;
 
 /// How often the control loop wakes up. Short enough that a link change or a stop request is
@@ -53,7 +55,11 @@ struct IdleWatch {
 
 impl IdleWatch {
     fn new(idle: Duration) -> IdleWatch {
-        IdleWatch { idle, last_rx: 0, last_change: Instant::now() }
+        IdleWatch {
+            idle,
+            last_rx: 0,
+            last_change: Instant::now(),
+        }
     }
 
     /// Whether the ingress has gone quiet, given the packets received so far.
@@ -68,21 +74,37 @@ impl IdleWatch {
 
 /// Packets the workers have received so far, under the current plan's counters.
 fn received(app: &Appliance) -> u64 {
-    app.plans.load().counters.iter().map(|c| c.rx_packets.get()).sum()
+    app.plans
+        .load()
+        .counters
+        .iter()
+        .map(|c| c.rx_packets.get())
+        .sum()
 }
 
-/// Runs the control plane until the appliance must stop.
-pub fn run(app: &mut Appliance, signals: &Signals) -> StopReason {
+/// Runs the control plane until the appliance must stop; publishes through `telemetry` when
+/// the metrics endpoint is on.
+pub fn run(
+    app: &mut Appliance,
+    signals: &Signals,
+    mut telemetry: Option<&mut Telemetry>,
+) -> StopReason {
     let mut idle = app.config.broker.stop_when_idle.map(IdleWatch::new);
     loop {
         std::thread::sleep(TICK);
         if signals.stop.load(Ordering::Relaxed) {
             return StopReason::Signal;
         }
+        if let Some(telemetry) = telemetry.as_deref_mut() {
+            telemetry.tick(app);
+        }
         if let Some(watch) = idle.as_mut() {
             let rx = received(app);
             if watch.expired(rx) {
-                info!("ingress idle for {:?} after {rx} packets: stopping", watch.idle);
+                info!(
+                    "ingress idle for {:?} after {rx} packets: stopping",
+                    watch.idle
+                );
                 return StopReason::Idle;
             }
         }

@@ -19,7 +19,7 @@ pub mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
@@ -31,6 +31,7 @@ use pipelines::plan::Plan;
 use pipelines::stage::dedup::{DedupKeyer, DedupTable};
 use tracing::{info, warn};
 
+use crate::metrics::ledger::Ledger;
 use crate::summary::{IngressRow, Summary};
 use clock::Clock;
 use lcores::LcorePlan;
@@ -56,11 +57,21 @@ pub struct Appliance {
     /// The plan the workers run; replaced (never mutated) by the control plane.
     pub plans: Arc<ArcSwap<Plan>>,
     pub lcores: LcorePlan,
+    /// The EAL lcore of each worker, by worker index.
+    pub worker_lcores: Vec<u32>,
     /// TX queues configured on each tool port.
     pub tx_queues: Vec<u16>,
     /// The dedup table the workers share (it outlives plans: a reload keeps its entries).
     pub dedup: Option<Dedup>,
     pub started: Instant,
+    /// `started` on the wall clock.
+    pub started_at: SystemTime,
+    /// The workers' clock (the dedup table's time base).
+    pub clock: Clock,
+    /// Configurations loaded since start: 1 for the first (a reload adds one).
+    pub config_generation: u64,
+    /// Totals of the counter sets retired with the plans that carried them.
+    pub ledger: Ledger,
     /// Set to stop the workers (a signal handler sets it too).
     pub stop: Arc<AtomicBool>,
 }
@@ -196,10 +207,11 @@ impl Appliance {
         });
         let plan = Plan::build(&config, 1, &[], WorkerCounters::for_workers(&config, workers));
         let clock = Clock::new(eal.tsc_hz());
-        let worker_lcores = eal.worker_lcores();
+        let mut worker_lcores = eal.worker_lcores();
         if worker_lcores.len() < workers {
             bail!("EAL gave {} worker lcores, {workers} are needed", worker_lcores.len());
         }
+        worker_lcores.truncate(workers);
         let mut launch = Vec::with_capacity(workers);
         for (index, (rx, tx)) in rx_queues.into_iter().zip(worker_tx).enumerate() {
             let pipeline = Pipeline::new(index, &plan, dedup.clone());
@@ -225,9 +237,14 @@ impl Appliance {
             tools,
             plans,
             lcores,
+            worker_lcores,
             tx_queues,
             dedup,
             started: Instant::now(),
+            started_at: SystemTime::now(),
+            clock,
+            config_generation: 1,
+            ledger: Ledger::default(),
             stop,
         })
     }
@@ -263,8 +280,8 @@ impl Appliance {
             }
         }
         let plan = self.plans.load_full();
-        let counters: Vec<&WorkerCounters> = plan.counters.iter().map(Arc::as_ref).collect();
-        let mut summary = Summary::collect(&self.config, &counters, stopped_by);
+        let totals = self.ledger.totals(&self.config, &plan.counters);
+        let mut summary = Summary::from_totals(&self.config, &totals, stopped_by);
         summary.ingress = ingress_rows;
         summary.mbufs_in_use_at_exit = u64::from(self.pool.in_use());
         summary

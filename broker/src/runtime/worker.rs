@@ -54,7 +54,7 @@ impl Worker {
                 }
                 continue;
             }
-            counters.busy_polls.incr();
+            counters.burst(n);
             let now = self.clock.now_ns();
             let plan = self.plans.load();
             if self.pipeline.adopt(&plan) {

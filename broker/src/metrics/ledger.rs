@@ -1,0 +1,352 @@
+//! Counter totals by name: the one aggregation the exit summary, `/status` and the metrics share.
+//!
+//! # Design
+//! Workers count into their own [`WorkerCounters`], shaped by index for the config of the plan
+//! they run (`sessions[i]` is the config's session `i`). Readers want totals by *name* — the
+//! session called `web`, the tool port `ids-1` — because names are what an operator sees and
+//! what stays stable when a reload retires one set of counters and brings another of a different
+//! shape. [`Totals::of`] sums a set of worker counters over the workers and keys the sums by the
+//! names of the config they were made for; [`Totals::add`] adds two such totals name by name.
+//!
+//! A [`Ledger`] owns the totals of the counter sets that no worker writes any more (retired by a
+//! reload) and adds the live set's on every read, so every published total only ever grows, as
+//! Prometheus counters must, whatever reloads happen in between.
+//!
+//! # Limitations
+//! Names are the identity: renaming a session starts a new series at zero, and the old name's
+//! total stays as it was (both are reported). A counter set must be retired only once no worker
+//! can write it any more (every worker has adopted the plan that replaced it), or the counts it
+//! takes afterwards are lost.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use config::{Action, ValidatedConfig};
+use pipelines::Outcome;
+use pipelines::counters::{
+    BURST_CLASSES, GroupCounters, PortCounters, SessionCounters, WorkerCounters,
+};
+
+/// A block's counters, in its `FIELDS` order.
+pub type SessionValues = [u64; SessionCounters::FIELDS.len()];
+pub type GroupValues = [u64; GroupCounters::FIELDS.len()];
+pub type PortValues = [u64; PortCounters::FIELDS.len()];
+pub type WorkerValues = [u64; WorkerCounters::FIELDS.len()];
+
+/// One worker's own counters (workers are fixed for the life of the process: keyed by index).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerTotals {
+    /// In [`WorkerCounters::FIELDS`] order.
+    pub values: WorkerValues,
+    /// Busy polls by burst-size class ([`pipelines::counters::burst_class`]).
+    pub bursts: [u64; BURST_CLASSES],
+}
+
+/// A filter hit counter: the filter, the rule number (`None`: the default action) and the action
+/// taken (part of the identity: a reload that flips a rule's action starts a new series).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FilterHit {
+    pub filter: String,
+    pub rule: Option<u16>,
+    pub action: &'static str,
+}
+
+/// The label value of a filter action.
+pub fn action_label(action: Action) -> &'static str {
+    match action {
+        Action::Accept => "accept",
+        Action::Reject => "reject",
+    }
+}
+
+/// Counter totals summed over workers, by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// By worker index.
+    pub workers: Vec<WorkerTotals>,
+    /// By [`Outcome::index`].
+    pub outcomes: Vec<u64>,
+    /// By session name.
+    pub sessions: BTreeMap<String, SessionValues>,
+    /// By tool group name.
+    pub groups: BTreeMap<String, GroupValues>,
+    /// By (tool group name, tool port name).
+    pub ports: BTreeMap<(String, String), PortValues>,
+    pub filters: BTreeMap<FilterHit, u64>,
+}
+
+fn values<T, const N: usize>(
+    fields: &[pipelines::counters::CounterField<T>],
+    block: &T,
+) -> [u64; N] {
+    let mut out = [0; N];
+    for (slot, field) in out.iter_mut().zip(fields) {
+        *slot = (field.get)(block).get();
+    }
+    out
+}
+
+fn add_into<const N: usize>(into: &mut [u64; N], from: &[u64; N]) {
+    for (a, b) in into.iter_mut().zip(from) {
+        *a = a.wrapping_add(*b);
+    }
+}
+
+impl Totals {
+    /// Sums `workers`' counters (worker `w` at index `w`), named after `config`, the config they
+    /// were shaped for. Blocks the counters have and the config does not (or the reverse: a
+    /// mismatch is a bug elsewhere) are skipped rather than misnamed.
+    pub fn of(config: &ValidatedConfig, workers: &[&WorkerCounters]) -> Totals {
+        let mut totals = Totals {
+            outcomes: vec![0; Outcome::COUNT],
+            ..Totals::default()
+        };
+        for w in workers {
+            let mut worker = WorkerTotals {
+                values: values(WorkerCounters::FIELDS, *w),
+                ..WorkerTotals::default()
+            };
+            for (slot, c) in worker.bursts.iter_mut().zip(w.bursts.iter()) {
+                *slot = c.get();
+            }
+            totals.workers.push(worker);
+            for (slot, c) in totals.outcomes.iter_mut().zip(w.outcomes.iter()) {
+                *slot = slot.wrapping_add(c.get());
+            }
+            for (session, c) in config.sessions.iter().zip(w.sessions.iter()) {
+                let sum = totals.sessions.entry(session.name.clone()).or_default();
+                add_into(sum, &values(SessionCounters::FIELDS, c));
+            }
+            for (group, c) in config.tool_groups.iter().zip(w.groups.iter()) {
+                let sum = totals.groups.entry(group.name.clone()).or_default();
+                add_into(sum, &values(GroupCounters::FIELDS, c));
+            }
+            for (port, c) in config.tool_ports.iter().zip(w.ports.iter()) {
+                let group = config
+                    .tool_groups
+                    .get(port.group.index())
+                    .map(|g| g.name.clone())
+                    .unwrap_or_default();
+                let sum = totals.ports.entry((group, port.name.clone())).or_default();
+                add_into(sum, &values(PortCounters::FIELDS, c));
+            }
+            for (filter, c) in config.filters.iter().zip(w.filters.iter()) {
+                for (rule, hits) in filter.rules.iter().zip(c.rules.iter()) {
+                    let key = FilterHit {
+                        filter: filter.name.clone(),
+                        rule: Some(rule.number),
+                        action: action_label(rule.action),
+                    };
+                    *totals.filters.entry(key).or_default() += hits.get();
+                }
+                let key = FilterHit {
+                    filter: filter.name.clone(),
+                    rule: None,
+                    action: action_label(filter.default),
+                };
+                *totals.filters.entry(key).or_default() += c.default.get();
+            }
+        }
+        totals
+    }
+
+    /// Adds `other` name by name (worker by index).
+    pub fn add(&mut self, other: &Totals) {
+        if self.workers.len() < other.workers.len() {
+            self.workers
+                .resize(other.workers.len(), WorkerTotals::default());
+        }
+        for (a, b) in self.workers.iter_mut().zip(&other.workers) {
+            add_into(&mut a.values, &b.values);
+            add_into(&mut a.bursts, &b.bursts);
+        }
+        if self.outcomes.len() < other.outcomes.len() {
+            self.outcomes.resize(other.outcomes.len(), 0);
+        }
+        for (a, b) in self.outcomes.iter_mut().zip(&other.outcomes) {
+            *a = a.wrapping_add(*b);
+        }
+        for (name, v) in &other.sessions {
+            add_into(self.sessions.entry(name.clone()).or_default(), v);
+        }
+        for (name, v) in &other.groups {
+            add_into(self.groups.entry(name.clone()).or_default(), v);
+        }
+        for (name, v) in &other.ports {
+            add_into(self.ports.entry(name.clone()).or_default(), v);
+        }
+        for (key, v) in &other.filters {
+            *self.filters.entry(key.clone()).or_default() += v;
+        }
+    }
+
+    /// One worker counter summed over the workers, by its `FIELDS` name.
+    pub fn worker_sum(&self, name: &str) -> u64 {
+        let Some(i) = WorkerCounters::FIELDS.iter().position(|f| f.name == name) else {
+            return 0;
+        };
+        self.workers.iter().map(|w| w.values[i]).sum()
+    }
+
+    /// The count of one outcome.
+    pub fn outcome(&self, outcome: Outcome) -> u64 {
+        self.outcomes.get(outcome.index()).copied().unwrap_or(0)
+    }
+}
+
+/// A block value by its `FIELDS` name (0 for an unknown name).
+pub fn field<T, const N: usize>(
+    fields: &[pipelines::counters::CounterField<T>],
+    values: &[u64; N],
+    name: &str,
+) -> u64 {
+    fields
+        .iter()
+        .position(|f| f.name == name)
+        .and_then(|i| values.get(i))
+        .copied()
+        .unwrap_or(0)
+}
+
+/// The totals of counter sets no worker writes any more, kept by name.
+#[derive(Clone, Debug, Default)]
+pub struct Ledger {
+    retired: Totals,
+}
+
+impl Ledger {
+    /// Keeps the final counts of `counters`, shaped for `config`. Call it only once every worker
+    /// counts elsewhere (see the module's *Limitations*).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "hot reload, the next step, retires plans here")
+    )]
+    pub fn retire(&mut self, config: &ValidatedConfig, counters: &[Arc<WorkerCounters>]) {
+        let counters: Vec<&WorkerCounters> = counters.iter().map(Arc::as_ref).collect();
+        self.retired.add(&Totals::of(config, &counters));
+    }
+
+    /// Everything counted so far: the retired totals plus `live` (the current plan's counters,
+    /// shaped for `config`).
+    pub fn totals(&self, config: &ValidatedConfig, live: &[Arc<WorkerCounters>]) -> Totals {
+        let live: Vec<&WorkerCounters> = live.iter().map(Arc::as_ref).collect();
+        let mut totals = self.retired.clone();
+        totals.add(&Totals::of(config, &live));
+        totals
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipelines::testing;
+
+    const FILTERED: &str = r#"
+[[filter]]
+name = "f"
+default = "reject"
+[[filter.rule]]
+number = 100
+action = "accept"
+protocol = "tcp"
+"#;
+
+    #[test]
+    fn sums_over_workers_by_name() {
+        let config = testing::config(&format!("{}{FILTERED}", testing::TWO_SESSIONS).replace(
+            "name = \"a\"\nvni = 101",
+            "name = \"a\"\nvni = 101\nfilter = \"f\"",
+        ));
+        let workers = WorkerCounters::for_workers(&config, 2);
+        workers[0].rx_packets.add(5);
+        workers[1].rx_packets.add(7);
+        workers[0].burst(5);
+        workers[1].burst(32);
+        workers[0].outcome(Outcome::Delivered);
+        workers[1].outcome(Outcome::Delivered);
+        workers[0].sessions[1].delivered.add(3);
+        workers[1].sessions[1].delivered.add(4);
+        workers[1].ports[2].tx_packets.add(9);
+        workers[0].filters[0].rules.get(0).unwrap().add(2);
+        workers[1].filters[0].default.add(1);
+        let refs: Vec<&WorkerCounters> = workers.iter().map(Arc::as_ref).collect();
+        let t = Totals::of(&config, &refs);
+        assert_eq!(t.worker_sum("rx_packets"), 12);
+        assert_eq!(t.workers[0].values[0], 5);
+        assert_eq!(t.workers[0].bursts[2], 1);
+        assert_eq!(t.workers[1].bursts[5], 1);
+        assert_eq!(t.workers[1].values[2], 1, "busy polls");
+        assert_eq!(t.outcome(Outcome::Delivered), 2);
+        assert_eq!(
+            field(
+                SessionCounters::FIELDS,
+                &t.sessions["b"],
+                "delivered_packets"
+            ),
+            7
+        );
+        assert_eq!(
+            field(
+                SessionCounters::FIELDS,
+                &t.sessions["a"],
+                "delivered_packets"
+            ),
+            0
+        );
+        assert_eq!(
+            field(
+                PortCounters::FIELDS,
+                &t.ports[&("b".into(), "b-1".into())],
+                "tx_packets"
+            ),
+            9
+        );
+        let rule = FilterHit {
+            filter: "f".into(),
+            rule: Some(100),
+            action: "accept",
+        };
+        let default = FilterHit {
+            filter: "f".into(),
+            rule: None,
+            action: "reject",
+        };
+        assert_eq!(t.filters[&rule], 2);
+        assert_eq!(t.filters[&default], 1);
+    }
+
+    #[test]
+    fn ledger_keeps_retired_totals_by_name_across_shapes() {
+        let before = testing::config(testing::TWO_SESSIONS);
+        let old = WorkerCounters::for_workers(&before, 1);
+        old[0].sessions[1].packets.add(10); // session "b"
+        old[0].groups[0].copies.add(4); // group "a"
+        old[0].rx_packets.add(10);
+        let mut ledger = Ledger::default();
+        ledger.retire(&before, &old);
+
+        // The new config drops session "a" and group "b": "b" is now session 0.
+        let after = testing::config(&testing::MINIMAL.replace("name = \"s\"", "name = \"b\""));
+        let new = WorkerCounters::for_workers(&after, 1);
+        new[0].sessions[0].packets.add(1);
+        new[0].rx_packets.add(1);
+        let t = ledger.totals(&after, &new);
+        assert_eq!(
+            field(SessionCounters::FIELDS, &t.sessions["b"], "packets"),
+            11,
+            "same name: one total"
+        );
+        assert_eq!(
+            field(SessionCounters::FIELDS, &t.sessions["a"], "packets"),
+            0
+        );
+        assert!(
+            t.sessions.contains_key("a"),
+            "a retired name keeps its series"
+        );
+        assert_eq!(field(GroupCounters::FIELDS, &t.groups["a"], "packets"), 4);
+        assert_eq!(t.worker_sum("rx_packets"), 11);
+        // Reading twice does not count twice.
+        assert_eq!(ledger.totals(&after, &new), t);
+    }
+}

@@ -1,0 +1,261 @@
+//! One reading of the running appliance: counters, ports, workers, dedup table.
+//!
+//! The control loop takes a [`Snapshot`] once a second; the same reading becomes the metrics
+//! ([`super::publish`]) and the live [`Status`], so the two never disagree. Reading touches no
+//! packet: counters are plain loads, port statistics and link state are DPDK control calls
+//! (which DPDK allows while the queues are polled), and the dedup table is sampled, not scanned.
+
+use std::time::UNIX_EPOCH;
+
+use config::{Balance, ValidatedConfig};
+use drivers::{Port, PortStats};
+
+use super::ledger::Totals;
+use crate::runtime::Appliance;
+use crate::status::{
+    ConfigStatus, ControlStatus, DedupStatus, GroupPortStatus, GroupStatus, LinkStatus, PoolStatus,
+    PortStatus, Status, WorkerStatus,
+};
+use crate::summary::outcome_rows;
+
+/// Buckets of the dedup table read to estimate its occupancy: 4096 buckets (256 KiB) keep the
+/// estimate within a few percent and the read well under a millisecond, whatever the table size.
+const DEDUP_SAMPLE_BUCKETS: usize = 4096;
+
+/// Extended statistics kept per port: real NICs have a few hundred; more would only mean a
+/// driver listing per-queue counters for hundreds of queues.
+pub const MAX_XSTATS: usize = 1024;
+
+/// Everything one publication says.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub status: Status,
+    pub totals: Totals,
+    /// DPDK's statistics of each port of `status.ports` (same order); `None` if unreadable.
+    pub port_stats: Vec<Option<PortStats>>,
+    /// The driver's extended statistics of each port of `status.ports` (same order).
+    pub xstats: Vec<Vec<(String, u64)>>,
+}
+
+/// The label value of a balance mode (as in the config).
+pub fn balance_label(balance: Balance) -> &'static str {
+    match balance {
+        Balance::Source => "source",
+        Balance::Flow => "flow",
+        Balance::IpPair => "ip-pair",
+        Balance::RoundRobin => "round-robin",
+    }
+}
+
+/// (ingress port name, RX queue) of each worker, in worker order: workers take the RX queues of
+/// the ingress ports in config order.
+pub fn worker_queues(config: &ValidatedConfig) -> Vec<(String, u16)> {
+    config
+        .ingress
+        .iter()
+        .flat_map(|i| (0..i.queues).map(move |q| (i.name.clone(), q)))
+        .collect()
+}
+
+struct PortSpec<'a> {
+    name: &'a str,
+    role: &'static str,
+    tool_group: Option<String>,
+    device: &'a str,
+    port: Port,
+    rx_queues: u16,
+    tx_queues: u16,
+}
+
+fn read_port(spec: PortSpec<'_>) -> (PortStatus, Option<PortStats>, Vec<(String, u64)>) {
+    let info = spec.port.info().ok();
+    let link = spec.port.link().ok().map(|l| LinkStatus {
+        up: l.up,
+        speed_mbps: l.speed_mbps,
+        full_duplex: l.full_duplex,
+    });
+    let stats = spec.port.stats().ok();
+    let mut xstats = spec.port.xstats().unwrap_or_default();
+    xstats.truncate(MAX_XSTATS);
+    let s = stats.unwrap_or_default();
+    let status = PortStatus {
+        name: spec.name.to_owned(),
+        role: spec.role.to_owned(),
+        tool_group: spec.tool_group,
+        device: spec.device.to_owned(),
+        driver: info.as_ref().map(|i| i.driver.clone()).unwrap_or_default(),
+        numa_node: info.and_then(|i| i.socket),
+        rx_queues: spec.rx_queues,
+        tx_queues: spec.tx_queues,
+        link,
+        rx_packets: s.ipackets,
+        tx_packets: s.opackets,
+        rx_bytes: s.ibytes,
+        tx_bytes: s.obytes,
+        rx_missed: s.imissed,
+        rx_errors: s.ierrors,
+        tx_errors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+    };
+    (status, stats, xstats)
+}
+
+impl Snapshot {
+    /// Reads `app` now. `endpoint_cpus`: the CPUs the HTTP endpoint thread may use.
+    pub fn read(app: &Appliance, endpoint_cpus: Option<String>) -> Snapshot {
+        let config = &app.config;
+        let plan = app.plans.load_full();
+        let totals = app.ledger.totals(config, &plan.counters);
+
+        let mut specs = Vec::with_capacity(app.ingress.len() + app.tools.len());
+        for (spec, open) in config.ingress.iter().zip(&app.ingress) {
+            specs.push(PortSpec {
+                name: &open.name,
+                role: "ingress",
+                tool_group: None,
+                device: &spec.device,
+                port: open.port,
+                rx_queues: spec.queues,
+                tx_queues: 0,
+            });
+        }
+        for ((spec, open), &queues) in config.tool_ports.iter().zip(&app.tools).zip(&app.tx_queues)
+        {
+            specs.push(PortSpec {
+                name: &open.name,
+                role: "tool",
+                tool_group: config
+                    .tool_groups
+                    .get(spec.group.index())
+                    .map(|g| g.name.clone()),
+                device: &spec.device,
+                port: open.port,
+                rx_queues: 0,
+                tx_queues: queues,
+            });
+        }
+        let mut ports = Vec::with_capacity(specs.len());
+        let mut port_stats = Vec::with_capacity(specs.len());
+        let mut xstats = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let (status, stats, x) = read_port(spec);
+            ports.push(status);
+            port_stats.push(stats);
+            xstats.push(x);
+        }
+
+        let mut workers = worker_queues(config);
+        workers.truncate(app.workers());
+        let workers = workers
+            .into_iter()
+            .enumerate()
+            .map(|(index, (port, queue))| {
+                let lcore = app.worker_lcores.get(index).copied().unwrap_or(u32::MAX);
+                let w = totals.workers.get(index).copied().unwrap_or_default();
+                let value = |name: &str| {
+                    super::ledger::field(
+                        pipelines::counters::WorkerCounters::FIELDS,
+                        &w.values,
+                        name,
+                    )
+                };
+                WorkerStatus {
+                    index,
+                    lcore,
+                    cpu: app.eal.lcore_cpu(lcore),
+                    // DPDK's socket of the lcore; hwloc's node of the CPU where DPDK does not know.
+                    numa_node: app
+                        .eal
+                        .lcore_socket(lcore)
+                        .filter(|&s| s != u32::MAX)
+                        .or_else(|| app.lcores.worker_nodes.get(index).copied().flatten()),
+                    port,
+                    queue,
+                    rx_packets: value("rx_packets"),
+                    busy_polls: value("busy_polls"),
+                    idle_polls: value("idle_polls"),
+                }
+            })
+            .collect();
+
+        let tool_groups = config
+            .tool_groups
+            .iter()
+            .enumerate()
+            .map(|(g, group)| GroupStatus {
+                name: group.name.clone(),
+                balance: balance_label(group.balance).to_owned(),
+                dedup: group.dedup && config.dedup.is_some(),
+                ports: group
+                    .ports
+                    .iter()
+                    .enumerate()
+                    .map(|(position, p)| GroupPortStatus {
+                        name: config
+                            .tool_ports
+                            .get(p.index())
+                            .map(|t| t.name.clone())
+                            .unwrap_or_default(),
+                        live: plan
+                            .groups
+                            .get(g)
+                            .and_then(|gp| gp.live.get(position))
+                            .copied()
+                            .unwrap_or(false),
+                    })
+                    .collect(),
+            })
+            .collect();
+
+        let dedup = match (&app.dedup, &config.dedup) {
+            (Some(d), Some(settings)) => Some(DedupStatus {
+                window_seconds: settings.window.as_secs_f64(),
+                entries: d.table.capacity() as u64,
+                live_entries: d
+                    .table
+                    .occupancy_estimate(app.clock.now_ns(), DEDUP_SAMPLE_BUCKETS)
+                    as u64,
+            }),
+            _ => None,
+        };
+
+        let main = app.eal.main_lcore();
+        let started_unix_seconds = app
+            .started_at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let status = Status {
+            broker: config.broker.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            dpdk_version: drivers::dpdk_version(),
+            config: ConfigStatus {
+                path: config.path.as_ref().map(|p| p.display().to_string()),
+                generation: app.config_generation,
+                plan_generation: plan.generation,
+            },
+            uptime_seconds: app.started.elapsed().as_secs_f64(),
+            started_unix_seconds,
+            control: ControlStatus {
+                lcore: main,
+                cpu: app.eal.lcore_cpu(main),
+                endpoint_cpus,
+            },
+            ports,
+            workers,
+            tool_groups,
+            dedup,
+            mbuf_pool: PoolStatus {
+                size: app.pool.capacity(),
+                in_use: app.pool.in_use(),
+            },
+            received: totals.worker_sum("rx_packets"),
+            outcomes: outcome_rows(&totals),
+        };
+        Snapshot {
+            status,
+            totals,
+            port_stats,
+            xstats,
+        }
+    }
+}
