@@ -547,5 +547,16 @@ class CommandLine(unittest.TestCase):
         self.assertIn("python3-scapy", result.stderr)
 
 
+class ConformanceCorpus(unittest.TestCase):
+    """tests/conformance/ (see its README) is exactly what scripts/gen/conformance.py writes, also
+    in a process with another string-hash seed."""
+
+    def test_corpus_is_what_its_generator_writes(self):
+        for hash_seed in ("0", "4242"):
+            result = subprocess.run([PYTHON, str(HERE / "conformance.py"), "--check"], capture_output=True,
+                                    text=True, env=dict(os.environ, PYTHONHASHSEED=hash_seed))
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
