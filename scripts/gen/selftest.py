@@ -9,7 +9,8 @@ tunnel layering, VNIs, inner addresses, TTL, VLAN, IP length (the full length, a
 checksums, and the absence of malformed packets and of warnings. Byte-level properties (the two
 copies of a both-ends packet are identical from L3 on except TTL and checksum; split files add up
 to the unsplit capture) are read with the small pcap reader below. Finally the committed sample
-must be exactly what its documented command produces.
+must be exactly what its documented command produces, and the conformance corpus
+(tests/conformance/) exactly what scripts/gen/conformance.py writes.
 
 Run: scripts/gen/selftest.sh   (or /usr/bin/python3 scripts/gen/selftest.py -v)
 """

@@ -442,7 +442,11 @@ fn both_ends_on_two_workers_each_group_gets_each_accepted_packet_once() {
         let mut received = vec![0u32; packets.len()];
         for (i, frame) in outputs.iter().enumerate() {
             let p = map.get(frame.as_slice()).unwrap_or_else(|| {
-                panic!("{group}: frame {i} is no accepted inner frame: {frame:02x?}")
+                panic!(
+                    "{group}: frame {i} ({} bytes) is no accepted inner frame (or a cut of one); it starts {:02x?}",
+                    frame.len(),
+                    &frame[..frame.len().min(64)]
+                )
             });
             received[*p] += 1;
         }

@@ -14,6 +14,8 @@ broker must deliver. Everything else is built here field by field with `struct`,
 `tunnels` module.
 """
 
+import ipaddress
+import random
 import struct
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -200,8 +202,6 @@ class AzureVtapOnPort(AzureVtap):
 def conversation_packets(templates, seed: int, count: int, stream: str):
     """`count` mirrored packets of `templates` (mirrorgen's scheduler), as `Packet`s. Every mirror
     in the templates must be a `Known`, possibly wrapped by `OuterTags`."""
-    import random
-
     packets = []
     for record in mirrored_packets(templates, random.Random(seed), count):
         d = record.describe
@@ -261,8 +261,6 @@ def ipv4(src: str, dst: str, protocol: int, payload: bytes, ttl: int = 64, ident
          flags_fragment: int = 0x4000, options: bytes = b"", total_len: Optional[int] = None,
          version_ihl: Optional[int] = None) -> bytes:
     """An IPv4 header (with a correct checksum) and `payload`; every field can be bent."""
-    import ipaddress
-
     ihl = 5 + len(options) // 4
     header = struct.pack("!BBHHHBBH4s4s", version_ihl if version_ihl is not None else 0x40 | ihl, 0,
                          total_len if total_len is not None else 4 * ihl + len(payload), ident,
@@ -279,8 +277,7 @@ def udp(sport: int, dport: int, payload: bytes, length: Optional[int] = None) ->
 
 def ipv6(src: str, dst: str, next_header: int, payload: bytes, payload_len: Optional[int] = None,
          version: int = 6, hop_limit: int = 64) -> bytes:
-    import ipaddress
-
+    """An IPv6 header and `payload`, its payload length and version bendable."""
     fixed = struct.pack("!IHBB", version << 28, payload_len if payload_len is not None else len(payload),
                         next_header, hop_limit)
     return fixed + ipaddress.IPv6Address(src).packed + ipaddress.IPv6Address(dst).packed + payload
