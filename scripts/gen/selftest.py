@@ -9,7 +9,8 @@ tunnel layering, VNIs, inner addresses, TTL, VLAN, IP length (the full length, a
 checksums, and the absence of malformed packets and of warnings. Byte-level properties (the two
 copies of a both-ends packet are identical from L3 on except TTL and checksum; split files add up
 to the unsplit capture) are read with the small pcap reader below. Finally the committed sample
-must be exactly what its documented command produces.
+must be exactly what its documented command produces, and the conformance corpus
+(tests/conformance/) exactly what scripts/gen/conformance.py writes.
 
 Run: scripts/gen/selftest.sh   (or /usr/bin/python3 scripts/gen/selftest.py -v)
 """
@@ -545,6 +546,17 @@ class CommandLine(unittest.TestCase):
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("scapy is not importable", result.stderr)
         self.assertIn("python3-scapy", result.stderr)
+
+
+class ConformanceCorpus(unittest.TestCase):
+    """tests/conformance/ (see its README) is exactly what scripts/gen/conformance.py writes, also
+    in a process with another string-hash seed."""
+
+    def test_corpus_is_what_its_generator_writes(self):
+        for hash_seed in ("0", "4242"):
+            result = subprocess.run([PYTHON, str(HERE / "conformance.py"), "--check"], capture_output=True,
+                                    text=True, env=dict(os.environ, PYTHONHASHSEED=hash_seed))
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `broker` binary on DPDK virtual devices (`net_pcap`), its outputs
 //! checked frame by frame against an independent decoding of its inputs.
 
+mod conformance;
+mod dedup;
 mod lab;
 mod metrics;
 mod support;

@@ -1,0 +1,623 @@
+//! Both ends mirrored, two RX queues, two workers: de-duplication shared between the workers,
+//! an AWS-style filter with directions, and two tool groups with different slicing and balance.
+//!
+//! `mirrorgen.py both-ends --split 2` mirrors every packet at both ends of its connection (ENIs
+//! A, B on one subnet; C behind a transit gateway, so its copies have a TTL one lower and other
+//! MACs) and puts the two copies of each packet in different files: two RX queues, so the copies
+//! meet only in the shared dedup table. Each end is its own session, whose `source_ips` give the
+//! copy a direction: the copy taken at the sender is egress, the one taken at the receiver
+//! ingress, so the filter may accept one copy of a packet, both, or none.
+//!
+//! The expectation is the test's own: it decodes the input (`decode_mirror`, `inner_flow`),
+//! groups the copies of one packet by their normalised L3 bytes (TTL/hop limit and IPv4 checksum
+//! blanked, as the dedup key documents), applies the filter below to each copy, and cross-checks
+//! both against the generator's sidecar (`direction`, `second_copy`, `copy_of`). Which of two
+//! accepted copies wins is a race between the workers, so the test checks that exactly one of
+//! them reached each group, never which.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// The recorder's slice.
+const SLICE: usize = 96;
+const IDS_PORTS: [&str; 2] = ["ids-1", "ids-2"];
+const RECORDER: &str = "recorder-1";
+
+/// The filter every session uses, as config text; [`policy`] is the same in code.
+const POLICY: &str = r#"
+[[filter]]
+name = "policy"
+default = "reject"
+
+[[filter.rule]]
+number = 100
+action = "reject"
+protocol = "icmp"
+description = "no IPv4 pings"
+
+[[filter.rule]]
+number = 200
+action = "accept"
+direction = "egress"
+protocol = "tcp"
+dst_ports = "8080"
+description = "HTTP requests leaving the client"
+
+[[filter.rule]]
+number = 210
+action = "accept"
+direction = "egress"
+protocol = "tcp"
+dst_ports = "443"
+description = "TLS leaving the client"
+
+[[filter.rule]]
+number = 300
+action = "accept"
+direction = "ingress"
+description = "everything that enters a mirrored interface"
+"#;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Direction {
+    Ingress,
+    Egress,
+}
+
+/// [`POLICY`]: first match by rule number, else reject. Every packet of this profile has a
+/// direction (each copy is taken at one of its own ends).
+fn policy(flow: &InnerFlow, direction: Direction) -> bool {
+    const ICMP: u8 = 1;
+    const TCP: u8 = 6;
+    if flow.protocol == ICMP {
+        return false;
+    }
+    if direction == Direction::Egress
+        && flow.protocol == TCP
+        && (flow.dst_port == 8080 || flow.dst_port == 443)
+    {
+        return true;
+    }
+    direction == Direction::Ingress
+}
+
+/// One mirrored copy of the input.
+#[derive(Debug)]
+struct Copy {
+    /// Input file (RX queue) and position in it.
+    file: usize,
+    position: usize,
+    session: String,
+    inner: Vec<u8>,
+    flow: InnerFlow,
+    accepted: bool,
+}
+
+/// The session of a VNI: its name and the mirrored interface's addresses.
+struct SessionSpec {
+    name: String,
+    vni: u64,
+    source_ips: Vec<IpAddr>,
+}
+
+/// The inner packet from L3 on with TTL / hop limit and the IPv4 header checksum blanked: equal
+/// for the two copies of one packet, different for different packets.
+fn normalised_l3(frame: &[u8]) -> Vec<u8> {
+    let mut offset = 12;
+    while matches!(
+        frame.get(offset..offset + 2),
+        Some([0x81, 0x00] | [0x88, 0xa8] | [0x91, 0x00])
+    ) {
+        offset += 4;
+    }
+    let mut l3 = frame[offset + 2..].to_vec();
+    match l3.first().map(|b| b >> 4) {
+        Some(4) if l3.len() >= 20 => {
+            l3[8] = 0;
+            l3[10] = 0;
+            l3[11] = 0;
+        }
+        Some(6) if l3.len() >= 40 => l3[7] = 0,
+        _ => {}
+    }
+    l3
+}
+
+fn read_sidecar(input: &Path) -> Value {
+    let path = PathBuf::from(format!("{}.json", input.display()));
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("read sidecar"))
+        .expect("sidecar is JSON")
+}
+
+/// Decodes the input files; cross-checks directions and copy pairs with the sidecars. Returns the
+/// sessions, the copies, and the copies of each packet (indices into the copies).
+fn load(inputs: &[PathBuf]) -> (Vec<SessionSpec>, Vec<Copy>, Vec<Vec<usize>>) {
+    let first = read_sidecar(&inputs[0]);
+    let sessions: Vec<SessionSpec> = first["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .map(|s| {
+            let vni = s["vni"].as_u64().expect("vni");
+            SessionSpec {
+                name: format!("vni-{vni}"),
+                vni,
+                source_ips: s["source_ips"]
+                    .as_array()
+                    .expect("source_ips")
+                    .iter()
+                    .map(|a| a.as_str().unwrap().parse().unwrap())
+                    .collect(),
+            }
+        })
+        .collect();
+    assert_eq!(sessions.len(), 3, "both-ends has three sessions");
+
+    let mut copies = Vec::new();
+    // Global sidecar index → copy, and the generator's copy pairs.
+    let mut by_index: HashMap<u64, usize> = HashMap::new();
+    let mut pairs = Vec::new();
+    for (file, input) in inputs.iter().enumerate() {
+        let sidecar = read_sidecar(input);
+        let described = sidecar["packets"].as_array().expect("packets");
+        let frames = read_pcap(input);
+        assert_eq!(
+            frames.len(),
+            described.len(),
+            "{} and its sidecar",
+            input.display()
+        );
+        for (position, (frame, about)) in frames.iter().zip(described).enumerate() {
+            let mirrored = decode_mirror(frame).expect("every frame is a VXLAN mirror");
+            let session = sessions
+                .iter()
+                .find(|s| s.vni == u64::from(mirrored.vni))
+                .expect("a session per VNI");
+            let flow = inner_flow(&mirrored.inner).expect("inner IP");
+            let direction = if session.source_ips.contains(&flow.dst) {
+                Direction::Ingress
+            } else {
+                assert!(
+                    session.source_ips.contains(&flow.src),
+                    "every copy is taken at one of its ends"
+                );
+                Direction::Egress
+            };
+            let sidecar_direction = match about["direction"].as_str() {
+                Some("ingress") => Direction::Ingress,
+                _ => Direction::Egress,
+            };
+            assert_eq!(direction, sidecar_direction, "direction of {about}");
+            let index = about["index"].as_u64().expect("index");
+            by_index.insert(index, copies.len());
+            if about["second_copy"] == true {
+                pairs.push((about["copy_of"].as_u64().expect("copy_of"), index));
+            }
+            copies.push(Copy {
+                file,
+                position,
+                session: session.name.clone(),
+                accepted: policy(&flow, direction),
+                inner: mirrored.inner,
+                flow,
+            });
+        }
+    }
+
+    // The copies of one packet, by the test's own identity, must be the generator's pairs.
+    let mut by_key: BTreeMap<Vec<u8>, Vec<usize>> = BTreeMap::new();
+    for (i, copy) in copies.iter().enumerate() {
+        by_key
+            .entry(normalised_l3(&copy.inner))
+            .or_default()
+            .push(i);
+    }
+    let mut generator_pairs: HashSet<(usize, usize)> = pairs
+        .iter()
+        .map(|(first, second)| (by_index[first], by_index[second]))
+        .collect();
+    for group in by_key.values() {
+        match group.as_slice() {
+            [_] => {}
+            [a, b] => {
+                assert!(
+                    generator_pairs.remove(&(*a, *b)) || generator_pairs.remove(&(*b, *a)),
+                    "copies {a} and {b} have one identity but are no pair of the generator"
+                );
+            }
+            more => panic!("{} copies of one packet: {more:?}", more.len()),
+        }
+    }
+    assert!(
+        generator_pairs.is_empty(),
+        "pairs of the generator the test does not see as one packet: {generator_pairs:?}"
+    );
+    (sessions, copies, by_key.into_values().collect())
+}
+
+fn config(s: &Scratch, inputs: &[PathBuf], sessions: &[SessionSpec], dedup: bool) -> PathBuf {
+    let mut text = format!(
+        r#"
+[broker]
+name = "e2e-dedup"
+stop_when_idle = "1s"
+metrics = ""
+[dpdk]
+eal_args = {EAL_ARGS}
+[[ingress]]
+name = "mirror0"
+device = "net_pcap0,rx_pcap={},rx_pcap={}"
+queues = 2
+[decap]
+allowed_sources = ["10.0.0.0/8"]
+"#,
+        inputs[0].display(),
+        inputs[1].display()
+    );
+    if dedup {
+        // Far longer than the capture's replay: no copy can outlive it.
+        text.push_str("[dedup]\nwindow = \"10s\"\n");
+    }
+    for session in sessions {
+        let ips: Vec<String> = session
+            .source_ips
+            .iter()
+            .map(|a| format!("\"{a}\""))
+            .collect();
+        text.push_str(&format!(
+            "[[session]]\nname = \"{}\"\nvni = {}\ntools = [\"ids\", \"recorder\"]\nfilter = \"policy\"\nsource_ips = [{}]\n",
+            session.name,
+            session.vni,
+            ips.join(", ")
+        ));
+    }
+    text.push_str(POLICY);
+    let port = |name: &str, n: usize| {
+        format!(
+            "{{ name = \"{name}\", device = \"net_pcap{n},tx_pcap={}\" }}",
+            s.path(&format!("{name}.pcap")).display()
+        )
+    };
+    text.push_str(&format!(
+        "\n[[tool_group]]\nname = \"ids\"\nbalance = \"flow\"\nports = [{}, {}]\n\n[[tool_group]]\nname = \"recorder\"\nbalance = \"source\"\nslice = {SLICE}\nports = [{}]\n",
+        port(IDS_PORTS[0], 1),
+        port(IDS_PORTS[1], 2),
+        port(RECORDER, 3)
+    ));
+    s.write(
+        if dedup {
+            "dedup-on.toml"
+        } else {
+            "dedup-off.toml"
+        },
+        &text,
+    )
+}
+
+/// Which packet (index into `packets`) each candidate output frame stands for: `cut` maps a
+/// copy's inner frame to what the group receives. A frame standing for two packets would make
+/// the test blind, so it is refused.
+fn candidates(
+    copies: &[Copy],
+    packets: &[Vec<usize>],
+    cut: impl Fn(&[u8]) -> Vec<u8>,
+) -> HashMap<Vec<u8>, usize> {
+    let mut map = HashMap::new();
+    for (p, members) in packets.iter().enumerate() {
+        for &c in members.iter().filter(|&&c| copies[c].accepted) {
+            if let Some(other) = map.insert(cut(&copies[c].inner), p) {
+                assert_eq!(
+                    other, p,
+                    "two packets give one output frame: the test could not tell them apart"
+                );
+            }
+        }
+    }
+    map
+}
+
+/// The copy an output frame can only have come from (its bytes are those of one accepted copy).
+fn sole_source(copies: &[Copy], cut: impl Fn(&[u8]) -> Vec<u8>) -> HashMap<Vec<u8>, Option<usize>> {
+    let mut map: HashMap<Vec<u8>, Option<usize>> = HashMap::new();
+    for (c, copy) in copies.iter().enumerate().filter(|(_, c)| c.accepted) {
+        map.entry(cut(&copy.inner))
+            .and_modify(|v| *v = None)
+            .or_insert(Some(c));
+    }
+    map
+}
+
+/// Frames of one input file and one (directional) inner flow leave a port in their input order.
+fn assert_per_flow_order(
+    port: &str,
+    output: &[Vec<u8>],
+    copies: &[Copy],
+    sole: &HashMap<Vec<u8>, Option<usize>>,
+) {
+    let mut last: HashMap<(usize, InnerFlow), usize> = HashMap::new();
+    for (i, frame) in output.iter().enumerate() {
+        if let Some(Some(c)) = sole.get(frame) {
+            let copy = &copies[*c];
+            if let Some(previous) = last.insert((copy.file, copy.flow), copy.position) {
+                assert!(
+                    previous < copy.position,
+                    "{port}: frame {i} (file {} position {}) of {:?} leaves after position {previous}",
+                    copy.file,
+                    copy.position,
+                    copy.flow
+                );
+            }
+        }
+    }
+}
+
+fn connection(flow: &InnerFlow) -> (u8, (IpAddr, u16), (IpAddr, u16)) {
+    let a = (flow.src, flow.src_port);
+    let b = (flow.dst, flow.dst_port);
+    (flow.protocol, a.min(b), a.max(b))
+}
+
+#[test]
+fn both_ends_on_two_workers_each_group_gets_each_accepted_packet_once() {
+    let s = Scratch::new("dedup");
+    let inputs = generate(
+        &s.path("both-ends.pcap"),
+        "both-ends",
+        Some(2),
+        &["--packets", "1600"],
+    );
+    let (sessions, copies, packets) = load(&inputs);
+    let cut = |f: &[u8]| f[..f.len().min(SLICE)].to_vec();
+    let whole = |f: &[u8]| f.to_vec();
+
+    // What the filter makes of the copies, and of the packets.
+    let accepted_copies = copies.iter().filter(|c| c.accepted).count() as u64;
+    let accepted_of = |p: &Vec<usize>| p.iter().filter(|&&c| copies[c].accepted).count();
+    let delivered_packets = packets.iter().filter(|p| accepted_of(p) > 0).count() as u64;
+    let both_accepted = packets.iter().filter(|p| accepted_of(p) == 2).count() as u64;
+    let longer_than_slice = packets
+        .iter()
+        .filter(|p| {
+            p.iter()
+                .any(|&c| copies[c].accepted && copies[c].inner.len() > SLICE)
+        })
+        .count() as u64;
+    let filtered = copies.len() as u64 - accepted_copies;
+    assert!(
+        both_accepted > 50 && filtered > 50,
+        "the profile gives duplicates ({both_accepted}) and rejections ({filtered})"
+    );
+    assert!(
+        packets.iter().any(|p| accepted_of(p) == 1),
+        "and packets of which the filter takes one copy"
+    );
+    assert!(
+        packets.iter().all(|p| p.len() == 2 || p.len() == 1),
+        "each packet mirrored at both ends"
+    );
+    eprintln!(
+        "{} copies of {} packets: {filtered} filtered, {both_accepted} packets with both copies accepted, \
+         {delivered_packets} delivered, {longer_than_slice} longer than the slice",
+        copies.len(),
+        packets.len()
+    );
+
+    // ---- dedup on --------------------------------------------------------------------------------
+    let on = run_broker(
+        &config(&s, &inputs, &sessions, true),
+        &s.dir,
+        Duration::from_secs(60),
+    );
+    on.assert_clean();
+    assert!(
+        on.stderr.contains("2 worker(s) running"),
+        "two workers:\n{}",
+        on.stderr
+    );
+    let ids: Vec<Vec<Vec<u8>>> = IDS_PORTS
+        .iter()
+        .map(|p| read_pcap(&s.path(&format!("{p}.pcap"))))
+        .collect();
+    let recorder = read_pcap(&s.path(&format!("{RECORDER}.pcap")));
+
+    // Every accepted packet reaches each group exactly once: one of its accepted copies.
+    for (group, outputs, map) in [
+        (
+            "ids",
+            ids.iter().flatten().collect::<Vec<_>>(),
+            candidates(&copies, &packets, whole),
+        ),
+        (
+            "recorder",
+            recorder.iter().collect(),
+            candidates(&copies, &packets, cut),
+        ),
+    ] {
+        let mut received = vec![0u32; packets.len()];
+        for (i, frame) in outputs.iter().enumerate() {
+            let p = map.get(frame.as_slice()).unwrap_or_else(|| {
+                panic!(
+                    "{group}: frame {i} ({} bytes) is no accepted inner frame (or a cut of one); it starts {:02x?}",
+                    frame.len(),
+                    &frame[..frame.len().min(64)]
+                )
+            });
+            received[*p] += 1;
+        }
+        for (p, members) in packets.iter().enumerate() {
+            let expected = u32::from(accepted_of(members) > 0);
+            assert_eq!(
+                received[p],
+                expected,
+                "{group}: packet with copies {members:?} (accepted {}) received {} times",
+                accepted_of(members),
+                received[p]
+            );
+        }
+    }
+    // The recorder's copies are the first 96 bytes: shown by the candidates above; some were cut.
+    assert!(recorder.iter().any(|f| f.len() == SLICE) && recorder.iter().all(|f| f.len() <= SLICE));
+
+    // Flow balance: both directions of a connection on one ids port, and both ports used.
+    let mut ports_of: HashMap<_, HashSet<usize>> = HashMap::new();
+    for (port, frames) in ids.iter().enumerate() {
+        for frame in frames {
+            ports_of
+                .entry(connection(&inner_flow(frame).expect("inner IP")))
+                .or_default()
+                .insert(port);
+        }
+    }
+    for (conn, ports) in &ports_of {
+        assert_eq!(ports.len(), 1, "connection {conn:?} on ids ports {ports:?}");
+    }
+    assert!(
+        ids.iter().all(|frames| !frames.is_empty()),
+        "flow balance uses both ids ports"
+    );
+
+    // Per-flow order, for every frame that can only have come from one copy.
+    let sole_whole = sole_source(&copies, whole);
+    let sole_cut = sole_source(&copies, cut);
+    for (port, frames) in IDS_PORTS.iter().zip(&ids) {
+        assert_per_flow_order(port, frames, &copies, &sole_whole);
+        assert_eq!(
+            tshark_frames(&s.path(&format!("{port}.pcap")), &[]),
+            frames.len()
+        );
+    }
+    assert_per_flow_order(RECORDER, &recorder, &copies, &sole_cut);
+
+    // Counters.
+    assert_eq!(on.received(), copies.len() as u64);
+    assert_eq!(on.outcome("filtered"), filtered);
+    assert_eq!(
+        on.outcome("duplicate"),
+        both_accepted,
+        "the second accepted copy of a packet is a duplicate for both groups"
+    );
+    assert_eq!(on.outcome("delivered"), delivered_packets);
+    for group in ["ids", "recorder"] {
+        let g = on.group(group);
+        assert_eq!(g["copies"], delivered_packets, "{group} copies");
+        assert_eq!(g["duplicates"], both_accepted, "{group} duplicates");
+        assert_eq!(g["dedup_evictions"], 0, "{group}: the table never filled");
+    }
+    assert_eq!(on.group("recorder")["sliced"], longer_than_slice);
+    assert_eq!(on.group("ids")["sliced"], 0);
+    for (port, frames) in IDS_PORTS.iter().zip(&ids).chain([(&RECORDER, &recorder)]) {
+        let row = on.port(port);
+        assert_eq!(row["copies"], frames.len() as u64, "{port} copies");
+        assert_eq!(
+            row["transmitted"],
+            frames.len() as u64,
+            "{port} transmitted"
+        );
+        assert_eq!(
+            row["tx_bytes"],
+            frames.iter().map(|f| f.len() as u64).sum::<u64>(),
+            "{port} bytes"
+        );
+    }
+    for session in &sessions {
+        let row = on.summary["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == session.name.as_str())
+            .expect("session row");
+        let mine: Vec<&Copy> = copies
+            .iter()
+            .filter(|c| c.session == session.name)
+            .collect();
+        let n = |k: &str| row[k].as_u64().unwrap();
+        assert_eq!(n("packets"), mine.len() as u64, "{} packets", session.name);
+        assert_eq!(
+            n("filtered"),
+            mine.iter().filter(|c| !c.accepted).count() as u64,
+            "{} filtered",
+            session.name
+        );
+        // Which of two accepted copies wins is the workers' race; their sum is not.
+        assert_eq!(
+            n("delivered") + n("duplicate"),
+            mine.iter().filter(|c| c.accepted).count() as u64,
+            "{} accepted",
+            session.name
+        );
+    }
+    let session_duplicates: u64 = on.summary["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["duplicate"].as_u64().unwrap())
+        .sum();
+    assert_eq!(session_duplicates, both_accepted);
+
+    // ---- dedup off: the same input, and every accepted copy arrives -------------------------------
+    for name in IDS_PORTS.iter().chain([&RECORDER]) {
+        std::fs::remove_file(s.path(&format!("{name}.pcap")))
+            .expect("remove the first run's output");
+    }
+    let off = run_broker(
+        &config(&s, &inputs, &sessions, false),
+        &s.dir,
+        Duration::from_secs(60),
+    );
+    off.assert_clean();
+    let ids_off: Vec<Vec<u8>> = IDS_PORTS
+        .iter()
+        .flat_map(|p| read_pcap(&s.path(&format!("{p}.pcap"))))
+        .collect();
+    let recorder_off = read_pcap(&s.path(&format!("{RECORDER}.pcap")));
+    let accepted_inner = || {
+        copies
+            .iter()
+            .filter(|c| c.accepted)
+            .map(|c| c.inner.clone())
+    };
+    assert_eq!(
+        multiset(ids_off.clone()),
+        multiset(accepted_inner()),
+        "ids: every accepted copy, once"
+    );
+    assert_eq!(
+        multiset(recorder_off.clone()),
+        multiset(accepted_inner().map(|f| cut(&f))),
+        "recorder: every accepted copy, cut"
+    );
+    let map = candidates(&copies, &packets, whole);
+    let mut received = vec![0usize; packets.len()];
+    for frame in &ids_off {
+        received[map[frame]] += 1;
+    }
+    for (p, members) in packets.iter().enumerate() {
+        assert_eq!(
+            received[p],
+            accepted_of(members),
+            "without dedup, packet {members:?} arrives once per accepted copy"
+        );
+    }
+    assert_eq!(
+        received.iter().filter(|&&n| n == 2).count() as u64,
+        both_accepted,
+        "each duplicate now arrives twice"
+    );
+    assert_eq!(off.outcome("duplicate"), 0);
+    assert_eq!(off.outcome("filtered"), filtered);
+    assert_eq!(off.outcome("delivered"), accepted_copies);
+    for group in ["ids", "recorder"] {
+        assert_eq!(
+            off.group(group)["copies"],
+            accepted_copies,
+            "{group} copies without dedup"
+        );
+        assert_eq!(off.group(group)["duplicates"], 0);
+    }
+}
