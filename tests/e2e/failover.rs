@@ -476,6 +476,12 @@ ports = [{{ name = "healthy-1", device = "net_null0" }}]
     broker.wait_for_log("worker(s) running", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(2));
     let ended = broker.stop(Duration::from_secs(20));
+    assert!(
+        !ended.summary.is_null(),
+        "no summary: the broker did not stop by itself ({:?}):\n{}",
+        ended.status,
+        ended.stderr
+    );
 
     let received = ended.received();
     let n = |port: &str, key: &str| ended.port_count(port, key);

@@ -214,6 +214,7 @@ impl Appliance {
             &config,
             workers,
             &tx_queues,
+            idle_rx_mbufs,
             (pool.capacity(), pool.data_room(), pool_plan.explanation),
             dedup.as_ref().map(|d| (d.table.capacity() as u64, d.table.memory_bytes() as u64)),
         );

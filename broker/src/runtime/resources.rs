@@ -37,6 +37,10 @@ pub struct Resources {
     pub mbuf_pool_plan: String,
     /// RX descriptors over all ingress queues.
     pub rx_descriptors: u64,
+    /// RX descriptors of the never-polled RX queues some tool ports' drivers insist on
+    /// (`net_tap`); each may hold an mbuf.
+    #[serde(default)]
+    pub idle_rx_descriptors: u64,
     /// TX descriptors over all tool port queues.
     pub tx_descriptors: u64,
     pub workers: usize,
@@ -51,12 +55,13 @@ pub struct Resources {
 
 impl Resources {
     /// The buffers of `config` with `workers` workers, `tx_queues[i]` TX queues on tool port `i`,
-    /// the pool of `mbufs` mbufs of `data_room` bytes planned as `pool_plan`, and a dedup table
-    /// of `dedup` (entries, bytes).
+    /// `idle_rx_descriptors` in tool ports' unpolled RX queues, the pool of `mbufs` mbufs of
+    /// `data_room` bytes planned as `pool_plan`, and a dedup table of `dedup` (entries, bytes).
     pub fn of(
         config: &ValidatedConfig,
         workers: usize,
         tx_queues: &[u16],
+        idle_rx_descriptors: u64,
         (mbufs, data_room, pool_plan): (u32, u16, String),
         dedup: Option<(u64, u64)>,
     ) -> Resources {
@@ -78,6 +83,7 @@ impl Resources {
                 * (MBUF_HEADER_BYTES + MBUF_HEADROOM_BYTES + u64::from(data_room)),
             mbuf_pool_plan: pool_plan,
             rx_descriptors,
+            idle_rx_descriptors,
             tx_descriptors,
             workers,
             tool_ports,
@@ -107,11 +113,19 @@ impl fmt::Display for Resources {
             mib(self.mbuf_pool_bytes),
             self.mbuf_pool_plan
         )?;
-        writeln!(
+        write!(
             f,
             "  RX rings       {} descriptors over the ingress queues",
             self.rx_descriptors
         )?;
+        if self.idle_rx_descriptors > 0 {
+            write!(
+                f,
+                ", {} in tool ports' unpolled RX queues",
+                self.idle_rx_descriptors
+            )?;
+        }
+        writeln!(f)?;
         writeln!(
             f,
             "  TX rings       {} descriptors over the tool ports' queues",
@@ -146,10 +160,11 @@ mod tests {
             &config,
             2,
             &[2, 2, 1],
+            64,
             (8191, 2048, "8191 mbufs: …".into()),
             Some((1 << 20, 16 << 20)),
         );
-        assert_eq!(r.rx_descriptors, 1024);
+        assert_eq!((r.rx_descriptors, r.idle_rx_descriptors), (1024, 64));
         assert_eq!(r.tx_descriptors, 5 * 1024);
         assert_eq!(r.tx_buffer_mbufs, 2 * 4 * 32);
         assert_eq!(r.mbuf_pool_bytes, 8191 * (2048 + 256));
@@ -158,6 +173,12 @@ mod tests {
         assert!(
             text.contains(
                 "TX buffers     256 mbufs: 2 worker(s) × (3 tool port(s) + 1 discard) × 32"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "RX rings       1024 descriptors over the ingress queues, 64 in tool ports' unpolled RX queues"
             ),
             "{text}"
         );
