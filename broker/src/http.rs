@@ -147,7 +147,7 @@ pub fn answer(sources: &Sources, route: Route) -> Reply {
 }
 
 /// The answer to `POST /reload`: the outcome as JSON, under its HTTP status.
-pub fn reload_reply(outcome: &ReloadOutcome) -> Reply {
+fn reload_reply(outcome: &ReloadOutcome) -> Reply {
     match serde_json::to_vec_pretty(outcome) {
         Ok(mut body) => {
             body.push(b'\n');

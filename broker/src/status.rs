@@ -162,16 +162,22 @@ pub struct DedupStatus {
     pub live_entries: u64,
 }
 
-/// Fetches `GET /status` from a running broker's endpoint.
-pub fn fetch(address: SocketAddr) -> anyhow::Result<(Status, String)> {
-    let url = format!("http://{address}/status");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
+/// An HTTP client for a broker's endpoint, giving up after `timeout`; HTTP error statuses are
+/// answers, not errors (the caller reads the body).
+pub fn endpoint_agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
         .http_status_as_error(false)
         // The endpoint is the broker's own, usually on loopback: never through a proxy.
         .proxy(None)
         .build()
-        .into();
+        .into()
+}
+
+/// Fetches `GET /status` from a running broker's endpoint.
+pub fn fetch(address: SocketAddr) -> anyhow::Result<(Status, String)> {
+    let url = format!("http://{address}/status");
+    let agent = endpoint_agent(Duration::from_secs(5));
     let mut response = agent.get(&url).call().with_context(|| {
         format!(
             "no answer from {url} (is the broker running with [broker] metrics = \"{address}\"?)"

@@ -97,22 +97,25 @@ pub fn run(
     app: &mut Appliance,
     signals: &Signals,
     mut telemetry: Option<&mut Telemetry>,
-    requests: Option<Receiver<ReplyTo>>,
+    mut requests: Option<Receiver<ReplyTo>>,
 ) -> StopReason {
     let mut idle = app.config.broker.stop_when_idle.map(IdleWatch::new);
     let mut links = LinkWatch::new(app.tools.len());
-    let mut requests = requests;
     loop {
-        let mut replies: Vec<ReplyTo> = Vec::new();
-        match requests.as_ref().map(|r| r.recv_timeout(TICK)) {
-            Some(Ok(reply)) => replies.push(reply),
-            Some(Err(RecvTimeoutError::Timeout)) => {}
+        // Sleep a tick, or less when `POST /reload` asks.
+        let request = match requests.as_ref().map(|r| r.recv_timeout(TICK)) {
+            Some(Ok(reply)) => Some(reply),
+            Some(Err(RecvTimeoutError::Timeout)) => None,
             Some(Err(RecvTimeoutError::Disconnected)) => {
                 requests = None;
                 std::thread::sleep(TICK);
+                None
             }
-            None => std::thread::sleep(TICK),
-        }
+            None => {
+                std::thread::sleep(TICK);
+                None
+            }
+        };
         if signals.stop.load(Ordering::Relaxed) {
             return StopReason::Signal;
         }
@@ -122,7 +125,7 @@ pub fn run(
             reload::reload(app, links.live());
             changed = true;
         }
-        for reply in replies {
+        if let Some(reply) = request {
             info!("POST /reload: reloading {}", config_path(app));
             let outcome = reload::reload(app, links.live());
             changed = true;

@@ -410,13 +410,7 @@ fn attempt(app: &mut Appliance, live: &[bool]) -> ReloadOutcome {
 pub fn request(address: std::net::SocketAddr) -> anyhow::Result<ReloadOutcome> {
     use anyhow::Context;
     let url = format!("http://{address}/reload");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(REPLY_TIMEOUT + Duration::from_secs(5)))
-        .http_status_as_error(false)
-        // The endpoint is the broker's own, usually on loopback: never through a proxy.
-        .proxy(None)
-        .build()
-        .into();
+    let agent = crate::status::endpoint_agent(REPLY_TIMEOUT + Duration::from_secs(5));
     let mut response = agent.post(&url).send_empty().with_context(|| {
         format!(
             "no answer from {url} (is the broker running with [broker] metrics = \"{address}\"?)"
