@@ -1,4 +1,4 @@
-//! The command line: `broker run`, `broker check`, `broker status`.
+//! The command line: `broker run`, `broker check`, `broker status`, `broker reload`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,5 +49,22 @@ pub enum Command {
         /// Print the JSON document itself.
         #[arg(long)]
         json: bool,
+    },
+    /// Make a running broker re-read its config file (as SIGHUP does), through its
+    /// `POST /reload`; print the new config generation, or why the config was refused (the
+    /// running one is then kept, and the exit status is 1).
+    Reload {
+        /// The broker's metrics/status endpoint (`[broker] metrics`).
+        #[arg(
+            short,
+            long,
+            default_value = "127.0.0.1:9477",
+            conflicts_with = "config"
+        )]
+        address: SocketAddr,
+        /// Take the endpoint's address from this configuration file instead (the broker
+        /// reloads the file it was started with).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
     },
 }

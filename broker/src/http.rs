@@ -4,7 +4,7 @@
 //! |--------|------------|------------------------------------------------------------------|
 //! | GET    | `/metrics` | Prometheus text exposition of every metric                       |
 //! | GET    | `/status`  | the live [`Status`] as JSON                                      |
-//! | POST   | `/reload`  | reserved for hot reload: `501 Not Implemented` until it exists   |
+//! | POST   | `/reload`  | re-read the config file: the [`ReloadOutcome`] as JSON           |
 //!
 //! # Design
 //! `tiny_http` (synchronous, small) accepts connections on its own thread and hands parsed
@@ -18,11 +18,17 @@
 //! control core, so the endpoint never runs on a worker's core. [`Endpoint::thread_cpus`] reports
 //! the CPUs the endpoint thread may use, read from the kernel, for `/status` to show.
 //!
+//! `POST /reload` hands the request to the control loop (which alone changes the running
+//! appliance) and waits for its outcome: `200` applied, `422` invalid config, `409` a change that
+//! needs a restart (both refused, the running config kept), `503` when the control loop does not
+//! answer (stopping). The body is the outcome as JSON, which `broker reload` prints.
+//!
 //! Adding a route is one entry in [`ROUTES`] and one arm in [`answer`].
 //!
 //! # Limitations
 //! Plain HTTP, no authentication: the default address is loopback; expose it further only on a
-//! management network. `tiny_http` gives each open connection a thread; a client that opens
+//! management network (anyone who reaches it can trigger a reload, though only of the file the
+//! broker was started with). `tiny_http` gives each open connection a thread; a client that opens
 //! thousands of connections can make the control core busy (never the workers).
 
 use std::net::{SocketAddr, TcpListener};
@@ -34,6 +40,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tiny_http::{Header, Method, Response, Server};
 use tracing::{info, warn};
 
+use crate::control::reload::{ReloadClient, ReloadOutcome};
 use crate::status::Status;
 
 /// What a request asks for.
@@ -56,6 +63,8 @@ const ROUTES: &[(Method, &str, Route)] = &[
 pub struct Sources {
     pub metrics: PrometheusHandle,
     pub status: Arc<ArcSwap<Status>>,
+    /// Where `POST /reload` goes; `None`: reload only by SIGHUP.
+    pub reload: Option<ReloadClient>,
 }
 
 impl std::fmt::Debug for Sources {
@@ -98,7 +107,10 @@ pub fn route(method: &Method, url: &str) -> Result<Route, Reply> {
         }
     }
     if allowed.is_empty() {
-        Err(Reply::text(404, "not found: GET /metrics or /status\n"))
+        Err(Reply::text(
+            404,
+            "not found: GET /metrics or /status, POST /reload\n",
+        ))
     } else {
         let allow = allowed.join(", ");
         Err(Reply {
@@ -126,7 +138,27 @@ pub fn answer(sources: &Sources, route: Route) -> Reply {
             },
             Err(e) => Reply::text(500, format!("status: {e}\n")),
         },
-        Route::Reload => Reply::text(501, "hot reload is not implemented yet\n"),
+        Route::Reload => match sources.reload.as_ref().map(ReloadClient::request) {
+            None => Reply::text(503, "reload is not available\n"),
+            Some(Err(e)) => Reply::text(503, format!("{e}\n")),
+            Some(Ok(outcome)) => reload_reply(&outcome),
+        },
+    }
+}
+
+/// The answer to `POST /reload`: the outcome as JSON, under its HTTP status.
+fn reload_reply(outcome: &ReloadOutcome) -> Reply {
+    match serde_json::to_vec_pretty(outcome) {
+        Ok(mut body) => {
+            body.push(b'\n');
+            Reply {
+                code: outcome.http_code(),
+                content_type: "application/json",
+                body,
+                allow: None,
+            }
+        }
+        Err(e) => Reply::text(500, format!("reload outcome: {e}\n")),
     }
 }
 
@@ -238,6 +270,7 @@ mod tests {
         Sources {
             metrics: handle,
             status: Arc::new(ArcSwap::from_pointee(status)),
+            reload: None,
         }
     }
 
@@ -277,7 +310,56 @@ mod tests {
         let json: serde_json::Value =
             serde_json::from_slice(&answer(&s, Route::Status).body).unwrap();
         assert_eq!(json["broker"], "swapped", "answers the latest publication");
-        assert_eq!(answer(&s, Route::Reload).code, 501);
+        assert_eq!(
+            answer(&s, Route::Reload).code,
+            503,
+            "no reload channel: unavailable"
+        );
+    }
+
+    #[test]
+    fn reload_goes_to_the_control_loop_and_answers_its_outcome() {
+        let (client, requests) = crate::control::reload::channel();
+        let s = Sources {
+            reload: Some(client),
+            ..sources()
+        };
+        let control = std::thread::spawn(move || {
+            let outcomes = [
+                ReloadOutcome::Invalid {
+                    error: "broker.toml:3:1: nope".into(),
+                },
+                ReloadOutcome::NeedsRestart {
+                    error: "restart".into(),
+                    changes: vec!["[dpdk] mbufs".into()],
+                },
+                ReloadOutcome::Applied {
+                    config_generation: 2,
+                    plan_generation: 3,
+                    counters: crate::control::reload::CounterChange::Kept,
+                    warnings: vec![],
+                },
+            ];
+            for outcome in outcomes {
+                requests.recv().unwrap().send(outcome).unwrap();
+            }
+        });
+        let invalid = answer(&s, Route::Reload);
+        assert_eq!(invalid.code, 422);
+        let json: serde_json::Value = serde_json::from_slice(&invalid.body).unwrap();
+        assert_eq!(json["outcome"], "invalid");
+        assert_eq!(json["error"], "broker.toml:3:1: nope");
+        assert_eq!(answer(&s, Route::Reload).code, 409);
+        let applied = answer(&s, Route::Reload);
+        assert_eq!(applied.code, 200);
+        let json: serde_json::Value = serde_json::from_slice(&applied.body).unwrap();
+        assert_eq!(
+            (json["outcome"].as_str(), json["config_generation"].as_u64()),
+            (Some("applied"), Some(2))
+        );
+        control.join().unwrap();
+        // The control loop is gone: the endpoint says so rather than waiting.
+        assert_eq!(answer(&s, Route::Reload).code, 503);
     }
 
     fn get(address: SocketAddr, request: &str) -> String {

@@ -14,9 +14,10 @@ use anyhow::Context;
 use clap::Parser;
 use cli::{Cli, Command};
 use control::Signals;
+use control::stop::{DRAIN_DEADLINE, Watchdog};
 use metrics::Telemetry;
 use runtime::Appliance;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use tracing_subscriber::EnvFilter;
 
 /// Exit status when the accounting identities do not hold at exit (a bug, never expected).
@@ -30,6 +31,8 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal: not in journald, files or pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match dispatch(Cli::parse()) {
         Ok(code) => code,
@@ -69,20 +72,31 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 signal_hook::flag::register(signal, signals.stop.clone())
                     .context("installing signal handlers")?;
             }
+            // SIGHUP re-reads the config (its default action would end the process).
+            signal_hook::flag::register(SIGHUP, signals.reload.clone())
+                .context("installing signal handlers")?;
             let mut app = Appliance::start(config, signals.stop.clone())?;
+            let (reload_client, reload_requests) = control::reload::channel();
             // Started after EAL init, on the main lcore: the endpoint's threads inherit its core.
-            let mut telemetry = match listener.map(|l| Telemetry::start(&app, l)).transpose() {
+            let started = listener
+                .map(|l| Telemetry::start(&app, l, Some(reload_client)))
+                .transpose();
+            let mut telemetry = match started {
                 Ok(t) => t,
                 Err(e) => {
                     app.shutdown("error");
                     return Err(e);
                 }
             };
-            let reason = control::run(&mut app, &signals, telemetry.as_mut());
+            let requests = telemetry.is_some().then_some(reload_requests);
+            let reason = control::run(&mut app, &signals, telemetry.as_mut(), requests);
+            // From here the stop is bounded: the watchdog ends the process if the drain hangs.
+            let watchdog = Watchdog::arm(DRAIN_DEADLINE, "the drain (stopping workers and ports)");
             if let Some(telemetry) = telemetry {
                 telemetry.stop();
             }
             let summary = app.shutdown(reason.label());
+            watchdog.disarm();
             println!("{summary}");
             if let Some(path) = summary_json {
                 let json = serde_json::to_string_pretty(&summary)?;
@@ -100,12 +114,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             json,
         } => {
-            let address = match config {
-                Some(path) => config::load(&path)?.broker.metrics.with_context(|| {
-                    format!("{}: [broker] metrics is off (\"\")", path.display())
-                })?,
-                None => address,
-            };
+            let address = endpoint_address(address, config)?;
             let (status, body) = status::fetch(address)?;
             if json {
                 println!("{}", body.trim_end());
@@ -114,5 +123,28 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Reload { address, config } => {
+            let address = endpoint_address(address, config)?;
+            let outcome = control::reload::request(address)?;
+            println!("{}", control::reload::describe(&outcome));
+            Ok(match outcome {
+                control::reload::ReloadOutcome::Applied { .. } => ExitCode::SUCCESS,
+                _ => ExitCode::FAILURE,
+            })
+        }
+    }
+}
+
+/// The endpoint's address: from `config`'s `[broker] metrics` when a file is given.
+fn endpoint_address(
+    address: std::net::SocketAddr,
+    config: Option<std::path::PathBuf>,
+) -> anyhow::Result<std::net::SocketAddr> {
+    match config {
+        Some(path) => config::load(&path)?
+            .broker
+            .metrics
+            .with_context(|| format!("{}: [broker] metrics is off (\"\")", path.display())),
+        None => Ok(address),
     }
 }

@@ -13,6 +13,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::control::reload::ReloadStats;
+use crate::runtime::resources::Resources;
 use crate::summary::OutcomeRow;
 
 /// Everything `GET /status` answers.
@@ -35,6 +37,9 @@ pub struct Status {
     /// `None` when de-duplication is off.
     pub dedup: Option<DedupStatus>,
     pub mbuf_pool: PoolStatus,
+    /// The data plane's fixed buffers, sized at start.
+    #[serde(default)]
+    pub resources: Resources,
     /// Packets the workers received.
     pub received: u64,
     /// Every outcome, including those that counted zero (as in the exit summary).
@@ -49,6 +54,13 @@ pub struct ConfigStatus {
     pub generation: u64,
     /// Plans built since start (reloads and link changes).
     pub plan_generation: u64,
+    /// Reloads since start by outcome, and the last one.
+    #[serde(default)]
+    pub reloads: ReloadStats,
+    /// Counter sets retired by reloads that a worker may still write (read live until no
+    /// worker holds them, then folded into the totals).
+    #[serde(default)]
+    pub retired_counter_sets_pending: usize,
 }
 
 /// Where the control plane runs.
@@ -150,16 +162,22 @@ pub struct DedupStatus {
     pub live_entries: u64,
 }
 
-/// Fetches `GET /status` from a running broker's endpoint.
-pub fn fetch(address: SocketAddr) -> anyhow::Result<(Status, String)> {
-    let url = format!("http://{address}/status");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(5)))
+/// An HTTP client for a broker's endpoint, giving up after `timeout`; HTTP error statuses are
+/// answers, not errors (the caller reads the body).
+pub fn endpoint_agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
         .http_status_as_error(false)
         // The endpoint is the broker's own, usually on loopback: never through a proxy.
         .proxy(None)
         .build()
-        .into();
+        .into()
+}
+
+/// Fetches `GET /status` from a running broker's endpoint.
+pub fn fetch(address: SocketAddr) -> anyhow::Result<(Status, String)> {
+    let url = format!("http://{address}/status");
+    let agent = endpoint_agent(Duration::from_secs(5));
     let mut response = agent.get(&url).call().with_context(|| {
         format!(
             "no answer from {url} (is the broker running with [broker] metrics = \"{address}\"?)"
@@ -212,6 +230,20 @@ impl fmt::Display for Status {
             opt(self.control.cpu),
             self.control.endpoint_cpus.as_deref().unwrap_or("-"),
         )?;
+        let r = &self.config.reloads;
+        if let Some(last) = &r.last {
+            writeln!(
+                f,
+                "reloads: {} applied, {} invalid, {} refused (need a restart); last {}{}",
+                r.applied,
+                r.invalid,
+                r.needs_restart,
+                last.outcome,
+                last.error
+                    .as_deref()
+                    .map_or_else(String::new, |e| format!(": {e}"))
+            )?;
+        }
         writeln!(f)?;
         writeln!(
             f,
@@ -308,6 +340,9 @@ impl fmt::Display for Status {
                 d.window_seconds, d.live_entries, d.entries
             )?;
         }
+        if self.resources.mbufs > 0 {
+            writeln!(f, "{}", self.resources)?;
+        }
         writeln!(f)?;
         writeln!(f, "received {} packets", self.received)?;
         for o in self
@@ -338,6 +373,8 @@ mod tests {
                 path: Some("config/lab.toml".into()),
                 generation: 1,
                 plan_generation: 1,
+                reloads: ReloadStats::default(),
+                retired_counter_sets_pending: 0,
             },
             uptime_seconds: 12.0,
             started_unix_seconds: 1.7e9,
@@ -394,6 +431,14 @@ mod tests {
                 size: 8192,
                 in_use: 1000,
             },
+            resources: Resources {
+                mbufs: 8191,
+                mbuf_data_room: 2048,
+                tx_buffer_mbufs: 96,
+                workers: 1,
+                tool_ports: 2,
+                ..Resources::default()
+            },
             received: 1234,
             outcomes: vec![OutcomeRow {
                 outcome: "delivered".into(),
@@ -430,6 +475,23 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("delivered"), "{text}");
+        assert!(
+            text.contains("TX buffers     96 mbufs"),
+            "resources: {text}"
+        );
+        assert!(!text.contains("reloads:"), "no reload yet: {text}");
+        let mut reloaded = sample();
+        reloaded.config.reloads.needs_restart = 1;
+        reloaded.config.reloads.last = Some(crate::control::reload::LastReload {
+            unix_seconds: 1,
+            outcome: "needs_restart".into(),
+            error: Some("[dpdk] mbufs: None → Some(4095)".into()),
+        });
+        let text = reloaded.to_string();
+        assert!(
+            text.contains("reloads: 0 applied, 0 invalid, 1 refused (need a restart); last needs_restart: [dpdk] mbufs"),
+            "{text}"
+        );
         let mut down = sample();
         down.ports[0].link = Some(LinkStatus {
             up: false,

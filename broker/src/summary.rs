@@ -377,7 +377,7 @@ mod tests {
         old[0].ports[2].tx_packets.add(5); // port "b-1" of group "b", gone too
         old[0].ports[2].copies.add(5);
         let mut ledger = Ledger::default();
-        ledger.retire(&before, &old);
+        ledger.retire(&before, old);
         let after = pipelines::testing::config(pipelines::testing::MINIMAL);
         let new = WorkerCounters::for_workers(&after, 1);
         let summary = Summary::from_totals(&after, &ledger.totals(&after, &new), "signal");

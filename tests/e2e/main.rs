@@ -1,8 +1,13 @@
-//! End-to-end tests: the real `broker` binary on DPDK virtual devices (`net_pcap`), its outputs
-//! checked frame by frame against an independent decoding of its inputs.
+//! End-to-end tests: the real `broker` binary on DPDK virtual devices (`net_pcap`, `net_null`,
+//! `net_ring`, `net_tap`), its outputs checked frame by frame against an independent decoding of
+//! its inputs.
 
 mod conformance;
 mod dedup;
+mod failover;
 mod lab;
 mod metrics;
+mod reload;
+mod running;
+mod stop;
 mod support;

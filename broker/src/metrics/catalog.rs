@@ -60,11 +60,15 @@ pub const PORT_INFO: &[&str] = &["port", "role", "driver", "numa_node"];
 pub const PORT_QUEUE: &[&str] = &["port", "queue"];
 pub const PORT_XSTAT: &[&str] = &["port", "xstat"];
 pub const BUILD_INFO_LABELS: &[&str] = &["broker", "version", "dpdk_version"];
+pub const RELOAD_REASON: &[&str] = &["reason"];
 
 // Metrics that do not come from a counter block.
 pub const BUILD_INFO: &str = "broker_build_info";
 pub const CONFIG_GENERATION: &str = "broker_config_generation";
 pub const PLAN_GENERATION: &str = "broker_plan_generation";
+pub const CONFIG_RELOAD_FAILURES: &str = "broker_config_reload_failures_total";
+pub const CONFIG_LAST_RELOAD_SUCCESSFUL: &str = "broker_config_last_reload_successful";
+pub const TOOL_PORT_LIVE: &str = "broker_tool_port_live";
 pub const UPTIME: &str = "broker_uptime_seconds";
 pub const START_TIME: &str = "broker_start_time_seconds";
 pub const MBUF_POOL_SIZE: &str = "broker_mbuf_pool_size";
@@ -225,6 +229,18 @@ pub fn catalog() -> Vec<MetricDef> {
             "data-plane plans built since start (a reload or a link change builds one)",
         ),
         def(
+            CONFIG_RELOAD_FAILURES,
+            Counter,
+            RELOAD_REASON,
+            "reloads refused, the running config kept: invalid = the file is unreadable or not a valid config; needs_restart = it changes what only a restart can (ports, queues, EAL, lcores, dedup table)",
+        ),
+        def(
+            CONFIG_LAST_RELOAD_SUCCESSFUL,
+            Gauge,
+            NO_LABELS,
+            "1 when the last reload was applied (or none was tried), 0 when it was refused",
+        ),
+        def(
             UPTIME,
             Gauge,
             NO_LABELS,
@@ -312,6 +328,12 @@ pub fn catalog() -> Vec<MetricDef> {
             f.help,
         ));
     }
+    all.push(def(
+        TOOL_PORT_LIVE,
+        Gauge,
+        TOOL_PORT,
+        "1 when the data plane sends to the port (its link was up when the current plan was built), 0 when its group's table leaves it out",
+    ));
     all.extend([
         def(DEDUP_WINDOW, Gauge, NO_LABELS, "a tool group receives an inner packet at most once within this window"),
         def(DEDUP_ENTRIES, Gauge, NO_LABELS, "entries of the dedup table all workers share (its fixed capacity)"),

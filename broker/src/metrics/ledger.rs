@@ -12,11 +12,20 @@
 //! reload) and adds the live set's on every read, so every published total only ever grows, as
 //! Prometheus counters must, whatever reloads happen in between.
 //!
+//! A retired set is not folded at once: a worker may still be finishing a burst under the plan
+//! that carried it (or, idle, may not have loaded a plan since). The ledger keeps it *pending*,
+//! reads it live like the current set, and folds it into its fixed totals only once it holds the
+//! last reference to every worker's counters ([`Ledger::settle`]): workers reach counters only
+//! through a plan, their pipeline or their TX side, all of which drop their reference when the
+//! worker adopts a newer plan, so a set only the ledger holds is never written again. The check is
+//! `Arc::get_mut`, whose acquire ordering makes every count the workers made visible before the
+//! fold reads it.
+//!
 //! # Limitations
 //! Names are the identity: renaming a session starts a new series at zero, and the old name's
-//! total stays as it was (both are reported). A counter set must be retired only once no worker
-//! can write it any more (every worker has adopted the plan that replaced it), or the counts it
-//! takes afterwards are lost.
+//! total stays as it was (both are reported). A worker that receives nothing never loads a new
+//! plan, so it keeps its old counters (and their set stays pending, read live) until its next
+//! packet: exact, but the pending list holds one set per such worker at most.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -208,31 +217,86 @@ pub fn field<T, const N: usize>(
         .unwrap_or(0)
 }
 
-/// The totals of counter sets no worker writes any more, kept by name.
-#[derive(Clone, Debug, Default)]
+/// A counter set retired by a reload, with the config it was shaped for.
+#[derive(Debug)]
+struct Retired {
+    config: ValidatedConfig,
+    counters: Box<[Arc<WorkerCounters>]>,
+}
+
+impl Retired {
+    fn totals(&self) -> Totals {
+        let counters: Vec<&WorkerCounters> = self.counters.iter().map(Arc::as_ref).collect();
+        Totals::of(&self.config, &counters)
+    }
+}
+
+/// The totals of the counter sets reloads retired, kept by name: folded once no worker can
+/// write them, read live until then.
+#[derive(Debug, Default)]
 pub struct Ledger {
-    retired: Totals,
+    /// Sets no worker holds any more, summed.
+    folded: Totals,
+    /// Sets a worker may still write (see the module docs).
+    pending: Vec<Retired>,
 }
 
 impl Ledger {
-    /// Keeps the final counts of `counters`, shaped for `config`. Call it only once every worker
-    /// counts elsewhere (see the module's *Limitations*).
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "hot reload, the next step, retires plans here")
-    )]
-    pub fn retire(&mut self, config: &ValidatedConfig, counters: &[Arc<WorkerCounters>]) {
-        let counters: Vec<&WorkerCounters> = counters.iter().map(Arc::as_ref).collect();
-        self.retired.add(&Totals::of(config, &counters));
+    /// Takes `counters`, shaped for `config`, out of service: call it once the plan that carried
+    /// them has been replaced by one with other counters. They stay pending until
+    /// [`Ledger::settle`] finds that no worker holds them.
+    pub fn retire(&mut self, config: &ValidatedConfig, counters: Box<[Arc<WorkerCounters>]>) {
+        self.pending.push(Retired {
+            config: config.clone(),
+            counters,
+        });
     }
 
-    /// Everything counted so far: the retired totals plus `live` (the current plan's counters,
-    /// shaped for `config`).
+    /// Folds every pending set that only the ledger still references; returns how many remain
+    /// pending. Cheap: one reference count per worker and set.
+    pub fn settle(&mut self) -> usize {
+        let mut i = 0;
+        while let Some(retired) = self.pending.get_mut(i) {
+            // `get_mut` succeeds only for the last reference, and synchronises with the release
+            // of every other one: the workers' last counts are visible from here on.
+            if retired
+                .counters
+                .iter_mut()
+                .all(|c| Arc::get_mut(c).is_some())
+            {
+                let retired = self.pending.swap_remove(i);
+                self.folded.add(&retired.totals());
+            } else {
+                i += 1;
+            }
+        }
+        self.pending.len()
+    }
+
+    /// Sets retired but possibly still written by a worker.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Everything counted so far: the folded totals, the pending sets and `live` (the current
+    /// plan's counters, shaped for `config`).
     pub fn totals(&self, config: &ValidatedConfig, live: &[Arc<WorkerCounters>]) -> Totals {
         let live: Vec<&WorkerCounters> = live.iter().map(Arc::as_ref).collect();
-        let mut totals = self.retired.clone();
+        let mut totals = self.folded.clone();
+        for retired in &self.pending {
+            totals.add(&retired.totals());
+        }
         totals.add(&Totals::of(config, &live));
         totals
+    }
+
+    /// Packets received so far (what [`Ledger::totals`] would say, without building them).
+    pub fn received(&self, live: &[Arc<WorkerCounters>]) -> u64 {
+        let sum =
+            |set: &[Arc<WorkerCounters>]| -> u64 { set.iter().map(|c| c.rx_packets.get()).sum() };
+        self.folded.worker_sum("rx_packets")
+            + self.pending.iter().map(|r| sum(&r.counters)).sum::<u64>()
+            + sum(live)
     }
 }
 
@@ -323,7 +387,8 @@ protocol = "tcp"
         old[0].groups[0].copies.add(4); // group "a"
         old[0].rx_packets.add(10);
         let mut ledger = Ledger::default();
-        ledger.retire(&before, &old);
+        ledger.retire(&before, old);
+        assert_eq!(ledger.settle(), 0, "nobody else holds them: folded");
 
         // The new config drops session "a" and group "b": "b" is now session 0.
         let after = testing::config(&testing::MINIMAL.replace("name = \"s\"", "name = \"b\""));
@@ -348,5 +413,57 @@ protocol = "tcp"
         assert_eq!(t.worker_sum("rx_packets"), 11);
         // Reading twice does not count twice.
         assert_eq!(ledger.totals(&after, &new), t);
+    }
+
+    /// A worker still finishing bursts under a retired plan keeps counting into the retired
+    /// set: the ledger must not fold it before the worker lets go, and must lose nothing.
+    #[test]
+    fn a_retired_set_is_folded_only_once_no_worker_holds_it_and_nothing_is_lost() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let config = testing::config(testing::MINIMAL);
+        let old = WorkerCounters::for_workers(&config, 1);
+        let worker_copy = old[0].clone();
+        let release = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let release = release.clone();
+            std::thread::spawn(move || {
+                // A worker mid-burst under the old plan: counts until told to adopt the new one.
+                let mut counted = 0u64;
+                while !release.load(Ordering::Relaxed) || counted < 100_000 {
+                    worker_copy.rx_packets.incr();
+                    worker_copy.outcome(Outcome::Delivered);
+                    counted += 1;
+                }
+                drop(worker_copy); // adopting the new plan drops the old counters
+                counted
+            })
+        };
+        let mut ledger = Ledger::default();
+        ledger.retire(&config, old);
+        let new = WorkerCounters::for_workers(&config, 1);
+        let mut seen = 0;
+        for _ in 0..100 {
+            assert_eq!(
+                ledger.settle(),
+                1,
+                "the worker still holds the set: pending"
+            );
+            let t = ledger.totals(&config, &new);
+            assert!(t.worker_sum("rx_packets") >= seen, "totals never go back");
+            seen = t.worker_sum("rx_packets");
+        }
+        release.store(true, Ordering::Relaxed);
+        let counted = worker.join().unwrap();
+        assert_eq!(ledger.settle(), 0, "the worker let go: folded");
+        let t = ledger.totals(&config, &new);
+        assert_eq!(
+            t.worker_sum("rx_packets"),
+            counted,
+            "every count of the worker is kept"
+        );
+        assert_eq!(t.outcome(Outcome::Delivered), counted);
+        assert_eq!(ledger.received(&new), counted);
+        new[0].rx_packets.add(3);
+        assert_eq!(ledger.received(&new), counted + 3);
     }
 }

@@ -33,6 +33,7 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusBuilder;
 
+use crate::control::reload::ReloadClient;
 use crate::http::{Endpoint, Sources};
 use crate::runtime::Appliance;
 use crate::status::Status;
@@ -54,7 +55,12 @@ impl Telemetry {
     /// Installs the Prometheus recorder, publishes a first reading of `app`, then serves
     /// `listener` (bound before EAL started; see [`crate::http::bind`]). Call it on the main
     /// lcore, after EAL initialisation, so the endpoint's threads inherit the control core.
-    pub fn start(app: &Appliance, listener: TcpListener) -> anyhow::Result<Telemetry> {
+    /// `POST /reload` goes to `reload`.
+    pub fn start(
+        app: &Appliance,
+        listener: TcpListener,
+        reload: Option<ReloadClient>,
+    ) -> anyhow::Result<Telemetry> {
         let handle = PrometheusBuilder::new()
             .install_recorder()
             .context("installing the Prometheus recorder")?;
@@ -67,6 +73,7 @@ impl Telemetry {
             Sources {
                 metrics: handle,
                 status: status.clone(),
+                reload,
             },
         )?;
         Ok(Telemetry {

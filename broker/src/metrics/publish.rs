@@ -67,6 +67,22 @@ pub fn publish(snapshot: &Snapshot) {
         &[],
         status.config.plan_generation as f64,
     );
+    let reloads = &status.config.reloads;
+    counter(
+        catalog::CONFIG_RELOAD_FAILURES,
+        &[("reason", "invalid")],
+        reloads.invalid,
+    );
+    counter(
+        catalog::CONFIG_RELOAD_FAILURES,
+        &[("reason", "needs_restart")],
+        reloads.needs_restart,
+    );
+    gauge(
+        catalog::CONFIG_LAST_RELOAD_SUCCESSFUL,
+        &[],
+        if reloads.last_succeeded() { 1.0 } else { 0.0 },
+    );
     gauge(catalog::UPTIME, &[], status.uptime_seconds);
     gauge(catalog::START_TIME, &[], status.started_unix_seconds);
     gauge(
@@ -182,6 +198,16 @@ pub fn publish(snapshot: &Snapshot) {
         }
     }
 
+    for group in &status.tool_groups {
+        for port in &group.ports {
+            gauge(
+                catalog::TOOL_PORT_LIVE,
+                &[("tool_group", &group.name), ("port", &port.name)],
+                if port.live { 1.0 } else { 0.0 },
+            );
+        }
+    }
+
     if let Some(d) = &status.dedup {
         gauge(catalog::DEDUP_WINDOW, &[], d.window_seconds);
         gauge(catalog::DEDUP_ENTRIES, &[], d.entries as f64);
@@ -267,7 +293,9 @@ mod tests {
     use super::*;
     use crate::metrics::catalog::{Kind, catalog};
     use crate::metrics::ledger::Totals;
-    use crate::status::{DedupStatus, LinkStatus, PortStatus, Status, WorkerStatus};
+    use crate::status::{
+        DedupStatus, GroupPortStatus, GroupStatus, LinkStatus, PortStatus, Status, WorkerStatus,
+    };
 
     /// A snapshot with something in every part: a filter, dedup, an ingress port with two RX
     /// queues, a tool port, xstats.
@@ -331,6 +359,33 @@ mod tests {
                 entries: 1024,
                 live_entries: 3,
             }),
+            tool_groups: vec![GroupStatus {
+                name: "a".into(),
+                ports: vec![
+                    GroupPortStatus {
+                        name: "a-1".into(),
+                        live: true,
+                    },
+                    GroupPortStatus {
+                        name: "a-2".into(),
+                        live: false,
+                    },
+                ],
+                ..GroupStatus::default()
+            }],
+            config: crate::status::ConfigStatus {
+                reloads: crate::control::reload::ReloadStats {
+                    applied: 2,
+                    invalid: 3,
+                    needs_restart: 1,
+                    last: Some(crate::control::reload::LastReload {
+                        unix_seconds: 1,
+                        outcome: "invalid".into(),
+                        error: Some("bad".into()),
+                    }),
+                },
+                ..Default::default()
+            },
             ..Status::default()
         };
         Snapshot {
@@ -439,6 +494,11 @@ mod tests {
         has("broker_port_link_speed_bytes_per_second{port=\"in\"} 1250000000");
         has("broker_port_xstats_total{port=\"in\",xstat=\"rx_good_packets\"} 15");
         has("broker_dedup_table_live_entries 3");
+        has("broker_tool_port_live{tool_group=\"a\",port=\"a-1\"} 1");
+        has("broker_tool_port_live{tool_group=\"a\",port=\"a-2\"} 0");
+        has("broker_config_reload_failures_total{reason=\"invalid\"} 3");
+        has("broker_config_reload_failures_total{reason=\"needs_restart\"} 1");
+        has("broker_config_last_reload_successful 0");
         has(
             "broker_build_info{broker=\"test\",version=\"0.1.0\",dpdk_version=\"DPDK 22.11.11\"} 1",
         );

@@ -232,6 +232,8 @@ impl Snapshot {
                 path: config.path.as_ref().map(|p| p.display().to_string()),
                 generation: app.config_generation,
                 plan_generation: plan.generation,
+                reloads: app.reloads.clone(),
+                retired_counter_sets_pending: app.ledger.pending(),
             },
             uptime_seconds: app.started.elapsed().as_secs_f64(),
             started_unix_seconds,
@@ -248,6 +250,7 @@ impl Snapshot {
                 size: app.pool.capacity(),
                 in_use: app.pool.in_use(),
             },
+            resources: app.resources.clone(),
             received: totals.worker_sum("rx_packets"),
             outcomes: outcome_rows(&totals),
         };

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod eal_args;
 pub mod lcores;
 pub mod pool;
+pub mod resources;
 pub mod tx;
 pub mod worker;
 
@@ -31,10 +32,12 @@ use pipelines::plan::Plan;
 use pipelines::stage::dedup::{DedupKeyer, DedupTable};
 use tracing::{info, warn};
 
+use crate::control::reload::ReloadStats;
 use crate::metrics::ledger::Ledger;
 use crate::summary::{IngressRow, Summary};
 use clock::Clock;
 use lcores::LcorePlan;
+use resources::Resources;
 use tx::{TxQueueRef, TxSet};
 use worker::Worker;
 
@@ -72,6 +75,10 @@ pub struct Appliance {
     pub config_generation: u64,
     /// Totals of the counter sets retired with the plans that carried them.
     pub ledger: Ledger,
+    /// Reloads attempted since start, by outcome.
+    pub reloads: ReloadStats,
+    /// The data plane's fixed buffers, sized at start.
+    pub resources: Resources,
     /// Set to stop the workers (a signal handler sets it too).
     pub stop: Arc<AtomicBool>,
 }
@@ -102,15 +109,18 @@ impl Appliance {
 
         // Tool ports: one TX queue per worker where the device has them, fewer (shared) otherwise.
         let mut tx_queues = Vec::with_capacity(tools.len());
+        let mut tool_rx_queues = Vec::with_capacity(tools.len());
         for tool in &tools {
             let info = tool.port.info().with_context(|| format!("tool port {}", tool.name))?;
             if info.max_tx_queues == 0 {
                 bail!("tool port {} ({}): the device offers no TX queue", tool.name, info.driver);
             }
-            tx_queues.push((workers as u16).min(info.max_tx_queues).max(1));
+            let queues = (workers as u16).min(info.max_tx_queues).max(1);
+            tx_queues.push(queues);
+            tool_rx_queues.push(if needs_rx_queues(&info.driver) { queues } else { 0 });
         }
-        let pool_plan = pool::plan(&config, workers, &tx_queues);
-        info!("mbuf pool: {}", pool_plan.explanation);
+        let idle_rx_mbufs = tool_rx_queues.iter().map(|&q| u64::from(q) * u64::from(IDLE_RX_DESCRIPTORS)).sum();
+        let pool_plan = pool::plan(&config, workers, &tx_queues, idle_rx_mbufs);
         // DPDK's default data room (2 KiB): a 1500-byte frame plus the largest mirror
         // encapsulation fits one mbuf; jumbo frames arrive as chains.
         let pool = Mempool::new(
@@ -144,11 +154,11 @@ impl Appliance {
             };
             open.port.configure(&setup).with_context(|| format!("configuring ingress {}", open.name))?;
         }
-        for (open, &queues) in tools.iter().zip(&tx_queues) {
+        for ((open, &queues), &rx_queues) in tools.iter().zip(&tx_queues).zip(&tool_rx_queues) {
             let setup = PortSetup {
-                rx_queues: 0,
+                rx_queues,
                 tx_queues: queues,
-                rx_descriptors: config.dpdk.rx_descriptors,
+                rx_descriptors: IDLE_RX_DESCRIPTORS,
                 tx_descriptors: config.dpdk.tx_descriptors,
                 mempool: pool,
                 mtu: None,
@@ -197,14 +207,18 @@ impl Appliance {
 
         let dedup = config.dedup.as_ref().map(|d| {
             let table = DedupTable::new(d.capacity, d.window);
-            info!(
-                "dedup: window {:?}, {} entries, {} KiB shared by all workers",
-                d.window,
-                d.capacity,
-                table.memory_bytes() / 1024
-            );
+            info!("dedup: window {:?}, shared by all workers", d.window);
             Dedup { table: Arc::new(table), keyer: Arc::new(DedupKeyer::new(d.ignore_dscp_ecn, d.ignore_vlan)) }
         });
+        let resources = Resources::of(
+            &config,
+            workers,
+            &tx_queues,
+            idle_rx_mbufs,
+            (pool.capacity(), pool.data_room(), pool_plan.explanation),
+            dedup.as_ref().map(|d| (d.table.capacity() as u64, d.table.memory_bytes() as u64)),
+        );
+        info!("{resources}");
         let plan = Plan::build(&config, 1, &[], WorkerCounters::for_workers(&config, workers));
         let clock = Clock::new(eal.tsc_hz());
         let mut worker_lcores = eal.worker_lcores();
@@ -245,6 +259,8 @@ impl Appliance {
             clock,
             config_generation: 1,
             ledger: Ledger::default(),
+            reloads: ReloadStats::default(),
+            resources,
             stop,
         })
     }
@@ -286,6 +302,17 @@ impl Appliance {
         summary.mbufs_in_use_at_exit = u64::from(self.pool.in_use());
         summary
     }
+}
+
+/// RX descriptors of the RX queues a tool port's driver insists on (never polled): DPDK's usual
+/// minimum, since each may hold that many mbufs of the pool.
+const IDLE_RX_DESCRIPTORS: u16 = 64;
+
+/// Whether a tool port of this driver must have RX queues too: `net_tap` refuses a configuration
+/// whose RX and TX queue counts differ (`EPERM`). The broker sets them up and never polls them
+/// (what the kernel sends into the interface stays in the kernel's queue and is dropped there).
+fn needs_rx_queues(driver: &str) -> bool {
+    driver == "net_tap"
 }
 
 /// Opens (finds) the DPDK port of every `(name, device)`.

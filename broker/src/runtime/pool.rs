@@ -39,10 +39,12 @@ fn count_pcap_packets(path: &Path) -> u64 {
     n
 }
 
-/// The pool for `config` with `workers` workers and `tx_queues[i]` TX queues on tool port `i`.
-pub fn plan(config: &ValidatedConfig, workers: usize, tx_queues: &[u16]) -> PoolPlan {
+/// The pool for `config` with `workers` workers, `tx_queues[i]` TX queues on tool port `i`, and
+/// `idle_rx` mbufs in the RX rings some tool ports' drivers insist on (never polled).
+pub fn plan(config: &ValidatedConfig, workers: usize, tx_queues: &[u16], idle_rx: u64) -> PoolPlan {
     let rx_rings: u64 =
-        config.ingress.iter().map(|i| u64::from(i.queues) * u64::from(config.dpdk.rx_descriptors)).sum();
+        config.ingress.iter().map(|i| u64::from(i.queues) * u64::from(config.dpdk.rx_descriptors)).sum::<u64>()
+            + idle_rx;
     let tx_rings: u64 = tx_queues.iter().map(|&q| u64::from(q) * u64::from(config.dpdk.tx_descriptors)).sum();
     let burst = BURST as u64;
     let per_worker = burst * (2 + config.tool_ports.len() as u64);
@@ -77,7 +79,7 @@ mod tests {
     fn sized_from_rings_buffers_and_caches() {
         let config = pipelines::testing::config(pipelines::testing::TWO_SESSIONS);
         // 1 ingress queue × 1024 + 3 tool ports × 1 queue × 1024 + 2 workers × 32 × 5 + 3 × 256 × 1.5 + 1024
-        let p = plan(&config, 2, &[1, 1, 1]);
+        let p = plan(&config, 2, &[1, 1, 1], 0);
         let needed = 1024 + 3 * 1024 + 2 * 32 * 5 + 1152 + 1024;
         assert_eq!(u64::from(p.mbufs), (needed as u64 + 1).next_power_of_two() - 1);
         assert!(p.explanation.contains("TX rings 3072"), "{}", p.explanation);
@@ -87,7 +89,7 @@ mod tests {
     fn explicit_count_wins() {
         let mut config = pipelines::testing::config(pipelines::testing::MINIMAL);
         config.dpdk.mbufs = Some(4095);
-        assert_eq!(plan(&config, 1, &[1]).mbufs, 4095);
+        assert_eq!(plan(&config, 1, &[1], 0).mbufs, 4095);
     }
 
     #[test]

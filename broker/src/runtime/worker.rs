@@ -58,7 +58,10 @@ impl Worker {
             let now = self.clock.now_ns();
             let plan = self.plans.load();
             if self.pipeline.adopt(&plan) {
-                // A reload changed the counters' shape: TX counts move with the pipeline's.
+                // A reload changed the counters' shape. What is buffered was counted as copies
+                // in the old set: send it and count it there, then count in the new set, so each
+                // set balances on its own and the old one is never written again.
+                self.tx.flush_all();
                 self.tx.set_counters(self.pipeline.counters().clone());
             }
             self.pipeline.run(&plan, now, &mut burst[..n], &mut self.tx);
