@@ -25,7 +25,7 @@
 //! compiles into a [`Plan`] (all ports up, and all down) and shapes counters that fit it.
 #![doc(hidden)]
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use config::ValidatedConfig;
 
@@ -290,31 +290,48 @@ impl Sink<TaggedBuf> for Received {
 /// A pipeline with its plan and counters, built from one of the two configs.
 #[derive(Debug)]
 pub struct Harness {
-    pub config: ValidatedConfig,
-    pub plan: Plan,
+    pub config: &'static ValidatedConfig,
+    pub plan: &'static Plan,
     pub pipeline: Pipeline,
     pub counters: Arc<WorkerCounters>,
 }
 
+/// The config and plan of each `flags & 3`, built once per process: a plan is immutable and
+/// compiling one (Maglev tables, filters) costs far more than a fuzz execution should.
+fn shared(flags: u8) -> &'static (ValidatedConfig, Plan) {
+    static SHARED: OnceLock<Vec<(ValidatedConfig, Plan)>> = OnceLock::new();
+    let all = SHARED.get_or_init(|| {
+        (0..4u8)
+            .map(|flags| {
+                let text = if flags & 1 == 0 {
+                    PLAIN.to_owned()
+                } else {
+                    passing()
+                };
+                let config = match config::parse(&text, None) {
+                    Ok(c) => c,
+                    Err(e) => panic!("the fuzzing config does not validate: {e}"),
+                };
+                let live: Vec<bool> = (0..config.tool_ports.len())
+                    .map(|p| flags & 2 == 0 || !matches!(p, 1 | 2 | 5))
+                    .collect();
+                let plan = Plan::build(&config, 1, &live);
+                (config, plan)
+            })
+            .collect()
+    });
+    &all[usize::from(flags & 3)]
+}
+
 impl Harness {
-    /// The harness for `flags` (config and port liveness), with a fresh dedup table.
+    /// The harness for `flags` (config and port liveness), with fresh counters, dedup table
+    /// and pipeline state.
     ///
     /// # Panics
     /// If the built-in configs stop validating: the fuzzing setup itself is broken.
     pub fn new(flags: u8) -> Harness {
-        let text = if flags & 1 == 0 {
-            PLAIN.to_owned()
-        } else {
-            passing()
-        };
-        let config = match config::parse(&text, None) {
-            Ok(c) => c,
-            Err(e) => panic!("the fuzzing config does not validate: {e}"),
-        };
-        let live: Vec<bool> = (0..config.tool_ports.len())
-            .map(|p| flags & 2 == 0 || !matches!(p, 1 | 2 | 5))
-            .collect();
-        let counters = Arc::new(WorkerCounters::new(&config));
+        let (config, plan) = shared(flags);
+        let counters = Arc::new(WorkerCounters::new(config));
         let dedup = config.dedup.as_ref().map(|d| Dedup {
             table: Arc::new(DedupTable::new(d.capacity, d.window)),
             keyer: Arc::new(DedupKeyer::with_seed(
@@ -324,10 +341,10 @@ impl Harness {
             )),
         });
         Harness {
-            plan: Plan::build(&config, 1, &live),
+            config,
+            plan,
             pipeline: Pipeline::new(counters.clone(), dedup),
             counters,
-            config,
         }
     }
 
@@ -348,7 +365,7 @@ impl Harness {
                 })
             })
             .collect();
-        self.pipeline.run(&self.plan, NOW_NS, &mut burst, received);
+        self.pipeline.run(self.plan, NOW_NS, &mut burst, received);
         assert!(
             burst.iter().all(Option::is_none),
             "a packet was left in the burst"
