@@ -269,12 +269,12 @@ impl PacketBuf for TaggedBuf {
 }
 
 /// One copy handed to the sink: tool port, packet id, bytes.
-pub type Copy = (u16, u32, Vec<u8>);
+pub type Delivery = (u16, u32, Vec<u8>);
 
 /// What reached the sink, in order.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Received {
-    pub copies: Vec<Copy>,
+    pub copies: Vec<Delivery>,
     pub discarded: Vec<u32>,
 }
 
