@@ -4,6 +4,8 @@
 pub mod buf;
 pub mod counters;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inner;
 pub mod outcome;
 pub mod pipeline;

@@ -5,6 +5,7 @@
 mod conformance;
 mod dedup;
 mod failover;
+mod hostile;
 mod lab;
 mod metrics;
 mod reload;

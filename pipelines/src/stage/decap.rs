@@ -395,8 +395,11 @@ fn parse_layer(
     }
 
     let udp_offset = l3_offset + transport.offset;
-    let udp = udp::Packet::new_checked(frame.get(udp_offset..).unwrap_or_default())
-        .map_err(|_| Reason::UdpTruncated)?;
+    // The datagram ends where IP says: bytes after it are padding, not a UDP header (the IP
+    // payload may reach past the first segment, then the segment's end bounds the view).
+    let datagram = frame.get(udp_offset..).unwrap_or_default();
+    let datagram = datagram.get(..transport.len).unwrap_or(datagram);
+    let udp = udp::Packet::new_checked(datagram).map_err(|_| Reason::UdpTruncated)?;
     let udp_len = usize::from(udp.len());
     // RFC 768: the length counts the header, so it is at least 8; it cannot exceed what IP
     // carries. A shorter UDP length than the IP payload leaves trailing bytes, cut off below.
