@@ -291,7 +291,7 @@ impl Sink<TaggedBuf> for Received {
 #[derive(Debug)]
 pub struct Harness {
     pub config: &'static ValidatedConfig,
-    pub plan: &'static Plan,
+    pub plan: Plan,
     pub pipeline: Pipeline,
     pub counters: Arc<WorkerCounters>,
 }
@@ -315,7 +315,7 @@ fn shared(flags: u8) -> &'static (ValidatedConfig, Plan) {
                 let live: Vec<bool> = (0..config.tool_ports.len())
                     .map(|p| flags & 2 == 0 || !matches!(p, 1 | 2 | 5))
                     .collect();
-                let plan = Plan::build(&config, 1, &live);
+                let plan = Plan::build(&config, 1, &live, WorkerCounters::for_workers(&config, 1));
                 (config, plan)
             })
             .collect()
@@ -330,8 +330,9 @@ impl Harness {
     /// # Panics
     /// If the built-in configs stop validating: the fuzzing setup itself is broken.
     pub fn new(flags: u8) -> Harness {
-        let (config, plan) = shared(flags);
+        let (config, shared_plan) = shared(flags);
         let counters = Arc::new(WorkerCounters::new(config));
+        let plan = shared_plan.with_counters(Box::new([counters.clone()]));
         let dedup = config.dedup.as_ref().map(|d| Dedup {
             table: Arc::new(DedupTable::new(d.capacity, d.window)),
             keyer: Arc::new(DedupKeyer::with_seed(
@@ -342,8 +343,8 @@ impl Harness {
         });
         Harness {
             config,
+            pipeline: Pipeline::new(0, &plan, dedup),
             plan,
-            pipeline: Pipeline::new(counters.clone(), dedup),
             counters,
         }
     }
@@ -365,7 +366,7 @@ impl Harness {
                 })
             })
             .collect();
-        self.pipeline.run(self.plan, NOW_NS, &mut burst, received);
+        self.pipeline.run(&self.plan, NOW_NS, &mut burst, received);
         assert!(
             burst.iter().all(Option::is_none),
             "a packet was left in the burst"
@@ -653,7 +654,7 @@ pub fn config(data: &[u8]) {
                 "an accepted config describes itself"
             );
             for live in [&[][..], &vec![false; config.tool_ports.len()][..]] {
-                let plan = Plan::build(&config, 1, live);
+                let plan = Plan::build(&config, 1, live, WorkerCounters::for_workers(&config, 1));
                 assert_eq!(plan.sessions.len(), config.sessions.len());
                 assert_eq!(plan.groups.len(), config.tool_groups.len());
                 assert_eq!(plan.tool_ports, config.tool_ports.len());

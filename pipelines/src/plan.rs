@@ -25,7 +25,7 @@ use crate::stage::decap::DecapConfig;
 use crate::stage::filter::CompiledFilter;
 
 /// A session as the workers need it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct SessionPlan {
     pub filter: Option<u16>,
     /// Tool groups, in config order.
@@ -55,7 +55,7 @@ impl SessionPlan {
 }
 
 /// A tool group as the workers need it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct GroupPlan {
     pub balance: Balance,
     /// Cut copies to this many bytes.
@@ -93,7 +93,7 @@ impl GroupPlan {
 }
 
 /// Everything a worker needs to process a burst, immutable once built.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Plan {
     /// Increases with every plan the control plane builds (reloads, link changes).
     pub generation: u64,
@@ -179,6 +179,12 @@ impl Plan {
             tool_ports: config.tool_ports.len(),
             counters,
         }
+    }
+
+    /// The same plan counting into `counters` (one per worker): for tests and fuzzing, which
+    /// compile a config once and run it many times with fresh counters.
+    pub fn with_counters(&self, counters: Box<[Arc<WorkerCounters>]>) -> Plan {
+        Plan { counters, ..self.clone() }
     }
 
     /// The counters of worker `worker`.

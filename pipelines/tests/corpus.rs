@@ -165,11 +165,12 @@ fn hostile_capture_packet_by_packet() {
     let packets = sidecar["packets"].as_array().unwrap();
     assert_eq!(frames.len(), packets.len());
     let config = pipelines::testing::config(&hostile_config(&sidecar));
-    let plan = Plan::build(&config, 1, &[]);
+    let compiled = Plan::build(&config, 1, &[], WorkerCounters::for_workers(&config, 1));
     let mut mismatches = Vec::new();
     for segment in [usize::MAX, 2048] {
         let counters = Arc::new(WorkerCounters::new(&config));
-        let mut pipeline = Pipeline::new(counters.clone(), None);
+        let plan = compiled.with_counters(Box::new([counters.clone()]));
+        let mut pipeline = Pipeline::new(0, &plan, None);
         for (p, frame) in packets.iter().zip(&frames) {
             let before: Vec<u64> = Outcome::all().map(|o| counters.outcome_count(o)).collect();
             let buf = VecBuf::from_segments(frame.chunks(segment).map(<[u8]>::to_vec).collect());

@@ -16,7 +16,7 @@ const V4_KEYS: usize = 3;
 const V6_KEYS: usize = 3;
 
 /// One address dimension: the rules that accept an address, as `any ∪ containing`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct AddressMap {
     /// The rules that name no address here: they accept every address of both families.
     any: RowId,

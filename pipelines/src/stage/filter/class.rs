@@ -15,7 +15,7 @@ const CLASS_COUNT: usize = DIRECTIONS.len() * 256 * 2;
 ///
 /// Folding "carries ports" in here is what lets a packet without ports skip the port dimensions'
 /// conditions: its class already excludes every rule with a port range.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct ClassTable {
     rows: Box<[RowId]>,
 }

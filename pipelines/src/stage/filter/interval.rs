@@ -92,7 +92,7 @@ pub(super) fn elementary_intervals<K: Point>(
 
 /// Elementary intervals of one dimension → the set of rules that accept a key there, searched
 /// in a complete (`KEYS` + 1)-ary tree stored breadth-first.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct IntervalMap<K, const KEYS: usize> {
     /// Node `n` holds `KEYS` sorted interval starts and has children `n·(KEYS+1) + 1 + c`.
     /// Padded with `K::MAX` to a complete tree of `depth` levels.

@@ -135,6 +135,7 @@ impl FilterVerdict {
 }
 
 /// A filter compiled for classification: the data-path form of a [`config::Filter`].
+#[derive(Clone)]
 pub struct CompiledFilter {
     default: Action,
     /// The action of each rule, by index.

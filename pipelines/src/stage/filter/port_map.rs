@@ -18,7 +18,7 @@ type Block = [u16; 256];
 /// ranges holds a few blocks (a few KiB) instead of a 128 KiB direct table, which random
 /// ephemeral ports would spread over the caches. Measured against that direct table and against
 /// a search of the interval starts: equal or faster at every filter size.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct PortMap {
     /// High byte → block in `blocks`.
     top: Box<[u16; 256]>,

@@ -59,7 +59,7 @@ impl RuleBits {
 }
 
 /// Interns the sets of one filter while it is compiled.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct RuleSetsBuilder {
     chunks_per_row: usize,
     chunks: Vec<Chunk>,
@@ -135,7 +135,7 @@ fn to_u32(count: usize) -> u32 {
 }
 
 /// The interned sets of one compiled filter.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct RuleSets {
     chunks_per_row: usize,
     chunks: Box<[Chunk]>,
