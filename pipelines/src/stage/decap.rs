@@ -26,10 +26,16 @@
 //! without a VNI) means the packet cannot be decapsulated. An inner layer that looks like a
 //! tunnel (IP/UDP to a VXLAN or GENEVE port) but does not parse as one is the customer's own
 //! mirrored packet — malformed or not, it is what an IDS wants to see — so it is delivered as the
-//! innermost frame. The exceptions are bounds that protect the broker: a tunnel carrying an
-//! empty frame or one shorter than Ethernet (`inner_too_short`) and more than
-//! [`MAX_TUNNEL_DEPTH`] tunnels (`tunnel_too_deep`: a VXLAN-in-VXLAN-in-… bomb is dropped and
-//! counted, not followed).
+//! innermost frame — even when what it carries is empty: the customer's packet is delivered
+//! as it was mirrored. Two bounds protect the broker: the *outermost* tunnel must carry at
+//! least an Ethernet header's worth of bytes (`inner_too_short`: there is no customer frame to
+//! deliver; for bare IP in GENEVE, at least one byte of IP packet, delivered behind the
+//! synthetic Ethernet header below), and at most [`MAX_TUNNEL_DEPTH`] tunnels are removed
+//! (`tunnel_too_deep`: a VXLAN-in-VXLAN-in-… bomb is dropped and counted, not followed).
+//!
+//! **GENEVE's O and C bits** (a control message; critical options present) are reported by
+//! [`crate::wire::geneve`] and not acted on: a passive broker does not interpret options, and
+//! dropping such packets would hide from the analyzers exactly the traffic that carries them.
 //!
 //! **Checksums are not verified** (outer IPv4 header checksum, outer UDP checksum; UDP checksum 0
 //! is accepted). The NIC or the cloud fabric has already verified or recomputed them on the way
