@@ -30,8 +30,8 @@ pub struct SessionPlan {
     pub filter: Option<u16>,
     /// Tool groups, in config order.
     pub groups: Box<[u16]>,
-    /// Sorted, for binary search.
-    source_ips: Box<[IpAddr]>,
+    /// The mirrored interface's addresses (`source_ips`).
+    source_ips: AddressSet,
     /// At least one of the session's groups takes part in de-duplication.
     pub dedup: bool,
 }
@@ -42,14 +42,59 @@ impl SessionPlan {
     /// (ingress wins for a packet from one of them to another), none otherwise.
     pub fn direction(&self, flow: Option<&FlowKey>) -> Option<Direction> {
         let flow = flow?;
-        if self.source_ips.is_empty() {
-            None
-        } else if self.source_ips.binary_search(&flow.dst).is_ok() {
+        if self.source_ips.contains(flow.dst) {
             Some(Direction::Ingress)
-        } else if self.source_ips.binary_search(&flow.src).is_ok() {
+        } else if self.source_ips.contains(flow.src) {
             Some(Direction::Egress)
         } else {
             None
+        }
+    }
+}
+
+/// A set of addresses for per-packet membership tests: per family, sorted integers.
+///
+/// Comparing `IpAddr`s goes through the enum and byte arrays; integers compare in one
+/// instruction. A session lists a handful of addresses (the ENI's), which a scan checks faster
+/// than a binary search can branch; long lists are searched.
+#[derive(Debug, Default)]
+struct AddressSet {
+    v4: Box<[u32]>,
+    v6: Box<[u128]>,
+}
+
+impl AddressSet {
+    /// Lists up to this long are scanned, longer ones searched.
+    const SCAN: usize = 8;
+
+    fn new(addresses: &[IpAddr]) -> AddressSet {
+        let mut v4: Vec<u32> = Vec::new();
+        let mut v6: Vec<u128> = Vec::new();
+        for address in addresses {
+            match address {
+                IpAddr::V4(a) => v4.push(a.to_bits()),
+                IpAddr::V6(a) => v6.push(a.to_bits()),
+            }
+        }
+        v4.sort_unstable();
+        v4.dedup();
+        v6.sort_unstable();
+        v6.dedup();
+        AddressSet { v4: v4.into(), v6: v6.into() }
+    }
+
+    #[inline]
+    fn contains(&self, address: IpAddr) -> bool {
+        fn find<T: Ord + Copy>(list: &[T], value: T) -> bool {
+            if list.len() <= AddressSet::SCAN {
+                list.iter().fold(false, |found, &x| found | (x == value))
+            } else {
+                list.binary_search(&value).is_ok()
+            }
+        }
+        match address {
+            IpAddr::V4(a) => find(&self.v4, a.to_bits()),
+            IpAddr::V6(a) => find(&self.v6, a.to_bits()),
         }
     }
 }
@@ -149,13 +194,10 @@ impl Plan {
             .sessions
             .iter()
             .map(|s| {
-                let mut source_ips = s.source_ips.clone();
-                source_ips.sort();
-                source_ips.dedup();
                 SessionPlan {
                     filter: s.filter.map(|f| f.0),
                     groups: s.tools.iter().map(|g| g.0).collect(),
-                    source_ips: source_ips.into(),
+                    source_ips: AddressSet::new(&s.source_ips),
                     dedup: s.tools.iter().any(|g| groups[g.index()].dedup),
                 }
             })
@@ -231,6 +273,23 @@ mod tests {
         assert_eq!(s.direction(None), None);
         // A session without source_ips gives no direction.
         assert_eq!(plan.sessions[1].direction(Some(&FlowKey::without_ports(b, a, 1))), None);
+    }
+
+    #[test]
+    fn address_sets_scan_short_lists_and_search_long_ones() {
+        let parse = |a: &str| a.parse::<IpAddr>().unwrap();
+        let short = AddressSet::new(&[parse("10.0.0.2"), parse("fd00::1"), parse("10.0.0.1"), parse("10.0.0.2")]);
+        assert_eq!(short.v4.as_ref(), &[0x0a00_0001, 0x0a00_0002]);
+        assert!(short.contains(parse("10.0.0.1")) && short.contains(parse("fd00::1")));
+        assert!(!short.contains(parse("10.0.0.3")) && !short.contains(parse("::ffff:10.0.0.1")));
+        let many: Vec<IpAddr> = (0..40u32).map(|i| IpAddr::from((0x0a00_0000 + 3 * i).to_be_bytes())).collect();
+        let long = AddressSet::new(&many);
+        assert!(long.v4.len() > AddressSet::SCAN);
+        for i in 0..120u32 {
+            let address = IpAddr::from((0x0a00_0000 + i).to_be_bytes());
+            assert_eq!(long.contains(address), i % 3 == 0, "{address}");
+        }
+        assert!(!AddressSet::default().contains(parse("10.0.0.1")));
     }
 
     #[test]
