@@ -42,36 +42,32 @@ const FRAMES: usize = 32_768;
 /// Clock step per burst: 32 packets at 10 Mpps.
 const BURST_NS: u64 = 3_200;
 
-/// One way of running the pipeline: its config and whether to measure it.
+/// One way of running the pipeline: its config, and the dedup prefetch forced on or off
+/// (`None`: the pipeline's choice by table size).
 struct Case {
     name: &'static str,
     toml: String,
+    prefetch: Option<bool>,
 }
 
 fn cases() -> Vec<Case> {
     let without_filter = |t: &str| t.replace("filter = \"f100\"\n", "");
     let without_dedup = |t: &str| t.replace("[dedup]\nwindow = \"200us\"\ncapacity = 16384\n", "");
+    // A dedup table of 2^20 entries (16 MiB), as a window of tens of milliseconds needs at
+    // 10 Mpps: it does not fit the caches.
+    let large_table = |t: &str| t.replace("capacity = 16384\n", "capacity = 1048576\n");
+    let case = |name, toml: String| Case { name, toml, prefetch: None };
     vec![
-        Case {
-            name: "single",
-            toml: SINGLE.to_owned(),
-        },
-        Case {
-            name: "single_no_filter",
-            toml: without_filter(SINGLE),
-        },
-        Case {
-            name: "single_no_dedup",
-            toml: without_dedup(SINGLE),
-        },
-        Case {
-            name: "single_no_filter_no_dedup",
-            toml: without_dedup(&without_filter(SINGLE)),
-        },
-        Case {
-            name: "fanout",
-            toml: FANOUT.to_owned(),
-        },
+        case("single", SINGLE.to_owned()),
+        case("single_no_filter", without_filter(SINGLE)),
+        case("single_no_dedup", without_dedup(SINGLE)),
+        case("single_no_filter_no_dedup", without_dedup(&without_filter(SINGLE))),
+        Case { prefetch: Some(true), ..case("single_prefetch", SINGLE.to_owned()) },
+        case("single_16MiB_table", large_table(SINGLE)),
+        Case { prefetch: Some(false), ..case("single_16MiB_table_no_prefetch", large_table(SINGLE)) },
+        case("fanout", FANOUT.to_owned()),
+        case("fanout_16MiB_table", large_table(FANOUT)),
+        Case { prefetch: Some(false), ..case("fanout_16MiB_table_no_prefetch", large_table(FANOUT)) },
     ]
 }
 
@@ -89,7 +85,8 @@ struct Rig {
 }
 
 impl Rig {
-    fn new(toml: &str, frames: Rc<Vec<Vec<u8>>>) -> Rig {
+    fn new(case: &Case, frames: Rc<Vec<Vec<u8>>>) -> Rig {
+        let toml = case.toml.as_str();
         let config = testing::config(toml);
         let dedup_settings = config.dedup.as_ref();
         assert!(
@@ -103,8 +100,12 @@ impl Rig {
             keyer: Arc::new(DedupKeyer::with_seed(1, d.ignore_dscp_ecn, d.ignore_vlan)),
         });
         let copies_per_packet = config.tool_groups.len();
+        let mut pipeline = Pipeline::new(0, &plan, dedup);
+        if let Some(on) = case.prefetch {
+            pipeline.set_dedup_prefetch(on);
+        }
         Rig {
-            pipeline: Pipeline::new(0, &plan, dedup),
+            pipeline,
             sink: CountingSink::new(plan.tool_ports),
             plan,
             counters,
@@ -160,7 +161,7 @@ fn main() {
             .into_iter()
             .find(|c| c.name == wanted)
             .expect("BENCH_CASE: no such case");
-        let mut rig = Rig::new(&case.toml, frames);
+        let mut rig = Rig::new(&case, frames);
         for _ in 0..calls {
             rig.call();
         }
@@ -170,7 +171,7 @@ fn main() {
 
     let mut rows: Vec<(String, Cost)> = Vec::new();
     let refill = {
-        let mut rig = Rig::new(SINGLE, frames.clone());
+        let mut rig = Rig::new(&cases()[0], frames.clone());
         least_cost(BURST, 200, 1024, || {
             rig.refill();
             for slot in &mut rig.burst {
@@ -179,7 +180,7 @@ fn main() {
         })
     };
     for case in cases() {
-        let mut rig = Rig::new(&case.toml, frames.clone());
+        let mut rig = Rig::new(&case, frames.clone());
         let total = least_cost(BURST, 200, 1024, || rig.call());
         rig.check(case.name);
         rows.push((format!("{} (with the copy in)", case.name), total));
@@ -197,7 +198,7 @@ fn bench(c: &mut Criterion, frames: &Rc<Vec<Vec<u8>>>) {
     let mut group = c.benchmark_group("pipeline");
     group.throughput(Throughput::Elements(BURST as u64));
     for case in cases() {
-        let mut rig = Rig::new(&case.toml, frames.clone());
+        let mut rig = Rig::new(&case, frames.clone());
         group.bench_function(case.name, |b| b.iter(|| rig.call()));
     }
     group.finish();
