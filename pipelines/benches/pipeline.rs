@@ -56,18 +56,34 @@ fn cases() -> Vec<Case> {
     // A dedup table of 2^20 entries (16 MiB), as a window of tens of milliseconds needs at
     // 10 Mpps: it does not fit the caches.
     let large_table = |t: &str| t.replace("capacity = 16384\n", "capacity = 1048576\n");
-    let case = |name, toml: String| Case { name, toml, prefetch: None };
+    let case = |name, toml: String| Case {
+        name,
+        toml,
+        prefetch: None,
+    };
     vec![
         case("single", SINGLE.to_owned()),
         case("single_no_filter", without_filter(SINGLE)),
         case("single_no_dedup", without_dedup(SINGLE)),
-        case("single_no_filter_no_dedup", without_dedup(&without_filter(SINGLE))),
-        Case { prefetch: Some(true), ..case("single_prefetch", SINGLE.to_owned()) },
+        case(
+            "single_no_filter_no_dedup",
+            without_dedup(&without_filter(SINGLE)),
+        ),
+        Case {
+            prefetch: Some(true),
+            ..case("single_prefetch", SINGLE.to_owned())
+        },
         case("single_16MiB_table", large_table(SINGLE)),
-        Case { prefetch: Some(false), ..case("single_16MiB_table_no_prefetch", large_table(SINGLE)) },
+        Case {
+            prefetch: Some(false),
+            ..case("single_16MiB_table_no_prefetch", large_table(SINGLE))
+        },
         case("fanout", FANOUT.to_owned()),
         case("fanout_16MiB_table", large_table(FANOUT)),
-        Case { prefetch: Some(false), ..case("fanout_16MiB_table_no_prefetch", large_table(FANOUT)) },
+        Case {
+            prefetch: Some(false),
+            ..case("fanout_16MiB_table_no_prefetch", large_table(FANOUT))
+        },
     ]
 }
 
