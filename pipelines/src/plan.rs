@@ -144,8 +144,8 @@ pub struct Plan {
     pub generation: u64,
     pub decap: DecapConfig,
     pub sessions: Box<[SessionPlan]>,
-    /// (VNI, session), sorted by VNI.
-    vnis: Box<[(u32, u16)]>,
+    /// VNI → session.
+    vnis: VniTable,
     pub default_session: Option<u16>,
     pub untunneled_session: Option<u16>,
     pub filters: Box<[CompiledFilter]>,
@@ -213,7 +213,7 @@ impl Plan {
             generation,
             decap: DecapConfig::from_settings(&config.decap),
             sessions,
-            vnis: vnis.into(),
+            vnis: VniTable::new(&vnis),
             default_session: config.decap.default_session.map(|s| s.0),
             untunneled_session: config.decap.untunneled_session.map(|s| s.0),
             filters: config.filters.iter().map(CompiledFilter::compile).collect(),
@@ -231,10 +231,59 @@ impl Plan {
     /// The session of a VNI, falling back to the default session.
     #[inline]
     pub fn session_for_vni(&self, vni: u32) -> Option<u16> {
-        match self.vnis.binary_search_by_key(&vni, |&(v, _)| v) {
-            Ok(i) => Some(self.vnis[i].1),
-            Err(_) => self.default_session,
+        self.vnis.get(vni).or(self.default_session)
+    }
+}
+
+/// VNI → session, for one lookup per packet: open addressing with linear probing in a table
+/// at most half full, so a lookup reads one slot, rarely two. A sorted list searched by
+/// bisection took six dependent, mispredicted steps for 64 sessions.
+#[derive(Debug)]
+struct VniTable {
+    /// `(VNI + 1, session)`; 0 marks an empty slot (VNIs have 24 bits, so VNI + 1 never is 0).
+    slots: Box<[(u32, u16)]>,
+    /// `slots.len() - 1` (the length is a power of two).
+    mask: usize,
+}
+
+impl VniTable {
+    /// A table of the `(VNI, session)` pairs (VNIs unique, as the config guarantees).
+    fn new(vnis: &[(u32, u16)]) -> VniTable {
+        let len = (vnis.len() * 2).next_power_of_two().max(2);
+        let mut slots = vec![(0u32, 0u16); len].into_boxed_slice();
+        let mask = len - 1;
+        for &(vni, session) in vnis {
+            let mut at = Self::home(vni, mask);
+            while slots[at].0 != 0 {
+                at = (at + 1) & mask;
+            }
+            slots[at] = (vni + 1, session);
         }
+        VniTable { slots, mask }
+    }
+
+    /// Slot a VNI hashes to (Fibonacci hashing of its 24 bits).
+    #[inline]
+    fn home(vni: u32, mask: usize) -> usize {
+        (vni.wrapping_mul(0x9e37_79b1) >> 8) as usize & mask
+    }
+
+    #[inline]
+    fn get(&self, vni: u32) -> Option<u16> {
+        let wanted = vni.wrapping_add(1);
+        let mut at = Self::home(vni, self.mask);
+        // At most half full: an empty slot ends every probe sequence.
+        for _ in 0..self.slots.len() {
+            let &(stored, session) = self.slots.get(at)?;
+            if stored == wanted {
+                return Some(session);
+            }
+            if stored == 0 {
+                return None;
+            }
+            at = (at + 1) & self.mask;
+        }
+        None
     }
 }
 
@@ -257,6 +306,22 @@ mod tests {
         ));
         let plan = Plan::build(&with_default, 1, &[], WorkerCounters::for_workers(&with_default, 1));
         assert_eq!(plan.session_for_vni(7), Some(1));
+    }
+
+    #[test]
+    fn vni_table_finds_every_vni_and_nothing_else() {
+        let pairs: Vec<(u32, u16)> = (0..300u32).map(|i| (i.wrapping_mul(40_503) & 0xff_ffff, i as u16)).collect();
+        let table = VniTable::new(&pairs);
+        assert!(table.slots.len() >= 2 * pairs.len() && table.slots.len().is_power_of_two());
+        for &(vni, session) in &pairs {
+            assert_eq!(table.get(vni), Some(session), "VNI {vni}");
+        }
+        let known: std::collections::HashSet<u32> = pairs.iter().map(|p| p.0).collect();
+        for vni in (0..0x100_0000u32).step_by(997).filter(|v| !known.contains(v)) {
+            assert_eq!(table.get(vni), None, "VNI {vni}");
+        }
+        assert_eq!(VniTable::new(&[]).get(0), None);
+        assert_eq!(VniTable::new(&[(0xff_ffff, 3)]).get(0xff_ffff), Some(3));
     }
 
     #[test]
