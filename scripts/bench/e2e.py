@@ -182,10 +182,12 @@ def snapshot(address, tool_ports):
     }
 
 
-def next_publication(address, tool_ports, after_uptime, timeout=10):
+def next_publication(address, tool_ports, after_uptime, timeout=10, proc=None):
     """The first snapshot whose publication is later than `after_uptime`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the broker exited with {proc.returncode}:\n{proc.stdout.read()[-3000:]}")
         try:
             s = snapshot(address, tool_ports)
             if s["uptime"] > after_uptime:
@@ -200,7 +202,7 @@ def run_broker(broker, config_path, address, tool_ports, warmup, seconds):
     proc = subprocess.Popen([broker, "run", "--config", config_path],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        first = next_publication(address, tool_ports, 0.0, timeout=60)
+        first = next_publication(address, tool_ports, 0.0, timeout=60, proc=proc)
         start = next_publication(address, tool_ports, first["uptime"] + warmup)
         cpu_start = worker_cpu_seconds(proc.pid)
         end = next_publication(address, tool_ports, start["uptime"] + seconds - 0.5)
@@ -235,7 +237,7 @@ def write_config(out_dir, name, scenario, captures, metrics):
     path = os.path.join(out_dir, f"{name}.toml")
     cmd = [sys.executable, os.path.join(HERE, "config.py"), scenario, "--metrics", metrics]
     for c in captures:
-        cmd += ["--capture", c]
+        cmd += ["--capture", os.path.abspath(c)]
     with open(path, "w") as f:
         subprocess.run(cmd, check=True, stdout=f)
     return path
