@@ -20,7 +20,7 @@ Scenarios:
            (2 ports)                                            (three copies per packet)
 
     config.py SCENARIO --capture A.pcap [--capture B.pcap] --metrics 127.0.0.1:9480
-              [--window-us 200] [--capacity 16384] [--memory-mb 1024]
+              [--window-us 200] [--capacity 16384] [--memory-mb 1024] [--worker-cpus 1,0]
 
 One `--capture` per RX queue (and worker): `net_pcap` gives one RX queue per `rx_pcap`.
 """
@@ -92,6 +92,7 @@ def main():
     parser.add_argument("--window-us", type=int, default=200)
     parser.add_argument("--capacity", type=int, default=16384)
     parser.add_argument("--memory-mb", type=int, default=1024)
+    parser.add_argument("--worker-cpus", help='CPUs of the workers ("1,0"); default: lcores = "auto"')
     args = parser.parse_args()
 
     out = []
@@ -103,7 +104,11 @@ def main():
     w("[dpdk]")
     w(f'eal_args = ["--no-huge", "-m", "{args.memory_mb}", "--no-pci", "--no-shconf", "--no-telemetry"]')
     w("[workers]")
-    w('lcores = "auto"')
+    if args.worker_cpus:
+        w(f"lcores = [{args.worker_cpus}]")
+        w("control_core = 0")
+    else:
+        w('lcores = "auto"')
     w("[[ingress]]")
     w('name = "mirror"')
     pcaps = ",".join(f"rx_pcap={c}" for c in args.capture)

@@ -102,7 +102,10 @@ def run_testpmd(capture, packets_in_capture, warmup, seconds, memory_mb):
     proc = subprocess.Popen(cmd, stdout=terminal, stderr=terminal, stdin=subprocess.DEVNULL)
     os.close(terminal)
     lines = io.TextIOWrapper(os.fdopen(controller, "rb", buffering=0), errors="replace")
-    periods = []  # (port 0 Rx-pps, port 1 Tx-pps, worker CPU seconds at its end) per period
+    # Per statistics period: (port 0 Rx-pps, port 1 Tx-pps, worker CPU seconds and time at its
+    # end). testpmd prints a period's statistics when at least `--stats-period` has passed at its
+    # once-a-second check, so periods last one or two seconds; its rates are per second anyway.
+    periods = []
     port = None
     rx_pps = None
     wanted = warmup + seconds
@@ -120,7 +123,7 @@ def run_testpmd(capture, packets_in_capture, warmup, seconds, memory_mb):
                 rx_pps = int(m.group(1))
             m = re.search(r"Tx-pps:\s+(\d+)", line)
             if m and port == 1 and rx_pps is not None:
-                periods.append((rx_pps, int(m.group(1)), worker_cpu_seconds(proc.pid)))
+                periods.append((rx_pps, int(m.group(1)), worker_cpu_seconds(proc.pid), time.monotonic()))
                 rx_pps = None
                 if len(periods) > wanted:
                     break
@@ -143,7 +146,7 @@ def run_testpmd(capture, packets_in_capture, warmup, seconds, memory_mb):
         raise RuntimeError("testpmd gave too few statistics periods:\n" + "".join(output[-40:]))
     rx_mpps = statistics.mean(p[0] for p in measured) / 1e6
     # The forwarding core's share of a CPU while measured (the machine may be shared).
-    cpu_share = (measured[-1][2] - periods[warmup][2]) / len(measured)
+    cpu_share = (measured[-1][2] - periods[warmup][2]) / (measured[-1][3] - periods[warmup][3])
     return {
         "rx_mpps": rx_mpps,
         "tx_mpps": statistics.mean(p[1] for p in measured) / 1e6,
@@ -183,18 +186,25 @@ def snapshot(address, tool_ports):
 
 
 def next_publication(address, tool_ports, after_uptime, timeout=10, proc=None):
-    """The first snapshot whose publication is later than `after_uptime`."""
+    """The first snapshot whose publication is later than `after_uptime`.
+
+    Scraping renders every series on the broker's control core, which the second worker shares:
+    the endpoint is read as seldom as possible (once the publication can exist, then every
+    50 ms until it does)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"the broker exited with {proc.returncode}:\n{proc.stdout.read()[-3000:]}")
+        wait = 0.05
         try:
             s = snapshot(address, tool_ports)
             if s["uptime"] > after_uptime:
                 return s
+            # Publications are `broker_uptime_seconds` apart in wall time too.
+            wait = max(wait, after_uptime - s["uptime"] - 0.05)
         except OSError:
             pass
-        time.sleep(0.02)
+        time.sleep(wait)
     raise RuntimeError(f"no metrics publication from {address}")
 
 
@@ -233,9 +243,11 @@ def run_broker(broker, config_path, address, tool_ports, warmup, seconds):
     }
 
 
-def write_config(out_dir, name, scenario, captures, metrics):
+def write_config(out_dir, name, scenario, captures, metrics, worker_cpus=None):
     path = os.path.join(out_dir, f"{name}.toml")
     cmd = [sys.executable, os.path.join(HERE, "config.py"), scenario, "--metrics", metrics]
+    if worker_cpus:
+        cmd += ["--worker-cpus", worker_cpus]
     for c in captures:
         cmd += ["--capture", os.path.abspath(c)]
     with open(path, "w") as f:
@@ -279,7 +291,9 @@ def main():
         configs = {
             "broker-1w": (write_config(args.out, f"{capture}-broker-1w", "single", [whole], args.metrics),
                           [f"flow-{i}" for i in range(4)]),
-            "broker-2w": (write_config(args.out, f"{capture}-broker-2w", "single", halves, args.metrics),
+            # The second worker on CPU 0, with the (mostly sleeping) control thread: "auto" would
+            # put both on CPU 1 of a two-CPU machine.
+            "broker-2w": (write_config(args.out, f"{capture}-broker-2w", "single", halves, args.metrics, "1,0"),
                           [f"flow-{i}" for i in range(4)]),
             "fanout-1w": (write_config(args.out, f"{capture}-fanout-1w", "fanout", [whole], args.metrics),
                           [f"flow-{i}" for i in range(4)] + ["source-0", "source-1", "rr-0", "rr-1"]),
