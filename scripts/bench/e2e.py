@@ -186,24 +186,31 @@ def snapshot(address, tool_ports):
 
 
 def next_publication(address, tool_ports, after_uptime, timeout=10, proc=None):
-    """The first snapshot whose publication is later than `after_uptime`.
+    """The first snapshot whose publication is later than `after_uptime`, read within 20 ms of
+    its making (the CPU time read right after it must belong to the same moment).
 
-    Scraping renders every series on the broker's control core, which the second worker shares:
-    the endpoint is read as seldom as possible (once the publication can exist, then every
-    50 ms until it does)."""
+    Scraping renders every series on the broker's control core, which the second worker shares
+    (about 2 ms a scrape): the endpoint is polled every 20 ms only in the last 1.2 s before the
+    publication is due, and read once a second before that."""
     deadline = time.monotonic() + timeout
+    previous = None  # monotonic time of the previous scrape
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"the broker exited with {proc.returncode}:\n{proc.stdout.read()[-3000:]}")
-        wait = 0.05
+        wait = 0.02
         try:
             s = snapshot(address, tool_ports)
-            if s["uptime"] > after_uptime:
+            now = time.monotonic()
+            fresh = previous is not None and now - previous < 0.06
+            previous = now
+            if s["uptime"] > after_uptime and fresh:
                 return s
-            # Publications are `broker_uptime_seconds` apart in wall time too.
-            wait = max(wait, after_uptime - s["uptime"] - 0.05)
+            if s["uptime"] <= after_uptime:
+                # Publications are `broker_uptime_seconds` apart in wall time too; this one may
+                # be up to a second old.
+                wait = min(1.0, max(wait, after_uptime - s["uptime"] - 1.2))
         except OSError:
-            pass
+            previous = None
         time.sleep(wait)
     raise RuntimeError(f"no metrics publication from {address}")
 
