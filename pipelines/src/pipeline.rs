@@ -12,10 +12,11 @@
 //!    per tool group — extra groups get a shared handle (an mbuf clone, no payload copy), and
 //!    slicing cuts only the handle of the group that asked for it.
 //!
-//! The prefetch pays only when the table does not fit the caches: the dedup bench measured a
-//! check in a 16 MiB table at 276 ns (miss) and 166 ns (hit) one by one, 106 and 79 ns with the
-//! burst's buckets prefetched; the full-pipeline bench, whose table (256 KiB) stays in L2, ran
-//! 5 % slower with it. So it is on for tables of [`DEDUP_PREFETCH_MIN_BYTES`] or more.
+//! The prefetch pays only when the table does not fit the caches. With a 16 MiB table the
+//! full-pipeline bench costs 188 ns per packet with it and 302 without (one tool group; 362 and
+//! 629 with three); with the 256 KiB table of the end-to-end config it cost 1–2 % in the bench
+//! and 3 % end to end (BENCHMARKS.md). So it is on for tables of [`DEDUP_PREFETCH_MIN_BYTES`] or
+//! more. (Safe Rust has no prefetch instruction: [`DedupTable::prefetch`] loads and discards.)
 //!
 //! Accounting: every packet handed to [`Pipeline::run`] is counted in `rx_packets` and in
 //! exactly one outcome counter; every copy given to the sink is counted on its port (`copies`),
