@@ -388,7 +388,9 @@ impl Checker {
             if let Some((_, owner)) = EAL_OPTIONS_SET_BY_BROKER.iter().find(|(o, _)| *o == option) {
                 self.problem(Issue::at(
                     arg.span(),
-                    format!("`{option}` is set by the broker from {owner}; remove it from eal_args"),
+                    format!(
+                        "`{option}` is set by the broker from {owner}; remove it from eal_args"
+                    ),
                 ));
             }
         }

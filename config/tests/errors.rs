@@ -830,5 +830,11 @@ fn eal_options_the_broker_sets_itself_are_refused() {
         "`--lcores` is set by the broker from [workers] lcores",
     );
     let text = minimal_with("[dpdk]\neal_args = [\"--vdev\", \"net_null9\"]\n");
-    assert_refused_at(&text, "\"--vdev", 0, "dpdk.eal_args[0]", "the ports' `device`");
+    assert_refused_at(
+        &text,
+        "\"--vdev",
+        0,
+        "dpdk.eal_args[0]",
+        "the ports' `device`",
+    );
 }

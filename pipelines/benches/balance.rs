@@ -1,14 +1,20 @@
 //! Balance keys and Maglev lookups, per packet, in bursts of 32.
+//!
+//! Before criterion runs, a pass prints the least cost per packet (ns and TSC cycles, with the
+//! line-rate budgets) of the flow hash, and of the Maglev lookup with and without it.
+
+#[path = "common/mod.rs"]
+mod common;
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput};
 use pipelines::flow::{FlowKey, ip_proto};
 use pipelines::stage::balance::{flow_hash, ip_pair_hash, source_hash};
 use pipelines::stage::maglev::Maglev;
 
-const BURST: usize = 32;
+use common::{BURST, least_cost, print_costs};
 
 fn ipv4_flows() -> [FlowKey; BURST] {
     std::array::from_fn(|i| {
@@ -100,5 +106,44 @@ fn bench(c: &mut Criterion) {
     rebuild.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+fn print_least_costs() {
+    let v4 = ipv4_flows();
+    let names: Vec<String> = (0..8).map(|i| format!("suricata-{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let table = Maglev::build(&names, &[true; 8]);
+    let hashes: [u64; BURST] = std::array::from_fn(|i| flow_hash(&v4[i]));
+    let rows = vec![
+        (
+            "flow_hash, IPv4".to_owned(),
+            least_cost(BURST, 200, 1024, || {
+                for key in black_box(&v4) {
+                    black_box(flow_hash(key));
+                }
+            }),
+        ),
+        (
+            "maglev lookup, 8 ports".to_owned(),
+            least_cost(BURST, 200, 1024, || {
+                for &hash in black_box(&hashes) {
+                    black_box(table.lookup(hash));
+                }
+            }),
+        ),
+        (
+            "flow_hash + maglev lookup".to_owned(),
+            least_cost(BURST, 200, 1024, || {
+                for key in black_box(&v4) {
+                    black_box(table.lookup(flow_hash(key)));
+                }
+            }),
+        ),
+    ];
+    print_costs("balance, burst 32", &rows);
+}
+
+fn main() {
+    print_least_costs();
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c);
+    c.final_summary();
+}

@@ -1,19 +1,29 @@
 //! De-duplication per packet, in bursts of 32: key hashing and table checks.
 //!
+//! Before criterion runs, a pass prints the least cost per packet (ns and TSC cycles, with the
+//! line-rate budgets) of each: keys of 64-, 512- and 1,500-byte frames, and hits and misses in a
+//! 2^20-entry (16 MiB) table at 50 % and 90 % load, checked one by one and with the burst's
+//! buckets prefetched first (as the pipeline does for tables larger than L2).
+//!
 //! The table benches keep the load steady with a simulated clock: each new key advances it by
 //! `window / (load × capacity)`, so about `load × capacity` entries are live at any time (the
 //! others have expired) — the steady state of a broker whose packet rate × window is that many
 //! entries.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use common::{Cost, least_cost, print_costs};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
 use etherparse::PacketBuilder;
 use pipelines::VecBuf;
 use pipelines::stage::dedup::{DedupKey, DedupKeyer, DedupTable, Seen};
 
-const BURST: usize = 32;
+use common::BURST;
 const L2: usize = 14;
 const CAPACITY: u32 = 1 << 20;
 const WINDOW: Duration = Duration::from_millis(100);
@@ -197,5 +207,77 @@ fn bench_table(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_keys, bench_table);
-criterion_main!(benches);
+/// The least cost per packet of every key size and table case.
+fn print_least_costs() {
+    let keyer = DedupKeyer::with_seed(1, false, false);
+    let mut rows: Vec<(String, Cost)> = Vec::new();
+    for frame_len in [64, 512, 1500] {
+        let burst = frames(frame_len);
+        let cost = least_cost(BURST, 200, 256, || {
+            for pkt in black_box(&burst) {
+                black_box(keyer.key(pkt, L2, &[]));
+            }
+        });
+        rows.push((format!("key, {frame_len}-byte frame"), cost));
+    }
+    for load in [0.5, 0.9] {
+        let percent = (load * 100.0) as u32;
+        let mut steady = Steady::new(load);
+        let recent = (f64::from(CAPACITY) * load / 4.0) as u64;
+        let first_recent = steady.next_key - recent + 1;
+        let now_ns = steady.now_ns;
+        let mut offset = 0;
+        let mut hits = |prefetch: bool, steady: &mut Steady| {
+            least_cost(BURST, 200, 256, || {
+                let keys: [DedupKey; BURST] =
+                    std::array::from_fn(|i| key(first_recent + (offset + i as u64) % recent));
+                offset = (offset + BURST as u64) % recent;
+                if prefetch {
+                    for &k in &keys {
+                        steady.table.prefetch(k, 0);
+                    }
+                }
+                for k in keys {
+                    black_box(steady.table.check(k, 0, now_ns));
+                }
+            })
+        };
+        rows.push((
+            format!("table hit, {percent}% load"),
+            hits(false, &mut steady),
+        ));
+        rows.push((
+            format!("table hit, {percent}% load, prefetched"),
+            hits(true, &mut steady),
+        ));
+        let misses = |prefetch: bool, steady: &mut Steady| {
+            least_cost(BURST, 200, 256, || {
+                if prefetch {
+                    for i in 0..BURST as u64 {
+                        steady.table.prefetch(key(steady.next_key + 1 + i), 0);
+                    }
+                }
+                for _ in 0..BURST {
+                    black_box(steady.insert_next());
+                }
+            })
+        };
+        rows.push((
+            format!("table miss, {percent}% load"),
+            misses(false, &mut steady),
+        ));
+        rows.push((
+            format!("table miss, {percent}% load, prefetched"),
+            misses(true, &mut steady),
+        ));
+    }
+    print_costs("dedup, burst 32, table of 2^20 entries (16 MiB)", &rows);
+}
+
+fn main() {
+    print_least_costs();
+    let mut c = Criterion::default().configure_from_args();
+    bench_keys(&mut c);
+    bench_table(&mut c);
+    c.final_summary();
+}

@@ -6,17 +6,21 @@
 //! repeated burst flatters branchy code: `classify_burst_hot` shows by how much). Criterion's
 //! throughput is packets: its time per element is the cost per packet.
 //!
-//! Before criterion runs, a short pass prints the *minimum* time per packet over many rounds for
+//! Before criterion runs, a short pass prints the *minimum* cost per packet (ns and TSC cycles) over many rounds for
 //! each filter size, and the 1,000-to-10 ratio: on a shared machine the minimum is steadier than
 //! criterion's mean, which other processes inflate.
 //!
 //! `cargo bench -p broker-pipelines --bench filter`
 
+#[path = "common/mod.rs"]
+mod common;
 #[path = "filter/workload.rs"]
 mod workload;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
+
+use common::{fixed_calls, least_cost, print_costs};
 
 use config::{Action, Direction};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -67,6 +71,27 @@ fn bench_filter(c: &mut Criterion) {
         })
         .collect::<Vec<Case>>();
 
+    if let Some(calls) = fixed_calls() {
+        // For callgrind: `calls` bursts through the classify_burst of one size (BENCH_CASE).
+        let size: usize = std::env::var("BENCH_CASE")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1000);
+        let (_, _, compiled, bursts) = cases
+            .iter()
+            .find(|c| c.0 == size)
+            .expect("BENCH_CASE: a filter size");
+        let mut verdicts = [FilterVerdict {
+            action: Action::Accept,
+            rule: None,
+        }; BURST];
+        for call in 0..calls {
+            let burst = &bursts[call % BURSTS];
+            compiled.classify_burst(&burst.keys, &burst.directions, &mut verdicts);
+            black_box(&verdicts);
+        }
+        std::process::exit(0);
+    }
     print_minimum_costs(&cases);
 
     let mut group = c.benchmark_group("filter");
@@ -124,53 +149,45 @@ fn bench_filter(c: &mut Criterion) {
 
 type Case = (usize, config::Filter, CompiledFilter, Vec<Burst>);
 
-/// The least time per packet over `rounds` passes over all bursts.
-fn minimum_per_packet(bursts: &[Burst], rounds: usize, mut classify: impl FnMut(&Burst)) -> f64 {
-    let mut best = f64::MAX;
-    for _ in 0..rounds {
-        let started = Instant::now();
-        for burst in bursts {
-            classify(burst);
-        }
-        let per_packet = started.elapsed().as_secs_f64() * 1e9 / (bursts.len() * BURST) as f64;
-        best = best.min(per_packet);
-    }
-    best
-}
-
+/// The least cost per packet of each filter size (TSC cycles and ns), and the 1,000-to-10 ratio.
 fn print_minimum_costs(cases: &[Case]) {
     let mut verdicts = [FilterVerdict {
         action: Action::Accept,
         rule: None,
     }; BURST];
     let mut rows = Vec::new();
+    let mut ratio_inputs = Vec::new();
     for (size, filter, compiled, bursts) in cases {
-        let burst = minimum_per_packet(bursts, 300, |burst| {
+        let mut turn = (0..BURSTS).cycle();
+        let burst = least_cost(BURST, 300, BURSTS, || {
+            let burst = &bursts[turn.next().unwrap_or(0)];
             compiled.classify_burst(&burst.keys, &burst.directions, &mut verdicts);
             black_box(&verdicts);
         });
-        let single = minimum_per_packet(bursts, 300, |burst| {
+        let single = least_cost(BURST, 300, BURSTS, || {
+            let burst = &bursts[turn.next().unwrap_or(0)];
             for (key, &direction) in burst.keys.iter().zip(&burst.directions) {
                 black_box(compiled.classify(black_box(key.as_ref()), direction));
             }
         });
-        let linear = minimum_per_packet(bursts, if *size > 1000 { 2 } else { 10 }, |burst| {
+        let linear = least_cost(BURST, if *size > 1000 { 2 } else { 10 }, BURSTS, || {
+            let burst = &bursts[turn.next().unwrap_or(0)];
             for (key, &direction) in burst.keys.iter().zip(&burst.directions) {
                 black_box(classify_linear(filter, black_box(key.as_ref()), direction));
             }
         });
-        rows.push((*size, burst, single, linear));
+        rows.push((format!("{size} rules, classify_burst"), burst));
+        rows.push((format!("{size} rules, classify"), single));
+        rows.push((format!("{size} rules, linear scan"), linear));
+        ratio_inputs.push((*size, burst, single));
     }
-    eprintln!("minimum ns/packet: rules, classify_burst, classify, classify_linear");
-    for (size, burst, single, linear) in &rows {
-        eprintln!("  {size:>6} {burst:>8.1} {single:>8.1} {linear:>10.1}");
-    }
-    let at = |rules: usize| rows.iter().find(|row| row.0 == rules);
+    print_costs("filter, burst 32", &rows);
+    let at = |rules: usize| ratio_inputs.iter().find(|row| row.0 == rules);
     if let (Some(small), Some(large)) = (at(10), at(1_000)) {
         eprintln!(
             "1,000 rules / 10 rules: classify_burst {:.2}, classify {:.2}",
-            large.1 / small.1,
-            large.2 / small.2
+            large.1.cycles / small.1.cycles,
+            large.2.cycles / small.2.cycles
         );
     }
 }

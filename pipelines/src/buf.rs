@@ -71,12 +71,19 @@ pub struct VecBuf {
 impl VecBuf {
     /// A one-segment packet holding `bytes`.
     pub fn new(bytes: &[u8]) -> VecBuf {
-        VecBuf { segs: vec![bytes.to_vec()], start: 0 }
+        VecBuf {
+            segs: vec![bytes.to_vec()],
+            start: 0,
+        }
     }
 
     /// A packet made of `segments` (the first must not be empty unless it is the only one).
     pub fn from_segments(segments: Vec<Vec<u8>>) -> VecBuf {
-        let segs = if segments.is_empty() { vec![Vec::new()] } else { segments };
+        let segs = if segments.is_empty() {
+            vec![Vec::new()]
+        } else {
+            segments
+        };
         VecBuf { segs, start: 0 }
     }
 

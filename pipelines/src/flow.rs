@@ -24,13 +24,35 @@ pub struct FlowKey {
 
 impl FlowKey {
     /// A key for a packet that carries ports.
-    pub fn with_ports(src: IpAddr, dst: IpAddr, protocol: u8, src_port: u16, dst_port: u16) -> FlowKey {
-        FlowKey { src, dst, protocol, src_port, dst_port, has_ports: true, fragment: false }
+    pub fn with_ports(
+        src: IpAddr,
+        dst: IpAddr,
+        protocol: u8,
+        src_port: u16,
+        dst_port: u16,
+    ) -> FlowKey {
+        FlowKey {
+            src,
+            dst,
+            protocol,
+            src_port,
+            dst_port,
+            has_ports: true,
+            fragment: false,
+        }
     }
 
     /// A key for a packet without transport ports (ICMP, a later fragment, …).
     pub fn without_ports(src: IpAddr, dst: IpAddr, protocol: u8) -> FlowKey {
-        FlowKey { src, dst, protocol, src_port: 0, dst_port: 0, has_ports: false, fragment: false }
+        FlowKey {
+            src,
+            dst,
+            protocol,
+            src_port: 0,
+            dst_port: 0,
+            has_ports: false,
+            fragment: false,
+        }
     }
 }
 

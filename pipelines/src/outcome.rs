@@ -161,7 +161,9 @@ impl Outcome {
     pub fn from_index(i: usize) -> Option<Outcome> {
         match Self::SIMPLE.get(i) {
             Some(o) => Some(*o),
-            None => Reason::ALL.get(i - Self::SIMPLE.len()).map(|r| Outcome::Malformed(*r)),
+            None => Reason::ALL
+                .get(i - Self::SIMPLE.len())
+                .map(|r| Outcome::Malformed(*r)),
         }
     }
 
@@ -235,7 +237,11 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for r in Reason::ALL {
             assert!(seen.insert(r.label()), "duplicate label {}", r.label());
-            assert!(r.label().bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+            assert!(
+                r.label()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            );
             assert!(!r.help().is_empty() && !r.help().starts_with(' '));
         }
         for o in Outcome::all() {

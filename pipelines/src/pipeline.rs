@@ -1,12 +1,22 @@
 //! One worker's pipeline: a burst in, one decision per packet, then dispatch.
 //!
 //! # Design
-//! As in VPP and DPDK's l3fwd, a burst is processed in two passes. The first decides every
-//! packet's fate — decap, session, filter, balance, dedup — and writes it into a fixed array of
-//! [`Decision`]s (no allocation); errors are data (a drop outcome), not control flow. The second
-//! pass dispatches: dropped packets go to the sink to be freed in bulk, delivered packets go to
-//! the sink once per tool group — extra groups get a shared handle (an mbuf clone, no payload
-//! copy), and slicing cuts only the handle of the group that asked for it.
+//! As in VPP and DPDK's l3fwd, a burst is processed in passes over the whole burst, writing one
+//! [`Decision`] per packet into a fixed array (no allocation):
+//! 1. **decide**: decap, session, filter, balance (the tool port of every tool group) and the
+//!    dedup key; errors are data (a drop outcome), not control flow;
+//! 2. **prefetch** (large dedup tables only): the table buckets of every key of the burst start
+//!    loading, so that their cache misses overlap instead of being paid one after the other;
+//! 3. **dedup and dispatch**, in arrival order: each tool group's dedup check, the outcome, then
+//!    dropped packets go to the sink to be freed in bulk, delivered packets go to the sink once
+//!    per tool group — extra groups get a shared handle (an mbuf clone, no payload copy), and
+//!    slicing cuts only the handle of the group that asked for it.
+//!
+//! The prefetch pays only when the table does not fit the caches. With a 16 MiB table the
+//! full-pipeline bench costs 188 ns per packet with it and 302 without (one tool group; 362 and
+//! 629 with three); with the 256 KiB table of the end-to-end config it cost 1–2 % in the bench
+//! and 3 % end to end (BENCHMARKS.md). So it is on for tables of [`DEDUP_PREFETCH_MIN_BYTES`] or
+//! more. (Safe Rust has no prefetch instruction: [`DedupTable::prefetch`] loads and discards.)
 //!
 //! Accounting: every packet handed to [`Pipeline::run`] is counted in `rx_packets` and in
 //! exactly one outcome counter; every copy given to the sink is counted on its port (`copies`),
@@ -28,11 +38,15 @@ use crate::outcome::Outcome;
 use crate::plan::{GroupPlan, Plan};
 use crate::stage::balance::{flow_hash, ip_pair_hash, source_hash};
 use crate::stage::decap::{Decapped, decap};
-use crate::stage::dedup::{DedupKeyer, DedupTable, Seen};
+use crate::stage::dedup::{DedupKey, DedupKeyer, DedupTable, Seen};
 
 /// Packets per RX burst, as in DPDK's examples: big enough to amortise a poll, small enough that
 /// the burst's headers stay in L1.
 pub const BURST: usize = 32;
+
+/// Dedup tables of this size or more get their buckets prefetched for the whole burst before the
+/// checks: beyond the 1–2 MiB of a core's L2 a check is a memory access (see the module docs).
+pub const DEDUP_PREFETCH_MIN_BYTES: usize = 1 << 20;
 
 /// One copy of a packet: the tool group and the tool port it goes to.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,15 +55,25 @@ struct Target {
     port: u16,
 }
 
-/// The fate of one packet of the burst. No targets: dropped (the outcome is already counted).
+/// The fate of one packet of the burst, as the first pass decides it.
 #[derive(Clone, Copy, Debug)]
 struct Decision {
+    /// The packet's session; `None`: dropped by the first pass (its outcome is already counted).
+    session: Option<u16>,
+    /// Tool groups with a live port for the packet, before de-duplication: `targets[..copies]`.
     copies: u8,
     targets: [Target; MAX_TOOLS_PER_SESSION],
+    /// The packet's dedup key, when its session de-duplicates.
+    dedup_key: Option<DedupKey>,
 }
 
 impl Decision {
-    const DROP: Decision = Decision { copies: 0, targets: [Target { group: 0, port: 0 }; MAX_TOOLS_PER_SESSION] };
+    const DROP: Decision = Decision {
+        session: None,
+        copies: 0,
+        targets: [Target { group: 0, port: 0 }; MAX_TOOLS_PER_SESSION],
+        dedup_key: None,
+    };
 }
 
 /// De-duplication shared by the workers: the table, and how to key packets for it.
@@ -72,6 +96,8 @@ pub struct Pipeline {
     last_vni: Option<(u32, Option<u16>)>,
     /// Generation of the plan `turns` and `last_vni` were made for.
     generation: u64,
+    /// Whether to prefetch the dedup buckets of a burst before checking them.
+    prefetch_dedup: bool,
     decisions: [Decision; BURST],
 }
 
@@ -84,11 +110,18 @@ impl Pipeline {
     pub fn new(worker: usize, plan: &Plan, dedup: Option<Dedup>) -> Pipeline {
         let counters = match plan.counters_of(worker) {
             Some(c) => c.clone(),
-            None => panic!("plan {} has no counters for worker {worker}", plan.generation),
+            None => panic!(
+                "plan {} has no counters for worker {worker}",
+                plan.generation
+            ),
         };
+        let prefetch_dedup = dedup
+            .as_ref()
+            .is_some_and(|d| d.table.memory_bytes() >= DEDUP_PREFETCH_MIN_BYTES);
         Pipeline {
             worker,
             counters,
+            prefetch_dedup,
             dedup,
             turns: Box::new([]),
             last_vni: None,
@@ -102,6 +135,11 @@ impl Pipeline {
         &self.counters
     }
 
+    /// Turns the prefetch of dedup buckets on or off, whatever the table's size (benches compare
+    /// the two).
+    pub fn set_dedup_prefetch(&mut self, on: bool) {
+        self.prefetch_dedup = on;
+    }
 
     /// Processes `pkts` (each `Some`; `None` entries are skipped) with `plan` at time `now_ns`,
     /// leaving every entry `None`: each packet went to `sink`, delivered or discarded.
@@ -113,15 +151,42 @@ impl Pipeline {
         sink: &mut S,
     ) {
         self.adopt(plan);
+        let counters = &*self.counters;
+        let dedup = self.dedup.as_ref();
         for chunk in pkts.chunks_mut(BURST) {
+            let (mut packets, mut bytes) = (0, 0);
             for (slot, decision) in chunk.iter_mut().zip(self.decisions.iter_mut()) {
                 if let Some(pkt) = slot {
-                    *decision = decide(&self.counters, self.dedup.as_ref(), &mut self.turns, &mut self.last_vni, plan, now_ns, pkt);
+                    packets += 1;
+                    bytes += pkt.pkt_len() as u64;
+                    decide(
+                        counters,
+                        dedup,
+                        &mut self.turns,
+                        &mut self.last_vni,
+                        plan,
+                        pkt,
+                        decision,
+                    );
                 }
             }
-            for (slot, decision) in chunk.iter_mut().zip(self.decisions.iter()) {
+            counters.rx_packets.add(packets);
+            counters.rx_bytes.add(bytes);
+            if let (Some(d), true) = (dedup, self.prefetch_dedup) {
+                for (slot, decision) in chunk.iter().zip(self.decisions.iter()) {
+                    if let (Some(_), Some(key)) = (slot, decision.dedup_key) {
+                        for target in &decision.targets[..usize::from(decision.copies)] {
+                            d.table.prefetch(key, target.group);
+                        }
+                    }
+                }
+            }
+            for (slot, decision) in chunk.iter_mut().zip(self.decisions.iter_mut()) {
                 if let Some(pkt) = slot.take() {
-                    dispatch(&self.counters, plan, decision, pkt, sink);
+                    if let Some(session) = decision.session {
+                        finish(counters, dedup, plan, now_ns, session, decision);
+                    }
+                    dispatch(counters, plan, decision, pkt, sink);
                 }
             }
         }
@@ -149,7 +214,8 @@ impl Pipeline {
     }
 }
 
-/// The first pass for one packet: decap, session, filter, balance, dedup.
+/// The first pass for one packet: decap, session, filter, balance and dedup key, written into
+/// `decision` (in place: it is large, and mostly left as it was).
 #[inline]
 fn decide<B: PacketBuf>(
     counters: &WorkerCounters,
@@ -157,14 +223,15 @@ fn decide<B: PacketBuf>(
     turns: &mut [u32],
     last_vni: &mut Option<(u32, Option<u16>)>,
     plan: &Plan,
-    now_ns: u64,
     pkt: &mut B,
-) -> Decision {
-    counters.rx_packets.incr();
-    counters.rx_bytes.add(pkt.pkt_len() as u64);
+    decision: &mut Decision,
+) {
+    decision.session = None;
+    decision.copies = 0;
+    decision.dedup_key = None;
 
     let (session_id, tunnel) = match decap(&plan.decap, pkt) {
-        Err(outcome) => return dropped(counters, outcome),
+        Err(outcome) => return counters.outcome(outcome),
         Ok(Decapped::Tunnelled(tunnel)) => {
             let session = match *last_vni {
                 Some((vni, session)) if vni == tunnel.vni => session,
@@ -176,19 +243,20 @@ fn decide<B: PacketBuf>(
             };
             match session {
                 Some(s) => (s, Some(tunnel)),
-                None => return dropped(counters, Outcome::UnknownSession),
+                None => return counters.outcome(Outcome::UnknownSession),
             }
         }
         Ok(Decapped::Untunneled) => match plan.untunneled_session {
             Some(s) => (s, None),
             // The decap stage only passes untunneled frames when the config names their session.
-            None => return dropped(counters, Outcome::NotTunnel),
+            None => return counters.outcome(Outcome::NotTunnel),
         },
     };
-    let (Some(session), Some(session_counters)) =
-        (plan.sessions.get(usize::from(session_id)), counters.sessions.get(usize::from(session_id)))
-    else {
-        return dropped(counters, Outcome::UnknownSession);
+    let (Some(session), Some(session_counters)) = (
+        plan.sessions.get(usize::from(session_id)),
+        counters.sessions.get(usize::from(session_id)),
+    ) else {
+        return counters.outcome(Outcome::UnknownSession);
     };
     session_counters.packets.incr();
     session_counters.bytes.add(pkt.pkt_len() as u64);
@@ -211,7 +279,7 @@ fn decide<B: PacketBuf>(
             }
             if verdict.action == Action::Reject {
                 session_counters.filtered.incr();
-                return dropped(counters, Outcome::Filtered);
+                return counters.outcome(Outcome::Filtered);
             }
         }
     }
@@ -222,18 +290,19 @@ fn decide<B: PacketBuf>(
         (None, Some(f)) => source_hash(f.src, 0),
         (None, None) => 0,
     };
-    let dedup_key = match dedup {
-        Some(d) if session.dedup => {
-            Some(d.keyer.key(pkt, usize::from(inner.l3_offset), &inner.vlan_ids[..usize::from(inner.vlan_count)]))
-        }
-        _ => None,
-    };
+    if let Some(d) = dedup.filter(|_| session.dedup) {
+        decision.dedup_key = Some(d.keyer.key(
+            pkt,
+            usize::from(inner.l3_offset),
+            &inner.vlan_ids[..usize::from(inner.vlan_count)],
+        ));
+    }
 
-    let mut decision = Decision::DROP;
-    let mut duplicate = false;
+    decision.session = Some(session_id);
     for &group_id in session.groups.iter() {
         let g = usize::from(group_id);
-        let (Some(group), Some(group_counters)) = (plan.groups.get(g), counters.groups.get(g)) else {
+        let (Some(group), Some(group_counters)) = (plan.groups.get(g), counters.groups.get(g))
+        else {
             continue;
         };
         let port = match group.balance {
@@ -246,23 +315,60 @@ fn decide<B: PacketBuf>(
             group_counters.no_live_port.incr();
             continue;
         };
-        if let (Some(d), Some(key), true) = (dedup, dedup_key, group.dedup) {
-            match d.table.check(key, group_id, now_ns) {
-                Seen::Duplicate => {
-                    group_counters.duplicates.incr();
-                    duplicate = true;
-                    continue;
-                }
-                Seen::NewEvictedLive => group_counters.dedup_evictions.incr(),
-                Seen::New => {}
-            }
-        }
         if let Some(target) = decision.targets.get_mut(usize::from(decision.copies)) {
-            *target = Target { group: group_id, port };
+            *target = Target {
+                group: group_id,
+                port,
+            };
             decision.copies += 1;
         }
     }
+}
 
+/// The last pass's decisions for a packet the first pass kept: each group's dedup check (the
+/// groups that saw the packet within the window leave `targets`), then the packet's outcome.
+#[inline]
+fn finish(
+    counters: &WorkerCounters,
+    dedup: Option<&Dedup>,
+    plan: &Plan,
+    now_ns: u64,
+    session: u16,
+    decision: &mut Decision,
+) {
+    let mut duplicate = false;
+    if let (Some(d), Some(key)) = (dedup, decision.dedup_key) {
+        let mut kept = 0;
+        for i in 0..usize::from(decision.copies) {
+            let target = decision.targets[i];
+            let g = usize::from(target.group);
+            if plan.groups.get(g).is_some_and(|group| group.dedup) {
+                let group_counters = counters.groups.get(g);
+                match d.table.check(key, target.group, now_ns) {
+                    Seen::Duplicate => {
+                        if let Some(c) = group_counters {
+                            c.duplicates.incr();
+                        }
+                        duplicate = true;
+                        continue;
+                    }
+                    Seen::NewEvictedLive => {
+                        if let Some(c) = group_counters {
+                            c.dedup_evictions.incr();
+                        }
+                    }
+                    Seen::New => {}
+                }
+            }
+            decision.targets[kept] = target;
+            kept += 1;
+        }
+        // At most `copies`, a u8.
+        decision.copies = kept as u8;
+    }
+    let Some(session_counters) = counters.sessions.get(usize::from(session)) else {
+        return;
+    };
     let outcome = if decision.copies > 0 {
         session_counters.delivered.incr();
         Outcome::Delivered
@@ -274,14 +380,6 @@ fn decide<B: PacketBuf>(
         Outcome::NoLivePort
     };
     counters.outcome(outcome);
-    decision
-}
-
-/// Counts a drop outcome and returns the decision that discards the packet.
-#[inline]
-fn dropped(counters: &WorkerCounters, outcome: Outcome) -> Decision {
-    counters.outcome(outcome);
-    Decision::DROP
 }
 
 #[inline]
@@ -292,7 +390,7 @@ fn round_robin(group: &GroupPlan, turn: Option<&mut u32>) -> Option<u16> {
     port
 }
 
-/// The second pass for one packet: hand it, or its copies, to the sink.
+/// The last pass for one packet: hand it, or its copies, to the sink.
 #[inline]
 fn dispatch<B: PacketBuf, S: Sink<B>>(
     counters: &WorkerCounters,
@@ -322,11 +420,18 @@ fn dispatch<B: PacketBuf, S: Sink<B>>(
 }
 
 #[inline]
-fn deliver<B: PacketBuf, S: Sink<B>>(counters: &WorkerCounters, plan: &Plan, target: Target, mut pkt: B, sink: &mut S) {
+fn deliver<B: PacketBuf, S: Sink<B>>(
+    counters: &WorkerCounters,
+    plan: &Plan,
+    target: Target,
+    mut pkt: B,
+    sink: &mut S,
+) {
     let group = usize::from(target.group);
-    if let (Some(limit), Some(group_counters)) =
-        (plan.groups.get(group).and_then(|g| g.slice), counters.groups.get(group))
-    {
+    if let (Some(limit), Some(group_counters)) = (
+        plan.groups.get(group).and_then(|g| g.slice),
+        counters.groups.get(group),
+    ) {
         if pkt.pkt_len() > limit {
             pkt.truncate(limit);
             group_counters.sliced.incr();

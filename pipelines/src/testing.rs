@@ -68,7 +68,10 @@ pub fn config(text: &str) -> ValidatedConfig {
 
 /// Internet checksum (RFC 1071) of `bytes`.
 pub fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = bytes.chunks(2).map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0))).sum();
+    let mut sum: u32 = bytes
+        .chunks(2)
+        .map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0)))
+        .sum();
     while sum > 0xFFFF {
         sum = (sum & 0xFFFF) + (sum >> 16);
     }
@@ -131,13 +134,32 @@ pub fn tcp(src_port: u16, dst_port: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
 }
 
 /// An inner Ethernet/IPv4/TCP frame.
-pub fn inner_tcp4(src: [u8; 4], dst: [u8; 4], src_port: u16, dst_port: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
-    ethernet(0x0800, &ipv4(src, dst, 6, &tcp(src_port, dst_port, seq, payload)))
+pub fn inner_tcp4(
+    src: [u8; 4],
+    dst: [u8; 4],
+    src_port: u16,
+    dst_port: u16,
+    seq: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    ethernet(
+        0x0800,
+        &ipv4(src, dst, 6, &tcp(src_port, dst_port, seq, payload)),
+    )
 }
 
 /// An inner Ethernet/IPv6/UDP frame.
-pub fn inner_udp6(src: [u8; 16], dst: [u8; 16], src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
-    ethernet(0x86DD, &ipv6(src, dst, 17, &udp(src_port, dst_port, payload)))
+pub fn inner_udp6(
+    src: [u8; 16],
+    dst: [u8; 16],
+    src_port: u16,
+    dst_port: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    ethernet(
+        0x86DD,
+        &ipv6(src, dst, 17, &udp(src_port, dst_port, payload)),
+    )
 }
 
 /// A VXLAN header (RFC 7348): I flag set, `vni`.
@@ -153,7 +175,10 @@ pub fn aws_vxlan(outer_src: [u8; 4], vni: u32, inner: &[u8]) -> Vec<u8> {
     tunnel.extend_from_slice(inner);
     // AWS derives the UDP source port from the inner flow; any value will do here.
     let sport = 49152 | (checksum(inner) & 0x3FFF);
-    ethernet(0x0800, &ipv4(outer_src, [10, 0, 0, 100], 17, &udp(sport, 4789, &tunnel)))
+    ethernet(
+        0x0800,
+        &ipv4(outer_src, [10, 0, 0, 100], 17, &udp(sport, 4789, &tunnel)),
+    )
 }
 
 /// An IPv4 address as bytes, for readability in tests.
@@ -181,7 +206,10 @@ pub struct CollectSink<B> {
 
 impl<B> Default for CollectSink<B> {
     fn default() -> Self {
-        CollectSink { delivered: Vec::new(), discarded: 0 }
+        CollectSink {
+            delivered: Vec::new(),
+            discarded: 0,
+        }
     }
 }
 

@@ -29,14 +29,21 @@ impl Harness {
             table: Arc::new(DedupTable::new(d.capacity, d.window)),
             keyer: Arc::new(DedupKeyer::with_seed(7, d.ignore_dscp_ecn, d.ignore_vlan)),
         });
-        Harness { pipeline: Pipeline::new(0, &plan, dedup), plan, counters }
+        Harness {
+            pipeline: Pipeline::new(0, &plan, dedup),
+            plan,
+            counters,
+        }
     }
 
     fn run_at(&mut self, now_ns: u64, frames: &[Vec<u8>]) -> CollectSink<VecBuf> {
         let mut pkts: Vec<Option<VecBuf>> = frames.iter().map(|f| Some(VecBuf::new(f))).collect();
         let mut sink = CollectSink::default();
         self.pipeline.run(&self.plan, now_ns, &mut pkts, &mut sink);
-        assert!(pkts.iter().all(Option::is_none), "every packet must leave the burst");
+        assert!(
+            pkts.iter().all(Option::is_none),
+            "every packet must leave the burst"
+        );
         sink
     }
 
@@ -52,8 +59,17 @@ impl Harness {
     fn assert_accounting(&self, sink: &CollectSink<VecBuf>) {
         let outcomes: u64 = Outcome::all().map(|o| self.outcome(o)).sum();
         assert_eq!(self.counters.rx_packets.get(), outcomes, "rx == Σ outcomes");
-        let copies: u64 = self.counters.ports.iter().map(|p| p.copies.get() - p.no_buffer.get()).sum();
-        assert_eq!(copies, sink.delivered.len() as u64, "copies == packets given to the sink");
+        let copies: u64 = self
+            .counters
+            .ports
+            .iter()
+            .map(|p| p.copies.get() - p.no_buffer.get())
+            .sum();
+        assert_eq!(
+            copies,
+            sink.delivered.len() as u64,
+            "copies == packets given to the sink"
+        );
     }
 }
 
@@ -82,7 +98,14 @@ fn every_packet_ends_in_exactly_one_outcome() {
     let mut no_i_flag = good.clone();
     no_i_flag[42] = 0; // VXLAN flags byte: 14 (Ethernet) + 20 (IPv4) + 8 (UDP)
     let runt = good[..10].to_vec();
-    let frames = vec![good.clone(), unknown_vni, inner.clone(), no_i_flag, runt, good];
+    let frames = vec![
+        good.clone(),
+        unknown_vni,
+        inner.clone(),
+        no_i_flag,
+        runt,
+        good,
+    ];
     let sink = h.run(&frames);
     assert_eq!(h.outcome(Outcome::Delivered), 2);
     assert_eq!(h.outcome(Outcome::UnknownSession), 1);
@@ -96,7 +119,14 @@ fn every_packet_ends_in_exactly_one_outcome() {
 #[test]
 fn fan_out_gives_each_group_a_copy_and_slices_only_where_asked() {
     let mut h = Harness::new(testing::TWO_SESSIONS);
-    let inner = inner_tcp4(v4("10.0.2.20"), v4("192.0.2.7"), 40000, 443, 1, &[0xAB; 200]);
+    let inner = inner_tcp4(
+        v4("10.0.2.20"),
+        v4("192.0.2.7"),
+        40000,
+        443,
+        1,
+        &[0xAB; 200],
+    );
     let sink = h.run(&[aws_vxlan(v4("10.0.2.20"), 202, &inner)]);
     assert_eq!(sink.delivered.len(), 2);
     let to_a: Vec<_> = sink.delivered.iter().filter(|(p, _)| *p < 2).collect();
@@ -104,7 +134,11 @@ fn fan_out_gives_each_group_a_copy_and_slices_only_where_asked() {
     assert_eq!(to_a.len(), 1);
     assert_eq!(to_b.len(), 1);
     assert_eq!(to_a[0].1.to_vec(), inner, "group a gets the whole frame");
-    assert_eq!(to_b[0].1.to_vec(), inner[..64].to_vec(), "group b gets the first 64 bytes");
+    assert_eq!(
+        to_b[0].1.to_vec(),
+        inner[..64].to_vec(),
+        "group b gets the first 64 bytes"
+    );
     assert_eq!(h.counters.groups[1].sliced.get(), 1);
     assert_eq!(h.counters.groups[0].sliced.get(), 0);
     h.assert_accounting(&sink);
@@ -118,12 +152,24 @@ fn flow_balance_sends_both_directions_to_one_port() {
         let server = v4("192.0.2.7");
         let out = inner_tcp4(client, server, 30000 + i, 443, 1, b"q");
         let back = inner_tcp4(server, client, 443, 30000 + i, 1, b"r");
-        let sink = h.run(&[aws_vxlan(v4("10.0.1.10"), 101, &out), aws_vxlan(v4("10.0.1.10"), 101, &back)]);
+        let sink = h.run(&[
+            aws_vxlan(v4("10.0.1.10"), 101, &out),
+            aws_vxlan(v4("10.0.1.10"), 101, &back),
+        ]);
         assert_eq!(sink.delivered.len(), 2);
-        assert_eq!(sink.delivered[0].0, sink.delivered[1].0, "flow {i}: both directions on one port");
+        assert_eq!(
+            sink.delivered[0].0, sink.delivered[1].0,
+            "flow {i}: both directions on one port"
+        );
     }
-    let ports: Vec<u64> = h.counters.ports[..2].iter().map(|p| p.copies.get()).collect();
-    assert!(ports.iter().all(|&c| c > 100), "200 flows spread over both ports: {ports:?}");
+    let ports: Vec<u64> = h.counters.ports[..2]
+        .iter()
+        .map(|p| p.copies.get())
+        .collect();
+    assert!(
+        ports.iter().all(|&c| c > 100),
+        "200 flows spread over both ports: {ports:?}"
+    );
 }
 
 const SOURCE_BALANCE: &str = r#"
@@ -148,7 +194,14 @@ fn source_balance_keeps_each_mirror_source_on_one_port() {
     let mut port_of = std::collections::HashMap::new();
     for round in 0..20u32 {
         for eni in 1..=30u8 {
-            let inner = inner_tcp4([10, 0, 9, eni], v4("192.0.2.1"), 1000 + round as u16, 80, round, b"x");
+            let inner = inner_tcp4(
+                [10, 0, 9, eni],
+                v4("192.0.2.1"),
+                1000 + round as u16,
+                80,
+                round,
+                b"x",
+            );
             let sink = h.run(&[aws_vxlan([10, 0, 9, eni], 5, &inner)]);
             let port = sink.delivered[0].0;
             assert_eq!(*port_of.entry(eni).or_insert(port), port, "ENI {eni} moved");
@@ -163,7 +216,9 @@ fn round_robin_takes_turns_over_live_ports() {
     let toml = SOURCE_BALANCE.replace("\"source\"", "\"round-robin\"");
     let mut h = Harness::with_live(&toml, &[true, false, true]);
     let inner = tcp_a_to_b(1);
-    let frames: Vec<_> = (0..6).map(|_| aws_vxlan(v4("10.0.1.10"), 5, &inner)).collect();
+    let frames: Vec<_> = (0..6)
+        .map(|_| aws_vxlan(v4("10.0.1.10"), 5, &inner))
+        .collect();
     let sink = h.run(&frames);
     let ports: Vec<u16> = sink.delivered.iter().map(|(p, _)| *p).collect();
     assert_eq!(ports, vec![0, 2, 0, 2, 0, 2]);
@@ -209,11 +264,21 @@ ports = [{ name = "p-1", device = "net_null3" }]
 /// The same inner packet as seen by the two mirrored ends: the TTL differs (one hop between),
 /// and so does the IPv4 header checksum.
 fn both_ends(seq: u32) -> (Vec<u8>, Vec<u8>) {
-    let at_client = inner_tcp4(v4("10.0.1.10"), v4("10.0.2.20"), 40000, 5432, seq, b"select 1");
+    let at_client = inner_tcp4(
+        v4("10.0.1.10"),
+        v4("10.0.2.20"),
+        40000,
+        5432,
+        seq,
+        b"select 1",
+    );
     let mut at_server = at_client.clone();
     at_server[14 + 8] -= 1; // TTL
     at_server[14 + 10] = at_server[14 + 10].wrapping_add(1); // checksum byte (ignored by the key)
-    (aws_vxlan(v4("10.0.1.10"), 101, &at_client), aws_vxlan(v4("10.0.2.20"), 102, &at_server))
+    (
+        aws_vxlan(v4("10.0.1.10"), 101, &at_client),
+        aws_vxlan(v4("10.0.2.20"), 102, &at_server),
+    )
 }
 
 #[test]
@@ -230,12 +295,18 @@ fn dedup_removes_the_copy_from_the_other_end_within_the_window() {
 
     // After the window, the same bytes are a new packet (a retransmission, say).
     let (first, _) = both_ends(1);
-    let sink = h.run_at(1_000_000 + Duration::from_millis(51).as_nanos() as u64, &[first]);
+    let sink = h.run_at(
+        1_000_000 + Duration::from_millis(51).as_nanos() as u64,
+        &[first],
+    );
     assert_eq!(sink.delivered.len(), 2);
 
     // A different packet is never a duplicate.
     let (other, _) = both_ends(2);
-    let sink = h.run_at(1_000_000 + Duration::from_millis(52).as_nanos() as u64, &[other]);
+    let sink = h.run_at(
+        1_000_000 + Duration::from_millis(52).as_nanos() as u64,
+        &[other],
+    );
     assert_eq!(sink.delivered.len(), 2);
 }
 

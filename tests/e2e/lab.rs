@@ -20,7 +20,11 @@ fn two_queues_two_workers_deliver_every_inner_frame_once_in_order_sticky_by_sour
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            format!("{{ name = \"{name}\", device = \"net_pcap{},tx_pcap={}\" }}", i + 1, s.path(&format!("{name}.pcap")).display())
+            format!(
+                "{{ name = \"{name}\", device = \"net_pcap{},tx_pcap={}\" }}",
+                i + 1,
+                s.path(&format!("{name}.pcap")).display()
+            )
         })
         .collect();
     let config = s.write(
@@ -65,15 +69,25 @@ ports = [{}]
     );
     let run = run_broker(&config, &s.dir, Duration::from_secs(60));
     run.assert_clean();
-    assert!(run.stderr.contains("2 worker(s) running"), "two workers:\n{}", run.stderr);
-    assert!(run.stderr.contains("shared by 2 workers"), "one-queue tool ports shared:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains("2 worker(s) running"),
+        "two workers:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("shared by 2 workers"),
+        "one-queue tool ports shared:\n{}",
+        run.stderr
+    );
 
     // What went in, decoded by the test: per input file, in order.
     let mut expected = Vec::new();
     let mut per_file = Vec::new();
     for input in &inputs {
-        let decoded: Vec<Mirrored> =
-            read_pcap(input).iter().map(|f| decode_mirror(f).expect("every sample frame is a VXLAN mirror")).collect();
+        let decoded: Vec<Mirrored> = read_pcap(input)
+            .iter()
+            .map(|f| decode_mirror(f).expect("every sample frame is a VXLAN mirror"))
+            .collect();
         expected.extend(decoded.iter().map(|m| m.inner.clone()));
         per_file.push(decoded);
     }
@@ -83,28 +97,44 @@ ports = [{}]
     assert_eq!(run.outcome("delivered"), total);
 
     // What came out, per port; tshark decodes every frame cleanly.
-    let outputs: Vec<Vec<Vec<u8>>> = ports.iter().map(|p| read_pcap(&s.path(&format!("{p}.pcap")))).collect();
+    let outputs: Vec<Vec<Vec<u8>>> = ports
+        .iter()
+        .map(|p| read_pcap(&s.path(&format!("{p}.pcap"))))
+        .collect();
     for (name, frames) in ports.iter().zip(&outputs) {
-        assert_eq!(tshark_frames(&s.path(&format!("{name}.pcap")), &[]), frames.len());
+        assert_eq!(
+            tshark_frames(&s.path(&format!("{name}.pcap")), &[]),
+            frames.len()
+        );
         assert_eq!(run.port(name)["transmitted"], frames.len() as u64);
     }
 
     // Nothing lost, nothing invented.
     let delivered = multiset(outputs.iter().flatten().cloned());
-    assert_eq!(delivered, multiset(expected.clone()), "the outputs hold exactly the inner frames of the input");
+    assert_eq!(
+        delivered,
+        multiset(expected.clone()),
+        "the outputs hold exactly the inner frames of the input"
+    );
 
     // Each mirror source on exactly one port. Frames mirrored at both ends are byte-identical
     // under two sources: attribute only frames that one source alone sent.
     let mut sources_of: HashMap<&[u8], HashSet<Source>> = HashMap::new();
     for m in per_file.iter().flatten() {
-        sources_of.entry(&m.inner).or_default().insert((m.mirror_source, m.vni));
+        sources_of
+            .entry(&m.inner)
+            .or_default()
+            .insert((m.mirror_source, m.vni));
     }
     let mut port_of_source: HashMap<Source, HashSet<usize>> = HashMap::new();
     for (port, frames) in outputs.iter().enumerate() {
         for f in frames {
             let sources = &sources_of[f.as_slice()];
             if sources.len() == 1 {
-                port_of_source.entry(*sources.iter().next().unwrap()).or_default().insert(port);
+                port_of_source
+                    .entry(*sources.iter().next().unwrap())
+                    .or_default()
+                    .insert(port);
             }
         }
     }
@@ -117,12 +147,18 @@ ports = [{}]
         }
     }
     for (frame, sources) in &sources_of {
-        let unplaced: Vec<_> = sources.iter().filter(|s| !port_of_source.contains_key(*s)).collect();
+        let unplaced: Vec<_> = sources
+            .iter()
+            .filter(|s| !port_of_source.contains_key(*s))
+            .collect();
         if let [source] = unplaced.as_slice() {
             let mut ports = where_frame[frame].clone();
             for placed in sources.iter().filter(|s| port_of_source.contains_key(*s)) {
                 let port = port_of_source[placed].iter().next().copied().unwrap();
-                let i = ports.iter().position(|&p| p == port).expect("a copy on each source's port");
+                let i = ports
+                    .iter()
+                    .position(|&p| p == port)
+                    .expect("a copy on each source's port");
                 ports.remove(i);
             }
             port_of_source.entry(**source).or_default().extend(ports);
@@ -130,9 +166,17 @@ ports = [{}]
     }
     let all_sources: HashSet<Source> = sources_of.values().flatten().copied().collect();
     assert_eq!(all_sources.len(), 4, "the lab has four mirror sources");
-    assert_eq!(port_of_source.len(), 4, "every source placed: {port_of_source:?}");
+    assert_eq!(
+        port_of_source.len(),
+        4,
+        "every source placed: {port_of_source:?}"
+    );
     for (source, ports) in &port_of_source {
-        assert_eq!(ports.len(), 1, "mirror source {source:?} reached ports {ports:?}");
+        assert_eq!(
+            ports.len(),
+            1,
+            "mirror source {source:?} reached ports {ports:?}"
+        );
     }
 
     // Per-flow order: for every (mirror source, inner flow) that only one source sent, its frames
@@ -142,15 +186,21 @@ ports = [{}]
         for m in decoded {
             if sources_of[m.inner.as_slice()].len() == 1 {
                 if let Some(flow) = inner_flow(&m.inner) {
-                    flows.entry(((m.mirror_source, m.vni), flow)).or_default().push(&m.inner);
+                    flows
+                        .entry(((m.mirror_source, m.vni), flow))
+                        .or_default()
+                        .push(&m.inner);
                 }
             }
         }
         for ((source, flow), sent) in flows {
             let port = *port_of_source[&source].iter().next().unwrap();
             let wanted: HashSet<&[u8]> = sent.iter().copied().collect();
-            let received: Vec<&[u8]> =
-                outputs[port].iter().map(Vec::as_slice).filter(|f| wanted.contains(f)).collect();
+            let received: Vec<&[u8]> = outputs[port]
+                .iter()
+                .map(Vec::as_slice)
+                .filter(|f| wanted.contains(f))
+                .collect();
             assert_eq!(received, sent, "order of {flow:?} from {source:?}");
         }
     }
@@ -186,11 +236,25 @@ ports = [{{ name = "ids-1", device = "net_null0" }}]
                 input[0].display()
             ),
         );
-        let run = run_broker_with_signals(&config, &s.dir, Duration::from_secs(60), &[(Duration::from_secs(4), signal)]);
+        let run = run_broker_with_signals(
+            &config,
+            &s.dir,
+            Duration::from_secs(60),
+            &[(Duration::from_secs(4), signal)],
+        );
         run.assert_clean();
         assert_eq!(run.summary["stopped_by"], "signal");
-        assert!(run.received() > 1000, "infinite_rx replays the capture: {}", run.received());
+        assert!(
+            run.received() > 1000,
+            "infinite_rx replays the capture: {}",
+            run.received()
+        );
         assert!(run.outcome("delivered") > 0);
-        assert!(run.stdout.contains("accounting: every packet has exactly one outcome"), "{}", run.stdout);
+        assert!(
+            run.stdout
+                .contains("accounting: every packet has exactly one outcome"),
+            "{}",
+            run.stdout
+        );
     }
 }

@@ -16,7 +16,9 @@ impl Clock {
     /// A clock for a TSC running at `hz` (from `rte_get_tsc_hz`).
     pub fn new(hz: u64) -> Clock {
         let hz = hz.max(1);
-        Clock { ns_per_tick_q32: ((1_000_000_000u128 << 32) / u128::from(hz)) as u64 }
+        Clock {
+            ns_per_tick_q32: ((1_000_000_000u128 << 32) / u128::from(hz)) as u64,
+        }
     }
 
     /// Converts a tick count.
@@ -38,7 +40,10 @@ mod tests {
     #[test]
     fn converts_ticks_at_common_frequencies() {
         assert_eq!(Clock::new(1_000_000_000).ticks_to_ns(12_345), 12_345);
-        assert_eq!(Clock::new(2_500_000_000).ticks_to_ns(2_500_000_000), 1_000_000_000 - 1);
+        assert_eq!(
+            Clock::new(2_500_000_000).ticks_to_ns(2_500_000_000),
+            1_000_000_000 - 1
+        );
         assert_eq!(Clock::new(3_000_000_000).ticks_to_ns(3_000), 999);
     }
 }

@@ -16,9 +16,13 @@ pub fn pci_address(name: &str) -> Option<String> {
         _ => return None,
     };
     let b = full.as_bytes();
-    let hex = |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_hexdigit));
+    let hex = |r: std::ops::Range<usize>| {
+        b.get(r)
+            .is_some_and(|s| s.iter().all(u8::is_ascii_hexdigit))
+    };
     let shape = full.len() == 12 && b[4] == b':' && b[7] == b':' && b[10] == b'.';
-    (shape && hex(0..4) && hex(5..7) && hex(8..10) && matches!(b[11], b'0'..=b'7')).then(|| full.to_lowercase())
+    (shape && hex(0..4) && hex(5..7) && hex(8..10) && matches!(b[11], b'0'..=b'7'))
+        .then(|| full.to_lowercase())
 }
 
 /// The ethdev name DPDK gives the port of a `device` string: the PCI address, or the vdev name
@@ -38,7 +42,11 @@ pub fn build(config: &ValidatedConfig, lcores: &LcorePlan) -> Vec<String> {
     }
     args.push(format!("--lcores={map}"));
     args.push("--main-lcore=0".into());
-    let devices = config.ingress.iter().map(|i| &i.device).chain(config.tool_ports.iter().map(|p| &p.device));
+    let devices = config
+        .ingress
+        .iter()
+        .map(|i| &i.device)
+        .chain(config.tool_ports.iter().map(|p| &p.device));
     for device in devices {
         let head = device.split(',').next().unwrap_or_default();
         if pci_address(head).is_some() {
@@ -101,7 +109,12 @@ ports = [{ name = "g-1", device = "net_null0" }]
 
     #[test]
     fn lcore_map_and_devices_follow_the_config() {
-        let plan = LcorePlan { control: 0, workers: vec![1, 1, 0], worker_nodes: vec![None; 3], warnings: vec![] };
+        let plan = LcorePlan {
+            control: 0,
+            workers: vec![1, 1, 0],
+            worker_nodes: vec![None; 3],
+            warnings: vec![],
+        };
         let args = build(&lab(), &plan);
         assert_eq!(
             args,

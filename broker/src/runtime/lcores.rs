@@ -38,7 +38,11 @@ pub struct LcorePlan {
 
 impl fmt::Display for LcorePlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "control on CPU {}, workers on CPUs {:?}", self.control, self.workers)
+        write!(
+            f,
+            "control on CPU {}, workers on CPUs {:?}",
+            self.control, self.workers
+        )
     }
 }
 
@@ -57,7 +61,9 @@ pub fn assign(cpus: &[Cpu], control: u32, demands: &[Demand]) -> LcorePlan {
     let mut worker_nodes = Vec::with_capacity(demands.len());
     let mut shared = 0usize;
     for (i, demand) in demands.iter().enumerate() {
-        let local = free.iter().position(|c| demand.node.is_none() || c.node == demand.node);
+        let local = free
+            .iter()
+            .position(|c| demand.node.is_none() || c.node == demand.node);
         let pick = match local {
             Some(p) => Some(free.remove(p)),
             None if !free.is_empty() => {
@@ -79,14 +85,21 @@ pub fn assign(cpus: &[Cpu], control: u32, demands: &[Demand]) -> LcorePlan {
                 let mut pool: Vec<Cpu> = cpus.iter().copied().filter(|c| c.id != control).collect();
                 pool.extend(cpus.iter().copied().filter(|c| c.id == control));
                 if pool.is_empty() {
-                    pool.push(Cpu { id: control, node: None });
+                    pool.push(Cpu {
+                        id: control,
+                        node: None,
+                    });
                 }
                 let cpu = pool[shared % pool.len()];
                 shared += 1;
                 warnings.push(format!(
                     "worker {i}: more workers than free cores, sharing CPU {}{}",
                     cpu.id,
-                    if cpu.id == control { " with the control thread" } else { "" }
+                    if cpu.id == control {
+                        " with the control thread"
+                    } else {
+                        ""
+                    }
                 ));
                 cpu
             }
@@ -94,7 +107,12 @@ pub fn assign(cpus: &[Cpu], control: u32, demands: &[Demand]) -> LcorePlan {
         workers.push(cpu.id);
         worker_nodes.push(cpu.node);
     }
-    LcorePlan { control, workers, worker_nodes, warnings }
+    LcorePlan {
+        control,
+        workers,
+        worker_nodes,
+        warnings,
+    }
 }
 
 /// An explicit `lcores = [..]` list: taken as given (the config checked its length).
@@ -102,14 +120,23 @@ fn explicit(cpus: &[Cpu], control: u32, list: &[u32]) -> LcorePlan {
     let node_of = |id: u32| cpus.iter().find(|c| c.id == id).and_then(|c| c.node);
     let mut warnings = Vec::new();
     if list.contains(&control) {
-        warnings.push(format!("a worker shares CPU {control} with the control thread"));
+        warnings.push(format!(
+            "a worker shares CPU {control} with the control thread"
+        ));
     }
     for id in list {
         if !cpus.iter().any(|c| c.id == *id) {
-            warnings.push(format!("CPU {id} is not one this process may run on (or not a core's first thread)"));
+            warnings.push(format!(
+                "CPU {id} is not one this process may run on (or not a core's first thread)"
+            ));
         }
     }
-    LcorePlan { control, workers: list.to_vec(), worker_nodes: list.iter().map(|&id| node_of(id)).collect(), warnings }
+    LcorePlan {
+        control,
+        workers: list.to_vec(),
+        worker_nodes: list.iter().map(|&id| node_of(id)).collect(),
+        warnings,
+    }
 }
 
 /// The NUMA node of an ingress device: read from sysfs for a PCI address, none for a vdev.
@@ -117,7 +144,10 @@ pub fn device_node(ingress: &IngressPort) -> Option<u32> {
     let name = ingress.device.split(',').next().unwrap_or_default();
     let address = crate::runtime::eal_args::pci_address(name)?;
     let text = std::fs::read_to_string(format!("/sys/bus/pci/devices/{address}/numa_node")).ok()?;
-    text.trim().parse::<i64>().ok().and_then(|n| u32::try_from(n).ok())
+    text.trim()
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| u32::try_from(n).ok())
 }
 
 /// One CPU per physical core the process may use, with its NUMA node, from hwloc.
@@ -129,13 +159,25 @@ pub fn discover() -> Result<Vec<Cpu>, String> {
     let allowed = topology.allowed_cpuset();
     let nodes: Vec<(u32, _)> = topology
         .objects_with_type(ObjectType::NUMANode)
-        .filter_map(|n| Some((u32::try_from(n.os_index()?).ok()?, n.cpuset()?.clone_target())))
+        .filter_map(|n| {
+            Some((
+                u32::try_from(n.os_index()?).ok()?,
+                n.cpuset()?.clone_target(),
+            ))
+        })
         .collect();
     let mut cpus = Vec::new();
     for core in topology.objects_with_type(ObjectType::Core) {
-        let Some(cpuset) = core.cpuset() else { continue };
-        let Some(first) = cpuset.iter_set().find(|pu| allowed.is_set(*pu)) else { continue };
-        let node = nodes.iter().find(|(_, set)| set.is_set(first)).map(|(n, _)| *n);
+        let Some(cpuset) = core.cpuset() else {
+            continue;
+        };
+        let Some(first) = cpuset.iter_set().find(|pu| allowed.is_set(*pu)) else {
+            continue;
+        };
+        let node = nodes
+            .iter()
+            .find(|(_, set)| set.is_set(first))
+            .map(|(n, _)| *n);
         if let Ok(id) = u32::try_from(usize::from(first)) {
             cpus.push(Cpu { id, node });
         }
@@ -171,13 +213,22 @@ mod tests {
     use super::*;
 
     fn cpus(spec: &[(u32, u32)]) -> Vec<Cpu> {
-        spec.iter().map(|&(id, node)| Cpu { id, node: Some(node) }).collect()
+        spec.iter()
+            .map(|&(id, node)| Cpu {
+                id,
+                node: Some(node),
+            })
+            .collect()
     }
 
     #[test]
     fn workers_avoid_the_control_core_and_stay_on_their_node() {
         let machine = cpus(&[(0, 0), (1, 0), (2, 0), (8, 1), (9, 1), (10, 1)]);
-        let demands = [Demand { node: Some(1) }, Demand { node: Some(1) }, Demand { node: Some(0) }];
+        let demands = [
+            Demand { node: Some(1) },
+            Demand { node: Some(1) },
+            Demand { node: Some(0) },
+        ];
         let plan = assign(&machine, 0, &demands);
         assert_eq!(plan.workers, vec![8, 9, 1]);
         assert_eq!(plan.worker_nodes, vec![Some(1), Some(1), Some(0)]);
@@ -187,7 +238,11 @@ mod tests {
     #[test]
     fn a_full_node_spills_to_another_with_a_warning() {
         let machine = cpus(&[(0, 0), (1, 0), (8, 1)]);
-        let plan = assign(&machine, 0, &[Demand { node: Some(0) }, Demand { node: Some(0) }]);
+        let plan = assign(
+            &machine,
+            0,
+            &[Demand { node: Some(0) }, Demand { node: Some(0) }],
+        );
         assert_eq!(plan.workers, vec![1, 8]);
         assert_eq!(plan.warnings.len(), 1);
         assert!(plan.warnings[0].contains("NUMA node 0"));
@@ -202,7 +257,12 @@ mod tests {
         assert!(plan.warnings[0].contains("sharing CPU 1"));
         let plan = assign(&machine, 0, &[Demand { node: None }; 3]);
         assert_eq!(plan.workers, vec![1, 1, 0]);
-        assert!(plan.warnings.last().unwrap().contains("with the control thread"));
+        assert!(
+            plan.warnings
+                .last()
+                .unwrap()
+                .contains("with the control thread")
+        );
     }
 
     #[test]

@@ -94,7 +94,9 @@ impl Appliance {
         for warning in &config.warnings {
             warn!("config: {warning}");
         }
-        let lcores = lcores::plan(&config).map_err(anyhow::Error::msg).context("choosing worker cores")?;
+        let lcores = lcores::plan(&config)
+            .map_err(anyhow::Error::msg)
+            .context("choosing worker cores")?;
         for warning in &lcores.warnings {
             warn!("lcores: {warning}");
         }
@@ -111,15 +113,29 @@ impl Appliance {
         let mut tx_queues = Vec::with_capacity(tools.len());
         let mut tool_rx_queues = Vec::with_capacity(tools.len());
         for tool in &tools {
-            let info = tool.port.info().with_context(|| format!("tool port {}", tool.name))?;
+            let info = tool
+                .port
+                .info()
+                .with_context(|| format!("tool port {}", tool.name))?;
             if info.max_tx_queues == 0 {
-                bail!("tool port {} ({}): the device offers no TX queue", tool.name, info.driver);
+                bail!(
+                    "tool port {} ({}): the device offers no TX queue",
+                    tool.name,
+                    info.driver
+                );
             }
             let queues = (workers as u16).min(info.max_tx_queues).max(1);
             tx_queues.push(queues);
-            tool_rx_queues.push(if needs_rx_queues(&info.driver) { queues } else { 0 });
+            tool_rx_queues.push(if needs_rx_queues(&info.driver) {
+                queues
+            } else {
+                0
+            });
         }
-        let idle_rx_mbufs = tool_rx_queues.iter().map(|&q| u64::from(q) * u64::from(IDLE_RX_DESCRIPTORS)).sum();
+        let idle_rx_mbufs = tool_rx_queues
+            .iter()
+            .map(|&q| u64::from(q) * u64::from(IDLE_RX_DESCRIPTORS))
+            .sum();
         let pool_plan = pool::plan(&config, workers, &tx_queues, idle_rx_mbufs);
         // DPDK's default data room (2 KiB): a 1500-byte frame plus the largest mirror
         // encapsulation fits one mbuf; jumbo frames arrive as chains.
@@ -134,7 +150,10 @@ impl Appliance {
         .context("creating the mbuf pool (is there enough memory? see dpdk.eal_args -m)")?;
 
         for (spec, open) in config.ingress.iter().zip(&ingress) {
-            let info = open.port.info().with_context(|| format!("ingress {}", open.name))?;
+            let info = open
+                .port
+                .info()
+                .with_context(|| format!("ingress {}", open.name))?;
             if info.max_rx_queues < spec.queues {
                 bail!(
                     "ingress {}: the device ({}) offers {} RX queues, the config asks for {} (ingress.queues)",
@@ -152,7 +171,9 @@ impl Appliance {
                 mempool: pool,
                 mtu: spec.mtu,
             };
-            open.port.configure(&setup).with_context(|| format!("configuring ingress {}", open.name))?;
+            open.port
+                .configure(&setup)
+                .with_context(|| format!("configuring ingress {}", open.name))?;
         }
         for ((open, &queues), &rx_queues) in tools.iter().zip(&tx_queues).zip(&tool_rx_queues) {
             let setup = PortSetup {
@@ -163,10 +184,14 @@ impl Appliance {
                 mempool: pool,
                 mtu: None,
             };
-            open.port.configure(&setup).with_context(|| format!("configuring tool port {}", open.name))?;
+            open.port
+                .configure(&setup)
+                .with_context(|| format!("configuring tool port {}", open.name))?;
         }
         for open in ingress.iter().chain(&tools) {
-            open.port.start().with_context(|| format!("starting port {}", open.name))?;
+            open.port
+                .start()
+                .with_context(|| format!("starting port {}", open.name))?;
         }
         for open in &ingress {
             if let Err(e) = open.port.enable_promiscuous() {
@@ -179,16 +204,23 @@ impl Appliance {
         let mut rx_queues = Vec::with_capacity(workers);
         for (spec, open) in config.ingress.iter().zip(&ingress) {
             for q in 0..spec.queues {
-                rx_queues
-                    .push(open.port.take_rx_queue(q).with_context(|| format!("ingress {} RX queue {q}", open.name))?);
+                rx_queues.push(
+                    open.port
+                        .take_rx_queue(q)
+                        .with_context(|| format!("ingress {} RX queue {q}", open.name))?,
+                );
             }
         }
-        let mut worker_tx: Vec<Vec<TxQueueRef>> = (0..workers).map(|_| Vec::with_capacity(tools.len())).collect();
+        let mut worker_tx: Vec<Vec<TxQueueRef>> = (0..workers)
+            .map(|_| Vec::with_capacity(tools.len()))
+            .collect();
         for (open, &queues) in tools.iter().zip(&tx_queues) {
             let mut taken = Vec::with_capacity(usize::from(queues));
             for q in 0..queues {
                 taken.push(
-                    open.port.take_tx_queue(q).with_context(|| format!("tool port {} TX queue {q}", open.name))?,
+                    open.port
+                        .take_tx_queue(q)
+                        .with_context(|| format!("tool port {} TX queue {q}", open.name))?,
                 );
             }
             if usize::from(queues) >= workers {
@@ -196,7 +228,10 @@ impl Appliance {
                     worker_tx[w].push(TxQueueRef::Own(queue));
                 }
             } else {
-                info!("tool port {}: {queues} TX queue(s) shared by {workers} workers", open.name);
+                info!(
+                    "tool port {}: {queues} TX queue(s) shared by {workers} workers",
+                    open.name
+                );
                 let shared: Vec<Arc<Mutex<drivers::TxQueue>>> =
                     taken.into_iter().map(|q| Arc::new(Mutex::new(q))).collect();
                 for (w, queues_of_worker) in worker_tx.iter_mut().enumerate() {
@@ -208,7 +243,10 @@ impl Appliance {
         let dedup = config.dedup.as_ref().map(|d| {
             let table = DedupTable::new(d.capacity, d.window);
             info!("dedup: window {:?}, shared by all workers", d.window);
-            Dedup { table: Arc::new(table), keyer: Arc::new(DedupKeyer::new(d.ignore_dscp_ecn, d.ignore_vlan)) }
+            Dedup {
+                table: Arc::new(table),
+                keyer: Arc::new(DedupKeyer::new(d.ignore_dscp_ecn, d.ignore_vlan)),
+            }
         });
         let resources = Resources::of(
             &config,
@@ -216,14 +254,24 @@ impl Appliance {
             &tx_queues,
             idle_rx_mbufs,
             (pool.capacity(), pool.data_room(), pool_plan.explanation),
-            dedup.as_ref().map(|d| (d.table.capacity() as u64, d.table.memory_bytes() as u64)),
+            dedup
+                .as_ref()
+                .map(|d| (d.table.capacity() as u64, d.table.memory_bytes() as u64)),
         );
         info!("{resources}");
-        let plan = Plan::build(&config, 1, &[], WorkerCounters::for_workers(&config, workers));
+        let plan = Plan::build(
+            &config,
+            1,
+            &[],
+            WorkerCounters::for_workers(&config, workers),
+        );
         let clock = Clock::new(eal.tsc_hz());
         let mut worker_lcores = eal.worker_lcores();
         if worker_lcores.len() < workers {
-            bail!("EAL gave {} worker lcores, {workers} are needed", worker_lcores.len());
+            bail!(
+                "EAL gave {} worker lcores, {workers} are needed",
+                worker_lcores.len()
+            );
         }
         worker_lcores.truncate(workers);
         let mut launch = Vec::with_capacity(workers);
@@ -234,7 +282,14 @@ impl Appliance {
         }
         let plans = Arc::new(ArcSwap::from_pointee(plan));
         for (index, rx, tx, pipeline) in launch {
-            let worker = Worker { rx, tx, pipeline, plans: plans.clone(), stop: stop.clone(), clock };
+            let worker = Worker {
+                rx,
+                tx,
+                pipeline,
+                plans: plans.clone(),
+                stop: stop.clone(),
+                clock,
+            };
             let lcore = worker_lcores[index];
             eal.launch(lcore, move || {
                 worker.run();
@@ -316,13 +371,20 @@ fn needs_rx_queues(driver: &str) -> bool {
 }
 
 /// Opens (finds) the DPDK port of every `(name, device)`.
-fn open_ports<'a>(eal: &Eal, specs: impl Iterator<Item = (&'a String, &'a String)>) -> anyhow::Result<Vec<OpenPort>> {
+fn open_ports<'a>(
+    eal: &Eal,
+    specs: impl Iterator<Item = (&'a String, &'a String)>,
+) -> anyhow::Result<Vec<OpenPort>> {
     specs
         .map(|(name, device)| {
             let port_name = eal_args::port_name(device);
-            let port = Port::by_name(eal, &port_name)
-                .with_context(|| format!("port {name}: DPDK has no device {port_name:?} (device = {device:?})"))?;
-            Ok(OpenPort { name: name.clone(), port })
+            let port = Port::by_name(eal, &port_name).with_context(|| {
+                format!("port {name}: DPDK has no device {port_name:?} (device = {device:?})")
+            })?;
+            Ok(OpenPort {
+                name: name.clone(),
+                port,
+            })
         })
         .collect()
 }

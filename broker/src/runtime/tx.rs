@@ -51,7 +51,10 @@ struct Buffer {
 
 impl Buffer {
     const fn new() -> Buffer {
-        Buffer { pkts: [const { None }; BURST], len: 0 }
+        Buffer {
+            pkts: [const { None }; BURST],
+            len: 0,
+        }
     }
 
     /// Appends `pkt`; the buffer must not be full.
@@ -93,7 +96,13 @@ impl TxSet {
     /// `queues[i]` is this worker's queue of tool port `i`.
     pub fn new(queues: Vec<TxQueueRef>, counters: Arc<WorkerCounters>) -> TxSet {
         TxSet {
-            ports: queues.into_iter().map(|queue| TxPort { queue, buffer: Buffer::new() }).collect(),
+            ports: queues
+                .into_iter()
+                .map(|queue| TxPort {
+                    queue,
+                    buffer: Buffer::new(),
+                })
+                .collect(),
             discards: Buffer::new(),
             counters,
         }
@@ -106,7 +115,9 @@ impl TxSet {
 
     /// Sends what tool port `port` has buffered; frees and counts what the queue refused.
     fn flush(&mut self, port: usize) {
-        let Some(tx) = self.ports.get_mut(port) else { return };
+        let Some(tx) = self.ports.get_mut(port) else {
+            return;
+        };
         let len = tx.buffer.len;
         if len == 0 {
             return;
@@ -114,7 +125,11 @@ impl TxSet {
         let pkts = &mut tx.buffer.pkts[..len];
         let bytes: u64 = pkts.iter().flatten().map(|m| m.pkt_len() as u64).sum();
         let sent = tx.queue.send(pkts);
-        let unsent_bytes: u64 = pkts[sent..].iter().flatten().map(|m| m.pkt_len() as u64).sum();
+        let unsent_bytes: u64 = pkts[sent..]
+            .iter()
+            .flatten()
+            .map(|m| m.pkt_len() as u64)
+            .sum();
         if let Some(c) = self.counters.ports.get(port) {
             c.tx_packets.add(sent as u64);
             c.tx_bytes.add(bytes - unsent_bytes);

@@ -7,17 +7,21 @@
 //! logs, or touches a cache line another worker writes (counters are this worker's own; the
 //! dedup table is the one structure shared by design).
 //!
-//! Between bursts the worker loads the current [`Plan`] (one `arc-swap` load: a reload or a
-//! link change takes effect at the next burst, never in the middle of one), and drains its TX
-//! buffers when the drain timer fires or the RX queue is idle, so a trickle of packets is not
-//! held back waiting for a full buffer.
+//! The worker reads the current [`Plan`] through an `arc-swap` cache: one relaxed load of the
+//! plan pointer per poll, compared with the plan it holds (a full `ArcSwap::load` costs a few
+//! atomic read-modify-writes). A reload or a link change takes effect at the next poll, never in
+//! the middle of a burst. The worker drains its TX buffers when the drain timer fires or the RX
+//! queue is idle, so a trickle of packets is not held back waiting for a full buffer.
+//!
+//! One turn of the loop is [`Worker::poll`], public so that a test can run the real loop a known
+//! number of times (the zero-allocation test).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
+use arc_swap::cache::Cache;
 use drivers::{Mbuf, RxQueue};
-use pipelines::counters::WorkerCounters;
 use pipelines::pipeline::{BURST, Pipeline};
 use pipelines::plan::Plan;
 
@@ -39,38 +43,67 @@ pub struct Worker {
     pub clock: Clock,
 }
 
+/// What the loop carries from one poll to the next.
+#[derive(Debug)]
+pub struct PollState {
+    /// The RX burst, filled by the driver and emptied by the pipeline.
+    burst: [Option<Mbuf>; BURST],
+    /// When the TX buffers are drained next, in [`Clock`] nanoseconds.
+    next_drain: u64,
+    /// The plan the worker runs, refreshed when the control plane swaps in another.
+    plan: Cache<Arc<ArcSwap<Plan>>, Arc<Plan>>,
+}
+
+impl PollState {
+    pub fn new(worker: &Worker) -> PollState {
+        PollState {
+            burst: [const { None }; BURST],
+            next_drain: worker.clock.now_ns() + DRAIN_NS,
+            plan: Cache::new(worker.plans.clone()),
+        }
+    }
+}
+
 impl Worker {
     /// Polls until `stop` is set, then flushes what is buffered and returns.
     pub fn run(mut self) {
-        let mut burst: [Option<Mbuf>; BURST] = [const { None }; BURST];
-        let mut next_drain = self.clock.now_ns() + DRAIN_NS;
+        let mut state = PollState::new(&self);
         while !self.stop.load(Ordering::Relaxed) {
-            let n = self.rx.rx_burst(&mut burst);
-            let counters: &WorkerCounters = self.pipeline.counters();
-            if n == 0 {
-                counters.idle_polls.incr();
-                if self.tx.pending() {
-                    self.tx.flush_all();
-                }
-                continue;
-            }
-            counters.burst(n);
-            let now = self.clock.now_ns();
-            let plan = self.plans.load();
-            if self.pipeline.adopt(&plan) {
-                // A reload changed the counters' shape. What is buffered was counted as copies
-                // in the old set: send it and count it there, then count in the new set, so each
-                // set balances on its own and the old one is never written again.
-                self.tx.flush_all();
-                self.tx.set_counters(self.pipeline.counters().clone());
-            }
-            self.pipeline.run(&plan, now, &mut burst[..n], &mut self.tx);
-            self.tx.end_of_burst();
-            if now >= next_drain {
-                self.tx.flush_all();
-                next_drain = now + DRAIN_NS;
-            }
+            self.poll(&mut state);
         }
         self.tx.flush_all();
+    }
+
+    /// One turn of the loop: receive a burst, run the pipeline on it, hand the packets to the TX
+    /// buffers (or flush them when the queue is idle or the drain timer fires). Returns the
+    /// number of packets received.
+    #[inline]
+    pub fn poll(&mut self, state: &mut PollState) -> usize {
+        let plan = state.plan.load();
+        if self.pipeline.adopt(plan) {
+            // A reload changed the counters' shape. What is buffered was counted as copies
+            // in the old set: send it and count it there, then count in the new set, so each
+            // set balances on its own and the old one is never written again.
+            self.tx.flush_all();
+            self.tx.set_counters(self.pipeline.counters().clone());
+        }
+        let n = self.rx.rx_burst(&mut state.burst);
+        if n == 0 {
+            self.pipeline.counters().idle_polls.incr();
+            if self.tx.pending() {
+                self.tx.flush_all();
+            }
+            return 0;
+        }
+        self.pipeline.counters().burst(n);
+        let now = self.clock.now_ns();
+        self.pipeline
+            .run(plan, now, &mut state.burst[..n], &mut self.tx);
+        self.tx.end_of_burst();
+        if now >= state.next_drain {
+            self.tx.flush_all();
+            state.next_drain = now + DRAIN_NS;
+        }
+        n
     }
 }

@@ -16,12 +16,16 @@ use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("broker/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("broker/ has a parent")
+        .to_path_buf()
 }
 
 /// EAL arguments for tests: no hugepages, no PCI, and nothing shared between the test processes
 /// that run side by side.
-pub const EAL_ARGS: &str = r#"["--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--no-telemetry"]"#;
+pub const EAL_ARGS: &str =
+    r#"["--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--no-telemetry"]"#;
 
 /// A directory of its own for one test, under `target/e2e/`; kept when the test fails.
 pub struct Scratch {
@@ -30,7 +34,10 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new(name: &str) -> Scratch {
-        let dir = repo_root().join("target").join("e2e").join(format!("{name}-{}", std::process::id()));
+        let dir = repo_root()
+            .join("target")
+            .join("e2e")
+            .join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create scratch dir");
         Scratch { dir }
@@ -53,7 +60,10 @@ impl Drop for Scratch {
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         } else {
-            eprintln!("scratch directory kept for inspection: {}", self.dir.display());
+            eprintln!(
+                "scratch directory kept for inspection: {}",
+                self.dir.display()
+            );
         }
     }
 }
@@ -63,17 +73,29 @@ impl Drop for Scratch {
 pub fn generate(out: &Path, profile: &str, split: Option<usize>, extra: &[&str]) -> Vec<PathBuf> {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
     let mut cmd = Command::new(python);
-    cmd.arg(repo_root().join("scripts/gen/mirrorgen.py")).arg(profile).arg("-o").arg(out).args(extra);
+    cmd.arg(repo_root().join("scripts/gen/mirrorgen.py"))
+        .arg(profile)
+        .arg("-o")
+        .arg(out)
+        .args(extra);
     if let Some(k) = split {
         cmd.arg("--split").arg(k.to_string());
     }
-    let output = cmd.output().expect("run mirrorgen.py (is python3-scapy installed?)");
-    assert!(output.status.success(), "mirrorgen failed: {}", String::from_utf8_lossy(&output.stderr));
+    let output = cmd
+        .output()
+        .expect("run mirrorgen.py (is python3-scapy installed?)");
+    assert!(
+        output.status.success(),
+        "mirrorgen failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     match split {
         None => vec![out.to_path_buf()],
         Some(k) => {
             let stem = out.with_extension("");
-            (0..k).map(|i| PathBuf::from(format!("{}.{i}.pcap", stem.display()))).collect()
+            (0..k)
+                .map(|i| PathBuf::from(format!("{}.{i}.pcap", stem.display())))
+                .collect()
         }
     }
 }
@@ -122,7 +144,11 @@ impl BrokerRun {
 
     /// Asserts the run ended well and the accounting identities held.
     pub fn assert_clean(&self) {
-        assert!(self.success, "broker failed ({:?}):\n{}\n{}", self.code, self.stdout, self.stderr);
+        assert!(
+            self.success,
+            "broker failed ({:?}):\n{}\n{}",
+            self.code, self.stdout, self.stderr
+        );
         let total: u64 = self.summary["outcomes"]
             .as_array()
             .expect("outcomes")
@@ -132,7 +158,12 @@ impl BrokerRun {
         assert_eq!(self.received(), total, "received == Σ outcomes");
         for p in self.summary["tool_ports"].as_array().expect("tool_ports") {
             let n = |k: &str| p[k].as_u64().unwrap_or(0);
-            assert_eq!(n("copies"), n("transmitted") + n("tx_dropped") + n("no_buffer"), "port {}", p["name"]);
+            assert_eq!(
+                n("copies"),
+                n("transmitted") + n("tx_dropped") + n("no_buffer"),
+                "port {}",
+                p["name"]
+            );
         }
         assert_eq!(self.summary["mbufs_in_use_at_exit"], 0, "no mbuf leaked");
     }
@@ -169,10 +200,21 @@ pub fn run_broker_with_signals(
         if let Some(status) = child.try_wait().expect("wait for broker") {
             break status;
         }
-        if let Some(i) = pending.iter().position(|(delay, _)| started.elapsed() >= *delay) {
+        if let Some(i) = pending
+            .iter()
+            .position(|(delay, _)| started.elapsed() >= *delay)
+        {
             let (_, signal) = pending.remove(i);
-            let sent = Command::new("kill").arg("-s").arg(signal).arg(child.id().to_string()).status();
-            assert!(sent.is_ok_and(|s| s.success()), "kill -s {signal} {}", child.id());
+            let sent = Command::new("kill")
+                .arg("-s")
+                .arg(signal)
+                .arg(child.id().to_string())
+                .status();
+            assert!(
+                sent.is_ok_and(|s| s.success()),
+                "kill -s {signal} {}",
+                child.id()
+            );
         }
         if started.elapsed() > deadline {
             let _ = child.kill();
@@ -201,7 +243,12 @@ pub fn run_broker_with_signals(
 
 /// Runs `broker check --config <config>`.
 pub fn check_config(config: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_broker")).arg("check").arg("--config").arg(config).output().expect("run broker check")
+    Command::new(env!("CARGO_BIN_EXE_broker"))
+        .arg("check")
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("run broker check")
 }
 
 /// The frames of a pcap file, in order.
@@ -231,11 +278,14 @@ pub fn decode_mirror(frame: &[u8]) -> Option<Mirrored> {
     let mut found = None;
     let mut current = frame.to_vec();
     for _ in 0..3 {
-        let Some((source, udp_port, payload)) = udp_of(&current) else { break };
+        let Some((source, udp_port, payload)) = udp_of(&current) else {
+            break;
+        };
         let (vni, inner) = match udp_port {
-            4789 if payload.len() >= 8 && payload[0] & 0x08 != 0 => {
-                (u32::from_be_bytes([0, payload[4], payload[5], payload[6]]), payload[8..].to_vec())
-            }
+            4789 if payload.len() >= 8 && payload[0] & 0x08 != 0 => (
+                u32::from_be_bytes([0, payload[4], payload[5], payload[6]]),
+                payload[8..].to_vec(),
+            ),
             6081 if payload.len() >= 8 => {
                 let options = usize::from(payload[0] & 0x3F) * 4;
                 let protocol = u16::from_be_bytes([payload[2], payload[3]]);
@@ -255,7 +305,11 @@ pub fn decode_mirror(frame: &[u8]) -> Option<Mirrored> {
             }
             _ => break,
         };
-        found = Some(Mirrored { mirror_source: source, vni, inner: inner.clone() });
+        found = Some(Mirrored {
+            mirror_source: source,
+            vni,
+            inner: inner.clone(),
+        });
         current = inner;
     }
     found
@@ -305,7 +359,13 @@ pub fn inner_flow(frame: &[u8]) -> Option<InnerFlow> {
         Some(TransportSlice::Tcp(t)) => (t.source_port(), t.destination_port()),
         _ => (0, 0),
     };
-    Some(InnerFlow { src, dst, protocol, src_port, dst_port })
+    Some(InnerFlow {
+        src,
+        dst,
+        protocol,
+        src_port,
+        dst_port,
+    })
 }
 
 /// Count of each distinct frame.
@@ -321,14 +381,32 @@ pub fn multiset(frames: impl IntoIterator<Item = Vec<u8>>) -> HashMap<Vec<u8>, u
 /// test if tshark finds a malformed frame.
 pub fn tshark_frames(path: &Path, decode_as: &[&str]) -> usize {
     let mut cmd = Command::new("tshark");
-    cmd.arg("-r").arg(path).arg("-T").arg("fields").arg("-e").arg("frame.number").arg("-e").arg("_ws.malformed");
+    cmd.arg("-r")
+        .arg(path)
+        .arg("-T")
+        .arg("fields")
+        .arg("-e")
+        .arg("frame.number")
+        .arg("-e")
+        .arg("_ws.malformed");
     for d in decode_as {
         cmd.arg("-d").arg(d);
     }
     let output = cmd.output().expect("run tshark");
-    assert!(output.status.success(), "tshark: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let text = String::from_utf8_lossy(&output.stdout);
-    let malformed: Vec<&str> = text.lines().filter(|l| l.split('\t').nth(1).is_some_and(|m| !m.is_empty())).collect();
-    assert!(malformed.is_empty(), "tshark finds malformed frames in {}: {malformed:?}", path.display());
+    let malformed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.split('\t').nth(1).is_some_and(|m| !m.is_empty()))
+        .collect();
+    assert!(
+        malformed.is_empty(),
+        "tshark finds malformed frames in {}: {malformed:?}",
+        path.display()
+    );
     text.lines().count()
 }

@@ -606,10 +606,16 @@ fn a_udp_header_cut_by_the_ip_length_is_truncated_even_with_padding_after_it() {
     // are padding and must not be read as the rest of the header.
     let mut bytes = aws_vxlan(1);
     ipv4::Packet::new_unchecked(&mut bytes[IP..]).set_total_len(24);
-    assert_eq!(run(&cfg(), &bytes).0, Err(Outcome::Malformed(Reason::UdpTruncated)));
+    assert_eq!(
+        run(&cfg(), &bytes).0,
+        Err(Outcome::Malformed(Reason::UdpTruncated))
+    );
     let mut bytes = udp_v6(SENDER_V6, 4789, &vxlan(7, &customer_frame()));
     ipv6::Packet::new_unchecked(&mut bytes[IP..]).set_payload_len(4);
-    assert_eq!(run(&cfg(), &bytes).0, Err(Outcome::Malformed(Reason::UdpTruncated)));
+    assert_eq!(
+        run(&cfg(), &bytes).0,
+        Err(Outcome::Malformed(Reason::UdpTruncated))
+    );
 }
 
 /// A packet that `decap` must reject with `reason`. The match is exhaustive: a new `Reason`

@@ -101,6 +101,8 @@ pub(super) struct IntervalMap<K, const KEYS: usize> {
     /// run to `K::MAX`) to the tree's key count.
     rows: Box<[RowId]>,
     depth: u32,
+    /// Index of the first (virtual) node of level `depth`: `(F^depth − 1) / (F − 1)`.
+    leaf_base: usize,
     interval_count: usize,
 }
 
@@ -147,6 +149,7 @@ impl<K: Point, const KEYS: usize> IntervalMap<K, KEYS> {
             nodes: nodes.into_boxed_slice(),
             rows: rows.into_boxed_slice(),
             depth,
+            leaf_base: node_count,
             interval_count: intervals.len(),
         }
     }
@@ -161,17 +164,16 @@ impl<K: Point, const KEYS: usize> IntervalMap<K, KEYS> {
     #[inline]
     pub(super) fn lookup(&self, key: K) -> RowId {
         let mut node = 0;
-        let mut rank = 0;
         for _ in 0..self.depth {
             let below: usize = self.nodes[node]
                 .iter()
                 .map(|&start| usize::from(start <= key))
                 .sum();
-            rank = rank * Self::FANOUT + below;
             node = node * Self::FANOUT + 1 + below;
         }
-        // rank >= 1: the first start is K::MIN.
-        self.rows[rank.saturating_sub(1)]
+        // The walk ends on a (virtual) child at level `depth`; its position in that level is the
+        // key's rank, rank >= 1 since the first start is K::MIN.
+        self.rows[(node - self.leaf_base).saturating_sub(1)]
     }
 
     /// Elementary intervals (the padding left out).

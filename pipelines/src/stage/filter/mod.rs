@@ -37,26 +37,31 @@
 //!
 //! # Measurements
 //! `cargo bench -p broker-pipelines --bench filter` on the shared 2-core development VM (AMD
-//! EPYC, x86-64 baseline target, other builds running). Filters of random but realistic rules:
-//! mostly IPv4 VPC blocks from /8 to /32, some IPv6, TCP/UDP services and port ranges, a third
-//! of the rules per direction, and 1 % (at least one) catch-all rules without CIDRs at the end.
-//! 256 different bursts of 32 packets taken in turn, so that neither the caches nor the branch
-//! predictor learn them. Least nanoseconds per packet over 300 passes (criterion's means, also
-//! printed, move by ±30 % with the machine's load):
+//! EPYC, x86-64 baseline target). Filters of random but realistic rules: mostly IPv4 VPC blocks
+//! from /8 to /32, some IPv6, TCP/UDP services and port ranges, a third of the rules per
+//! direction, and 1 % broad rules without CIDRs at the end (rounded down: the 10-rule filter has
+//! none). 256 different bursts of 32 packets taken in turn, so that neither the caches nor the
+//! branch predictor learn them. Least nanoseconds per packet over 300 passes (2026-11-23; see
+//! BENCHMARKS.md for cycles and the line-rate budgets):
 //!
 //! | rules  | `classify_burst` | `classify` | `classify_linear` | compile | memory   |
 //! |-------:|-----------------:|-----------:|------------------:|--------:|---------:|
-//! | 10     | 22.8             | 23.0–24.7  | 31                | 0.2 ms  | 15 KiB   |
-//! | 100    | 29.4             | 29.6       | 198               | 0.3 ms  | 33 KiB   |
-//! | 1,000  | 41.4             | 43.3       | 2,630             | 1 ms    | 155 KiB  |
-//! | 10,000 | 67               | 77.5       | 33,000            | 24 ms   | 1.8 MiB  |
+//! | 10     | 17.7             | 17.0       | 31                | 0.2 ms  | 15 KiB   |
+//! | 100    | 28.3             | 28.6       | 207               | 0.3 ms  | 33 KiB   |
+//! | 1,000  | 40.3             | 42.8       | 2,680             | 1 ms    | 155 KiB  |
+//! | 10,000 | 65.6             | 75.7       | 32,000            | 70 ms   | 1.8 MiB  |
 //!
-//! 1,000 rules cost 1.8 × what 10 rules cost. That ratio depends on the small filter: when it
-//! has no catch-all and only specific CIDRs, most packets find no address-containing rule, skip
-//! the intersection entirely and cost 18 ns; the ratio is then 2.1–2.3 (`classify_burst`) and
-//! 2.5 (`classify`), the 1,000-rule cost being unchanged (41 ns). Filters imported from AWS
-//! write "any address" as `0.0.0.0/0`, which contains every address: they never take that
-//! shortcut.
+//! 1,000 rules cost 2.3 × what 10 rules cost. The small filter is the cheap end: most packets
+//! find no rule about their addresses there, skip the intersection entirely, and walk trees two
+//! levels deep; at 1,000 rules the trees are five or six levels deep and the sets two chunks
+//! long. Split: the lookups alone cost 12.5 ns (10 rules) and 26.3 ns (1,000), the
+//! intersections 5.5 and 15 ns. With a catch-all rule in the 10-rule filter too (every packet
+//! then intersects), the ratio is 1.8. The lookups are bound by instructions, not by the
+//! latency of their dependent loads: walking two levels per step (a node and its four children
+//! read at once) cost 40 % more, and walking the trees of all the burst's IPv4 addresses in
+//! lockstep saved 1 ns at 1,000 rules and 5 at 10,000 but cost 3 at 10 (ratio 1.92, by slowing
+//! the small filter: not kept). Deriving the rank from the node the walk ends on (one
+//! multiply-add less per level) saved 3 %.
 //!
 //! Tried, measured, dropped (1,000 rules unless said otherwise):
 //! - A binary search of the interval starts: its comparison compiles to a branch that varied
@@ -65,7 +70,8 @@
 //!   (`std::hint::select_unpredictable`) matches the tree but needs Rust 1.88.
 //! - Static B-trees of 16-key nodes counted with vector compares, and 8- or 16-ary trees: 10 to
 //!   35 % slower; a level then waits on a horizontal sum, and `popcnt` is not in the baseline
-//!   target.
+//!   target. Measured again with the untailored workload: 7 keys per node 15–25 % slower at
+//!   every size, 15 keys 20–35 %.
 //! - Searching several packets' trees in lockstep, all source searches of a burst in one loop,
 //!   or pipelining packet i's lookups with packet i − 1's intersection: 10 to 20 % slower than
 //!   all lookups, then all intersections.

@@ -1,0 +1,221 @@
+//! The whole pipeline per packet, in bursts of 32, as a worker runs it: decap, session, filter,
+//! dedup, balance and dispatch, with the config of the end-to-end bench (scripts/bench/config.py:
+//! allowlist, 64 sessions, a 100-rule filter, dedup, one tool group of 4 ports balanced by flow;
+//! or three tool groups for the fan-out).
+//!
+//! The packets live in a [`FixedPool`] (no allocation per packet). Each call takes 32 fresh
+//! copies of the next frames of a 32,768-frame loop into pool buffers, as the `net_pcap` driver
+//! copies its cached frames into fresh mbufs, and runs the pipeline on them; the clock advances
+//! 3.2 µs per burst (10 Mpps), so a loop of the frames lasts 3.3 ms, far longer than the 200 µs
+//! dedup window: nothing is a duplicate. The copy alone is measured too and subtracted.
+//!
+//! Variants leave out the filter, dedup or both, so the differences show what each stage costs
+//! inside the whole pipeline (caches shared with the other stages, branches of the real mix).
+//!
+//! `cargo bench -p broker-pipelines --bench pipeline`
+//!
+//! With `BENCH_FIXED_CALLS=N BENCH_CASE=<case>` it only makes N calls of one case, for
+//! `valgrind --tool=callgrind` (scripts/bench/callgrind.sh).
+
+#[path = "common/mod.rs"]
+mod common;
+#[path = "pipeline/workload.rs"]
+mod workload;
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use common::{BURST, Cost, fixed_calls, least_cost, print_costs};
+use criterion::{Criterion, Throughput};
+use pipelines::counters::WorkerCounters;
+use pipelines::fixed_pool::{CountingSink, FixedPool, PoolBuf};
+use pipelines::pipeline::{Dedup, Pipeline};
+use pipelines::plan::Plan;
+use pipelines::stage::dedup::{DedupKeyer, DedupTable};
+use pipelines::{Outcome, testing};
+
+const SINGLE: &str = include_str!("pipeline/single.toml");
+const FANOUT: &str = include_str!("pipeline/fanout.toml");
+
+/// Frames in the replayed loop.
+const FRAMES: usize = 32_768;
+/// Clock step per burst: 32 packets at 10 Mpps.
+const BURST_NS: u64 = 3_200;
+
+/// One way of running the pipeline: its config, and the dedup prefetch forced on or off
+/// (`None`: the pipeline's choice by table size).
+struct Case {
+    name: &'static str,
+    toml: String,
+    prefetch: Option<bool>,
+}
+
+fn cases() -> Vec<Case> {
+    let without_filter = |t: &str| t.replace("filter = \"f100\"\n", "");
+    let without_dedup = |t: &str| t.replace("[dedup]\nwindow = \"200us\"\ncapacity = 16384\n", "");
+    // A dedup table of 2^20 entries (16 MiB), as a window of tens of milliseconds needs at
+    // 10 Mpps: it does not fit the caches.
+    let large_table = |t: &str| t.replace("capacity = 16384\n", "capacity = 1048576\n");
+    let case = |name, toml: String| Case {
+        name,
+        toml,
+        prefetch: None,
+    };
+    vec![
+        case("single", SINGLE.to_owned()),
+        case("single_no_filter", without_filter(SINGLE)),
+        case("single_no_dedup", without_dedup(SINGLE)),
+        case(
+            "single_no_filter_no_dedup",
+            without_dedup(&without_filter(SINGLE)),
+        ),
+        Case {
+            prefetch: Some(true),
+            ..case("single_prefetch", SINGLE.to_owned())
+        },
+        case("single_16MiB_table", large_table(SINGLE)),
+        Case {
+            prefetch: Some(false),
+            ..case("single_16MiB_table_no_prefetch", large_table(SINGLE))
+        },
+        case("fanout", FANOUT.to_owned()),
+        case("fanout_16MiB_table", large_table(FANOUT)),
+        Case {
+            prefetch: Some(false),
+            ..case("fanout_16MiB_table_no_prefetch", large_table(FANOUT))
+        },
+    ]
+}
+
+/// A pipeline with its plan, the frames, a pool and a sink: everything one call needs.
+struct Rig {
+    plan: Plan,
+    pipeline: Pipeline,
+    counters: Arc<WorkerCounters>,
+    frames: Rc<Vec<Vec<u8>>>,
+    pool: Rc<FixedPool>,
+    sink: CountingSink,
+    burst: [Option<PoolBuf>; BURST],
+    next_frame: usize,
+    now_ns: u64,
+}
+
+impl Rig {
+    fn new(case: &Case, frames: Rc<Vec<Vec<u8>>>) -> Rig {
+        let toml = case.toml.as_str();
+        let config = testing::config(toml);
+        let dedup_settings = config.dedup.as_ref();
+        assert!(
+            toml.contains("[dedup]") == dedup_settings.is_some(),
+            "the bench config changed shape"
+        );
+        let counters = Arc::new(WorkerCounters::new(&config));
+        let plan = Plan::build(&config, 1, &[], Box::new([counters.clone()]));
+        let dedup = dedup_settings.map(|d| Dedup {
+            table: Arc::new(DedupTable::new(d.capacity, d.window)),
+            keyer: Arc::new(DedupKeyer::with_seed(1, d.ignore_dscp_ecn, d.ignore_vlan)),
+        });
+        let copies_per_packet = config.tool_groups.len();
+        let mut pipeline = Pipeline::new(0, &plan, dedup);
+        if let Some(on) = case.prefetch {
+            pipeline.set_dedup_prefetch(on);
+        }
+        Rig {
+            pipeline,
+            sink: CountingSink::new(plan.tool_ports),
+            plan,
+            counters,
+            frames,
+            pool: FixedPool::new(BURST * (copies_per_packet + 1), 2048),
+            burst: [const { None }; BURST],
+            next_frame: 0,
+            now_ns: 1_000_000_000,
+        }
+    }
+
+    /// Copies the next 32 frames into pool buffers, as the driver does.
+    #[inline]
+    fn refill(&mut self) {
+        for slot in &mut self.burst {
+            *slot = self.pool.packet(&self.frames[self.next_frame]);
+            self.next_frame = (self.next_frame + 1) % self.frames.len();
+        }
+    }
+
+    /// One burst: refill, then the pipeline.
+    #[inline]
+    fn call(&mut self) {
+        self.refill();
+        self.pipeline
+            .run(&self.plan, self.now_ns, &mut self.burst, &mut self.sink);
+        self.now_ns += BURST_NS;
+    }
+
+    /// Every packet went out once per tool group (nothing filtered, nothing duplicate).
+    fn check(&self, name: &str) {
+        let rx = self.counters.rx_packets.get();
+        let delivered = self.counters.outcome_count(Outcome::Delivered);
+        assert_eq!(
+            delivered, rx,
+            "{name}: every packet must be delivered: {:?}",
+            self.sink
+        );
+        let copies = self.sink.total_delivered();
+        assert_eq!(
+            copies,
+            rx * self.plan.groups.len() as u64,
+            "{name}: one copy per group"
+        );
+    }
+}
+
+fn main() {
+    let frames = Rc::new(workload::frames(FRAMES));
+    if let Some(calls) = fixed_calls() {
+        let wanted = std::env::var("BENCH_CASE").unwrap_or_else(|_| "single".into());
+        let case = cases()
+            .into_iter()
+            .find(|c| c.name == wanted)
+            .expect("BENCH_CASE: no such case");
+        let mut rig = Rig::new(&case, frames);
+        for _ in 0..calls {
+            rig.call();
+        }
+        rig.check(case.name);
+        return;
+    }
+
+    let mut rows: Vec<(String, Cost)> = Vec::new();
+    let refill = {
+        let mut rig = Rig::new(&cases()[0], frames.clone());
+        least_cost(BURST, 200, 1024, || {
+            rig.refill();
+            for slot in &mut rig.burst {
+                drop(slot.take());
+            }
+        })
+    };
+    for case in cases() {
+        let mut rig = Rig::new(&case, frames.clone());
+        let total = least_cost(BURST, 200, 1024, || rig.call());
+        rig.check(case.name);
+        rows.push((format!("{} (with the copy in)", case.name), total));
+        rows.push((case.name.to_owned(), total.minus(refill)));
+    }
+    rows.push(("copy of the frames into buffers, alone".to_owned(), refill));
+    print_costs("pipeline, 114-byte frames, burst 32", &rows);
+
+    let mut criterion = Criterion::default().configure_from_args();
+    bench(&mut criterion, &frames);
+    criterion.final_summary();
+}
+
+fn bench(c: &mut Criterion, frames: &Rc<Vec<Vec<u8>>>) {
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(BURST as u64));
+    for case in cases() {
+        let mut rig = Rig::new(&case, frames.clone());
+        group.bench_function(case.name, |b| b.iter(|| rig.call()));
+    }
+    group.finish();
+}
