@@ -310,6 +310,30 @@ fn dedup_removes_the_copy_from_the_other_end_within_the_window() {
     assert_eq!(sink.delivered.len(), 2);
 }
 
+#[test]
+fn round_robin_turns_go_to_copies_not_to_duplicates() {
+    // Both ends mirrored: every packet arrives twice in a row, the second copy a duplicate.
+    // Only delivered copies take a turn, so the group still alternates between its ports.
+    let toml = BOTH_ENDS.replace("\"flow\"", "\"round-robin\"");
+    let mut h = Harness::new(&toml);
+    let frames: Vec<Vec<u8>> = (1..=8)
+        .flat_map(|seq| {
+            let (first, second) = both_ends(seq);
+            [first, second]
+        })
+        .collect();
+    let sink = h.run(&frames);
+    assert_eq!(h.outcome(Outcome::Duplicate), 8);
+    let ids_ports: Vec<u16> = sink
+        .delivered
+        .iter()
+        .map(|(p, _)| *p)
+        .filter(|&p| p != 2)
+        .collect();
+    assert_eq!(ids_ports, vec![0, 1, 0, 1, 0, 1, 0, 1]);
+    h.assert_accounting(&sink);
+}
+
 const FILTERED: &str = r#"
 [broker]
 name = "test"
