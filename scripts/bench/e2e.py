@@ -22,7 +22,14 @@ Scenarios, for each capture (one packet in, one packet out, except the fan-out):
   broker-1w      the full pipeline, one worker, one tool group of 4 ports (flow balance)
   broker-2w      the same with 2 RX queues and 2 workers (the capture split in two, like RSS)
   fanout-1w      one worker, three tool groups (flow / source / round-robin sliced): 3 copies
+  metrics-on     broker-1w, its endpoint scraped every second (an eager Prometheus)
+  metrics-off    broker-1w with `metrics = ""`: no exporter, no publication, no listener
 Rounds alternate the scenarios, so that the machine's load hits all of them alike.
+
+metrics-on and metrics-off cannot both be read from the endpoint (one has none), so both are
+measured the same other way: the packets the exit summary reports received, over the time from
+the log line saying the workers run to the SIGINT that stops them (warm-up included, alike in
+both).
 """
 
 import argparse
@@ -35,6 +42,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -250,6 +258,60 @@ def run_broker(broker, config_path, address, tool_ports, warmup, seconds):
     }
 
 
+def run_broker_by_summary(broker, config_path, address, duration):
+    """Runs the broker for `duration` seconds after its workers start, scraping `address` every
+    second when it is not empty, then stops it; the rate from the exit summary."""
+    proc = subprocess.Popen([broker, "run", "--config", config_path],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = []
+    started = None
+    try:
+        for line in proc.stdout:
+            output.append(line)
+            if "worker(s) running" in line:
+                started = time.monotonic()
+                break
+        if started is None:
+            raise RuntimeError(f"the broker never started its workers:\n{''.join(output)[-3000:]}")
+        # Keep its output flowing (it logs little while running, but a full pipe would block it).
+        reader = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)
+        reader.start()
+        cpu_start = worker_cpu_seconds(proc.pid)
+        scrapes = 0
+        while time.monotonic() - started < duration:
+            time.sleep(min(1.0, max(0.0, duration - (time.monotonic() - started))))
+            if address and time.monotonic() - started < duration:
+                scrape(address)
+                scrapes += 1
+        cpu_end = worker_cpu_seconds(proc.pid)
+        stopped = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        reader.join(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = "".join(output)
+    if proc.returncode != 0:
+        raise RuntimeError(f"broker exited with {proc.returncode}:\n{text[-3000:]}")
+    m = re.search(r"^received (\d+) packets", text, re.MULTILINE)
+    if not m:
+        raise RuntimeError(f"no exit summary:\n{text[-3000:]}")
+    if address and scrapes == 0:
+        raise RuntimeError("the endpoint was never scraped")
+    interval = stopped - started
+    rx_mpps = int(m.group(1)) / interval / 1e6
+    cpu_share = (cpu_end - cpu_start) / interval
+    return {
+        "rx_mpps": rx_mpps,
+        "tx_mpps": rx_mpps,
+        "interval_s": interval,
+        "worker_cpu": cpu_share,
+        "rx_mpps_per_cpu": rx_mpps / cpu_share if cpu_share > 0 else 0.0,
+    }
+
+
 def write_config(out_dir, name, scenario, captures, metrics, worker_cpus=None):
     path = os.path.join(out_dir, f"{name}.toml")
     cmd = [sys.executable, os.path.join(HERE, "config.py"), scenario, "--metrics", metrics]
@@ -285,7 +347,7 @@ def main():
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--memory-mb", type=int, default=1024)
     parser.add_argument("--metrics", default="127.0.0.1:9481")
-    parser.add_argument("--scenarios", default="testpmd,broker-1w,broker-2w,fanout-1w")
+    parser.add_argument("--scenarios", default="testpmd,broker-1w,broker-2w,fanout-1w,metrics-on,metrics-off")
     args = parser.parse_args()
 
     scenarios = args.scenarios.split(",")
@@ -304,6 +366,7 @@ def main():
                           [f"flow-{i}" for i in range(4)]),
             "fanout-1w": (write_config(args.out, f"{capture}-fanout-1w", "fanout", [whole], args.metrics),
                           [f"flow-{i}" for i in range(4)] + ["source-0", "source-1", "rr-0", "rr-1"]),
+            "metrics-off": (write_config(args.out, f"{capture}-metrics-off", "single", [whole], ""), []),
         }
         packets = count_packets(whole)
         for round_number in range(1, args.rounds + 1):
@@ -313,6 +376,12 @@ def main():
                 log(f"{capture} round {round_number}: {scenario} (load {load})")
                 if scenario == "testpmd":
                     r = run_testpmd(whole, packets, args.warmup, args.seconds, args.memory_mb)
+                elif scenario == "metrics-on":
+                    r = run_broker_by_summary(args.broker, configs["broker-1w"][0], args.metrics,
+                                              args.warmup + args.seconds)
+                elif scenario == "metrics-off":
+                    r = run_broker_by_summary(args.broker, configs["metrics-off"][0], "",
+                                              args.warmup + args.seconds)
                 else:
                     config, ports = configs[scenario]
                     r = run_broker(args.broker, config, args.metrics, ports, args.warmup, args.seconds)
@@ -346,7 +415,9 @@ def print_table(results, args):
         for scenario, label in (("testpmd", "testpmd io, 1 core      Mpps in"),
                                 ("broker-1w", "broker, 1 worker        Mpps in"),
                                 ("broker-2w", "broker, 2 workers       Mpps in"),
-                                ("fanout-1w", "broker fan-out 3 groups copies/s (M)")):
+                                ("fanout-1w", "broker fan-out 3 groups copies/s (M)"),
+                                ("metrics-on", "broker, metrics on      Mpps in"),
+                                ("metrics-off", "broker, metrics off     Mpps in")):
             key = "tx_mpps" if scenario == "fanout-1w" else "rx_mpps"
             print(f"  {label:38} {cell(rates(scenario, key))}")
         ratios = []
@@ -356,19 +427,27 @@ def print_table(results, args):
             ratios.append(("broker 1 worker / testpmd", [b / t for b, t in zip(b1, tp)]))
         if b1 and b2:
             ratios.append(("broker 2 workers / 1 worker", [b / a for b, a in zip(b2, b1)]))
+        on, off = rates("metrics-on", "rx_mpps"), rates("metrics-off", "rx_mpps")
+        if on and off:
+            ratios.append(("metrics on / metrics off", [a / b for a, b in zip(on, off)]))
         for label, values in ratios:
             print(f"  {label:38} {cell(values)}")
         print("  per CPU-second of the forwarding threads (what a dedicated core would do):")
         for scenario, label in (("testpmd", "testpmd io          Mpps per CPU"),
                                 ("broker-1w", "broker, 1 worker    Mpps per CPU"),
                                 ("broker-2w", "broker, 2 workers   Mpps per CPU"),
-                                ("fanout-1w", "broker fan-out      Mpps in per CPU")):
+                                ("fanout-1w", "broker fan-out      Mpps in per CPU"),
+                                ("metrics-on", "broker, metrics on  Mpps per CPU"),
+                                ("metrics-off", "broker, metrics off Mpps per CPU")):
             shares = rates(scenario, "worker_cpu")
             share = f"  (threads on {statistics.mean(shares):.2f} CPUs)" if shares else ""
             print(f"    {label:36} {cell(rates(scenario, 'rx_mpps_per_cpu'))}{share}")
         tpc, b1c, b2c = (rates(s, "rx_mpps_per_cpu") for s in ("testpmd", "broker-1w", "broker-2w"))
         if tpc and b1c:
             print(f"    {'broker 1 worker / testpmd, per CPU':36} {cell([b / t for b, t in zip(b1c, tpc)])}")
+        onc, offc = rates("metrics-on", "rx_mpps_per_cpu"), rates("metrics-off", "rx_mpps_per_cpu")
+        if onc and offc:
+            print(f"    {'metrics on / metrics off, per CPU':36} {cell([a / b for a, b in zip(onc, offc)])}")
         if b1c and b2c:
             # Two workers on two dedicated cores would do twice their rate per CPU.
             print(f"    {'2 workers / 1 worker, dedicated cores':36} {cell([2 * b / a for b, a in zip(b2c, b1c)])}")
