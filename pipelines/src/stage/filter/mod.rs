@@ -97,6 +97,7 @@
 
 mod address;
 mod class;
+mod direct;
 mod interval;
 mod linear;
 mod port_map;
