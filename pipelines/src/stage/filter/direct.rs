@@ -7,9 +7,9 @@
 //! /16's first address. When at most [`WINDOW`] interval starts fall inside the rest of the /16,
 //! the key's interval is that one plus the number of the following [`WINDOW`] starts at or below
 //! the key: one table load and one compare-and-add over a few consecutive keys, without a branch
-//! on the key, instead of a walk of up to six tree levels. A /16 with more starts (a dense one:
-//! 172.16/12 and 192.168/16 at 1,000 rules of the bench) points at 256 entries, one per /24,
-//! searched the same way; a /24 with more than [`WINDOW`] starts is searched in the tree.
+//! on the key, instead of a walk of up to six tree levels. A /16 with more starts (a dense one)
+//! points at 256 entries, one per /24, searched the same way; a /24 with more than [`WINDOW`]
+//! starts is searched in the tree.
 //!
 //! The window needs no count of the /16's (or /24's) starts: the starts after them lie in later
 //! blocks (or are the `u32::MAX` padding), above any key of this one, so they add nothing. The
@@ -21,17 +21,14 @@
 //! table is built when the dimension has at most [`MAX_DIRECT_INTERVALS`] intervals, which
 //! leaves the tree alone only beyond ≈ 16,000 IPv4 CIDRs in one dimension.
 //!
-//! Measured (bench workload, least ns per packet, `classify_burst`): the /16 level alone with
-//! the tree for dense /16s took 1,000 rules from 40 to 34 ns; the /24 level for dense /16s to
-//! 31 (and 10,000 rules from 65 to 52). Finding the /24 entry without a branch (a mask that is
-//! 0 for sparse /16s, every /16 then reading an entry) cost 1 ns at 10 rules and gained nothing
-//! at 1,000. Windows of 8 starts: 0.5 ns faster at 1,000 rules, 1 ns slower at 10. `u32` slots
-//! were as fast as `u16` ones with twice the memory. Small filters are *not* left to the tree
-//! alone: at 10 rules (about ten intervals, a tree two levels deep) the tree behind the
-//! `Option` cost 18.4 to 18.7 ns against 17.0 with the table (and 17.3 before the table).
+//! Every filter gets the table, the smallest too: at 10 rules (about ten intervals, a tree two
+//! levels deep) it is still a little faster than the tree alone. The filter module docs give
+//! the figures, and those of the variants tried (wider windows, a branch-free /24 level, `u32`
+//! slots, the tree alone for small filters).
 //!
 //! # Limitations
-//! The table costs 128 KiB per dimension whatever the filter's size.
+//! The table costs 128 KiB per dimension whatever the filter's size, plus 512 bytes per dense
+//! /16.
 
 use super::interval::{Interval, IntervalMap};
 use super::rule_set::RowId;
