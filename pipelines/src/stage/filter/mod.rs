@@ -21,9 +21,13 @@
 //! order; the lowest bit set in the intersection of the sets is the deciding rule.
 //! - *class* (`class.rs`): direction × protocol × "carries ports", a direct table.
 //! - source and destination *address* (`address.rs`): per family, the elementary intervals cut by
-//!   the rules' CIDR boundaries (`interval.rs`), searched in a branch-free 4-ary tree. A dimension
-//!   answers with two sets, the rules naming no address there (the same for every packet) and
-//!   the rules whose CIDR contains the address (sparse).
+//!   the rules' CIDR boundaries (`interval.rs`), searched in a branch-free 4-ary tree; for IPv4,
+//!   a direct table of the 65,536 /16s comes first (`direct.rs`, DIR-16 as in DPDK's LPM): a
+//!   /16 with at most four interval starts inside gives its interval at once, the key's being
+//!   found by comparing it with those four starts; a denser /16 has a table of its 256 /24s,
+//!   searched the same way; only a /24 with more than four starts is left to the tree. A
+//!   dimension answers with two sets, the rules naming no address there (the same for every
+//!   packet) and the rules whose CIDR contains the address (sparse).
 //! - source and destination *port* (`port_map.rs`): a two-level table of the elementary intervals
 //!   of `0..=65535`.
 //!
@@ -41,26 +45,29 @@
 //! from /8 to /32, some IPv6, TCP/UDP services and port ranges, a third of the rules per
 //! direction, and 1 % broad rules without CIDRs at the end (rounded down: the 10-rule filter has
 //! none). 256 different bursts of 32 packets taken in turn, so that neither the caches nor the
-//! branch predictor learn them. Least nanoseconds per packet over 300 passes (2026-11-23; see
+//! branch predictor learn them. Least nanoseconds per packet over 300 passes, the least of six
+//! runs alternated with runs of the build before the IPv4 direct table (2026-11-23; see
 //! BENCHMARKS.md for cycles and the line-rate budgets):
 //!
 //! | rules  | `classify_burst` | `classify` | `classify_linear` | compile | memory   |
 //! |-------:|-----------------:|-----------:|------------------:|--------:|---------:|
-//! | 10     | 17.7             | 17.0       | 31                | 0.2 ms  | 15 KiB   |
-//! | 100    | 28.3             | 28.6       | 207               | 0.3 ms  | 33 KiB   |
-//! | 1,000  | 40.3             | 42.8       | 2,680             | 1 ms    | 155 KiB  |
-//! | 10,000 | 65.6             | 75.7       | 32,000            | 70 ms   | 1.8 MiB  |
+//! | 10     | 16.9 (17.2)      | 15.5       | 31                | 1.4 ms  | 272 KiB  |
+//! | 100    | 22.1 (27.9)      | 21.6       | 203               | 2.5 ms  | 292 KiB  |
+//! | 1,000  | 30.6 (40.0)      | 31.2       | 2,590             | 5 ms    | 476 KiB  |
+//! | 10,000 | 49.5 (65.6)      | 55.3       | 32,000            | 35 ms   | 2.4 MiB  |
 //!
-//! 1,000 rules cost 2.3 × what 10 rules cost. The small filter is the cheap end: most packets
-//! find no rule about their addresses there, skip the intersection entirely, and walk trees two
-//! levels deep; at 1,000 rules the trees are five or six levels deep and the sets two chunks
-//! long. Split: the lookups alone cost 12.5 ns (10 rules) and 26.3 ns (1,000), the
-//! intersections 5.5 and 15 ns. With a catch-all rule in the 10-rule filter too (every packet
-//! then intersects), the ratio is 1.8. The lookups are bound by instructions, not by the
-//! latency of their dependent loads: walking two levels per step (a node and its four children
-//! read at once) cost 40 % more, and walking the trees of all the burst's IPv4 addresses in
-//! lockstep saved 1 ns at 1,000 rules and 5 at 10,000 but cost 3 at 10 (ratio 1.92, by slowing
-//! the small filter: not kept). Deriving the rank from the node the walk ends on (one
+//! (In parentheses: the tree alone, the build before.) 1,000 rules cost 1.81 × what 10 rules
+//! cost (1.80 to 1.85 run by run; 2.32 or 2.33 with the tree alone). The small filter is the cheap end: most packets find no
+//! rule about their addresses there and skip the intersection entirely; at 1,000 rules every
+//! packet matches a rule and the sets are two chunks long. Split before the direct table: the
+//! lookups alone cost 12.5 ns (10 rules) and 26.3 ns (1,000), the intersections 5.5 and 15 ns;
+//! the table took about 9 ns off the lookups at 1,000 rules, so the intersection is now the
+//! larger part of the difference. With a catch-all rule in the 10-rule filter too (every packet
+//! then intersects), the ratio was 1.8 with the tree alone. The tree walks are bound by
+//! instructions, not by the latency of their dependent loads: walking two levels per step (a
+//! node and its four children read at once) cost 40 % more, and walking the trees of all the
+//! burst's IPv4 addresses in lockstep saved 1 ns at 1,000 rules and 5 at 10,000 but cost 3 at
+//! 10 (ratio 1.92, by slowing the small filter: not kept). Deriving the rank from the node the walk ends on (one
 //! multiply-add less per level) saved 3 %.
 //!
 //! Tried, measured, dropped (1,000 rules unless said otherwise):
@@ -84,11 +91,28 @@
 //! - Intersecting every chunk without the skip test: 5 to 10 % faster at 100 and 1,000 rules,
 //!   10 to 30 % slower at 10 (where the skip usually spares every chunk).
 //! - A direct 65,536-entry port table: as fast as the two-level one, with 128 KiB per dimension.
+//! - Intersecting a chunk where neither address has a containing rule with the chunk of the
+//!   rules naming no address (`any₀ ∩ any₁`, one chunk) instead of the two unions `any ∪
+//!   containing` (four), behind a branch: 1,000 rules 30.7 against 30.6–31.1 (equal), 10,000
+//!   rules 55.7 against 50.5 and 10 rules 18.8 against 17.3 (slower; least of three alternated
+//!   runs, with the IPv4 direct table).
+//! - IPv4 direct table variants (least of 2–3 alternated runs, 10 / 1,000 rules; kept: 16.9 /
+//!   30.6): the /16 level alone, dense /16s searched in the tree (27 % of the bench's IPv4
+//!   lookups at 1,000 rules, 61 % at 10,000): 16.9 / 33.7, 10,000 rules 63.6; windows of 8
+//!   starts instead of 4: 17.8 / 33.3 (the ratio falls to 1.87 only because 10 rules get
+//!   slower); the /24 entry read without a branch (a mask that is 0 for sparse /16s, so that
+//!   every /16 points at entries): 18.0 / 32.8; `u32` slots: as fast as `u16` ones, with twice
+//!   the memory. Building the table only above 64 intervals, so that small filters keep their
+//!   two-level tree walk: 10 rules then cost 18.4–18.7 ns, more than with the table (16.9) and
+//!   than before it (17.3): the table is built for every filter.
 //!
 //! # Limitations
 //! - Memory grows faster than the rule count: the address dimensions have up to `2n + 1`
 //!   intervals, each with a row of `n / 512` chunk ids; chunk interning keeps it at a few MiB for
 //!   10,000 rules (the bench prints the figures).
+//! - The IPv4 direct tables cost 256 KiB per filter (128 KiB per address dimension) whatever its
+//!   size, and are left out (the tree alone, as fast as before them) for a dimension of more
+//!   than 32,768 IPv4 intervals (≈ 16,000 CIDRs).
 //! - Only the first 65,536 rules can be told apart by [`FilterVerdict::rule`]; later rules are
 //!   ignored by both [`CompiledFilter`] and [`classify_linear`]. A validated filter has at most
 //!   32,766 (rule numbers are unique in 1–32766).
@@ -97,6 +121,7 @@
 
 mod address;
 mod class;
+mod direct;
 mod interval;
 mod linear;
 mod port_map;
