@@ -24,7 +24,8 @@ Scenarios, for each capture (one packet in, one packet out, except the fan-out):
   fanout-1w      one worker, three tool groups (flow / source / round-robin sliced): 3 copies
   metrics-on     broker-1w, its endpoint scraped every second (an eager Prometheus)
   metrics-off    broker-1w with `metrics = ""`: no exporter, no publication, no listener
-Rounds alternate the scenarios, so that the machine's load hits all of them alike.
+Rounds alternate the scenarios, every other round in reverse order, so that the machine's load
+hits all of them alike.
 
 metrics-on and metrics-off cannot both be read from the endpoint (one has none), so both are
 measured the same other way: the packets the exit summary reports received, over the time from
@@ -370,7 +371,10 @@ def main():
         }
         packets = count_packets(whole)
         for round_number in range(1, args.rounds + 1):
-            for scenario in scenarios:
+            # Every other round in reverse, so that no scenario always runs right after another
+            # (a run can leave the caches, the CPU's clock or the page cache in its favour).
+            order = scenarios if round_number % 2 else scenarios[::-1]
+            for scenario in order:
                 load = load_average()
                 loads.append(load)
                 log(f"{capture} round {round_number}: {scenario} (load {load})")
