@@ -497,12 +497,21 @@ fn both_ends_on_two_workers_each_group_gets_each_accepted_packet_once() {
     // Counters.
     assert_eq!(on.received(), copies.len() as u64);
     assert_eq!(on.outcome("filtered"), filtered);
+    // Per packet: the second accepted copy is a duplicate for both groups, unless the two copies
+    // were checked at the same moment on the two workers and split the groups between them (each
+    // group still gets the packet once: the group counters below are exact); both copies of such
+    // a packet are `delivered`.
+    let delivered = on.outcome("delivered");
+    assert!(
+        delivered >= delivered_packets,
+        "{delivered} delivered, fewer than the {delivered_packets} accepted packets"
+    );
+    let split = delivered - delivered_packets;
     assert_eq!(
         on.outcome("duplicate"),
-        both_accepted,
-        "the second accepted copy of a packet is a duplicate for both groups"
+        both_accepted - split,
+        "every accepted copy is delivered or a duplicate ({split} packets split between the workers)"
     );
-    assert_eq!(on.outcome("delivered"), delivered_packets);
     for group in ["ids", "recorder"] {
         let g = on.group(group);
         assert_eq!(g["copies"], delivered_packets, "{group} copies");
