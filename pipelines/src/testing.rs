@@ -222,3 +222,41 @@ impl<B> Sink<B> for CollectSink<B> {
         self.discarded += 1;
     }
 }
+
+/// SplitMix64 (Steele, Lea and Flood): a tiny deterministic generator, so that tests and benches
+/// replay the same inputs on every run.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(pub u64);
+
+impl SplitMix64 {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `bound` (not 0).
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.next_u64() % bound
+    }
+
+    /// True with probability `percent` / 100.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// One of `items`, each with its weight (their sum not 0).
+    pub fn weighted<T: Copy>(&mut self, items: &[(u64, T)]) -> T {
+        let total: u64 = items.iter().map(|(weight, _)| weight).sum();
+        let mut pick = self.below(total);
+        for &(weight, item) in items {
+            if pick < weight {
+                return item;
+            }
+            pick -= weight;
+        }
+        items[items.len() - 1].1
+    }
+}

@@ -11,43 +11,15 @@ use pipelines::flow::ip_proto;
 pub const BURST: usize = 32;
 pub const SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
 
-/// SplitMix64: deterministic, so every run benches the same filters.
-pub struct Rng(pub u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// True with probability `percent` / 100.
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
-    /// One of `items`, each with its weight.
-    fn weighted<T: Copy>(&mut self, items: &[(u64, T)]) -> T {
-        let total: u64 = items.iter().map(|(weight, _)| weight).sum();
-        let mut pick = self.next() % total;
-        for &(weight, item) in items {
-            if pick < weight {
-                return item;
-            }
-            pick -= weight;
-        }
-        unreachable!("pick < total")
-    }
-}
+/// Deterministic, so every run benches the same filters.
+pub use pipelines::testing::SplitMix64 as Rng;
 
 const WELL_KNOWN_PORTS: [u16; 13] = [
     22, 25, 53, 80, 123, 443, 3306, 5432, 6379, 8080, 8443, 9200, 27017,
 ];
 
 fn v4_address(rng: &mut Rng) -> Ipv4Addr {
-    let random = rng.next() as u32;
+    let random = rng.next_u64() as u32;
     let bits = rng.weighted(&[
         (60, 0x0A00_0000 | (random & 0x00FF_FFFF)), // 10.0.0.0/8
         (20, 0xAC10_0000 | (random & 0x000F_FFFF)), // 172.16.0.0/12
@@ -59,8 +31,8 @@ fn v4_address(rng: &mut Rng) -> Ipv4Addr {
 
 fn v6_address(rng: &mut Rng) -> Ipv6Addr {
     // A few /56 VPC blocks under one provider /32, random below.
-    let vpc = u128::from(rng.next() % 16) << 72;
-    Ipv6Addr::from((0x2600_1f00_u128 << 96) | vpc | u128::from(rng.next()))
+    let vpc = u128::from(rng.next_u64() % 16) << 72;
+    Ipv6Addr::from((0x2600_1f00_u128 << 96) | vpc | u128::from(rng.next_u64()))
 }
 
 fn cidr(rng: &mut Rng, v6: bool) -> IpNet {
@@ -101,7 +73,7 @@ fn realistic_rule(rng: &mut Rng, number: u16) -> Rule {
     let transport = matches!(protocol, Some(ip_proto::TCP | ip_proto::UDP));
     let dst_ports = (transport && rng.chance(60)).then(|| {
         if rng.chance(70) {
-            let port = WELL_KNOWN_PORTS[(rng.next() % WELL_KNOWN_PORTS.len() as u64) as usize];
+            let port = WELL_KNOWN_PORTS[(rng.next_u64() % WELL_KNOWN_PORTS.len() as u64) as usize];
             PortRange {
                 first: port,
                 last: port,
@@ -164,11 +136,11 @@ pub fn realistic_filter(rng: &mut Rng, rule_count: usize) -> Filter {
 fn address_in(rng: &mut Rng, net: IpNet) -> IpAddr {
     match net {
         IpNet::V4(net) => {
-            let host = rng.next() as u32 & u32::from(net.hostmask());
+            let host = rng.next_u64() as u32 & u32::from(net.hostmask());
             Ipv4Addr::from(u32::from(net.network()) | host).into()
         }
         IpNet::V6(net) => {
-            let random = u128::from(rng.next()) << 64 | u128::from(rng.next());
+            let random = u128::from(rng.next_u64()) << 64 | u128::from(rng.next_u64());
             Ipv6Addr::from(u128::from(net.network()) | (random & u128::from(net.hostmask()))).into()
         }
     }
@@ -185,7 +157,7 @@ fn unused_address(rng: &mut Rng, v6: bool) -> IpAddr {
 fn port_in(rng: &mut Rng, ports: Option<PortRange>, otherwise: u16) -> u16 {
     match ports {
         Some(PortRange { first, last }) => {
-            first + (rng.next() % (u64::from(last - first) + 1)) as u16
+            first + (rng.next_u64() % (u64::from(last - first) + 1)) as u16
         }
         None => otherwise,
     }
@@ -202,8 +174,8 @@ fn packet_for(rng: &mut Rng, rule: &Rule) -> (Option<FlowKey>, Option<Direction>
     let (src, dst) = (address(rule.src_cidr), address(rule.dst_cidr));
     let protocol = rule.protocol.unwrap_or(ip_proto::TCP);
     let key = if matches!(protocol, ip_proto::TCP | ip_proto::UDP) {
-        let ephemeral = 32768 + (rng.next() % 28232) as u16;
-        let service = WELL_KNOWN_PORTS[(rng.next() % WELL_KNOWN_PORTS.len() as u64) as usize];
+        let ephemeral = 32768 + (rng.next_u64() % 28232) as u16;
+        let service = WELL_KNOWN_PORTS[(rng.next_u64() % WELL_KNOWN_PORTS.len() as u64) as usize];
         let src_port = port_in(rng, rule.src_ports, ephemeral);
         let dst_port = port_in(rng, rule.dst_ports, service);
         FlowKey::with_ports(src, dst, protocol, src_port, dst_port)
@@ -234,12 +206,12 @@ fn random_packet(rng: &mut Rng, unused_space: bool) -> (Option<FlowKey>, Option<
         let icmp = if v6 { ip_proto::ICMPV6 } else { ip_proto::ICMP };
         FlowKey::without_ports(src, dst, icmp)
     } else {
-        let service = WELL_KNOWN_PORTS[(rng.next() % WELL_KNOWN_PORTS.len() as u64) as usize];
-        let ephemeral = 32768 + (rng.next() % 28232) as u16;
+        let service = WELL_KNOWN_PORTS[(rng.next_u64() % WELL_KNOWN_PORTS.len() as u64) as usize];
+        let ephemeral = 32768 + (rng.next_u64() % 28232) as u16;
         let dst_port = if rng.chance(70) {
             service
         } else {
-            rng.next() as u16
+            rng.next_u64() as u16
         };
         FlowKey::with_ports(src, dst, protocol, ephemeral, dst_port)
     };
@@ -256,7 +228,7 @@ fn random_packet(rng: &mut Rng, unused_space: bool) -> (Option<FlowKey>, Option<
 pub fn varied_burst(rng: &mut Rng, filter: &Filter) -> Vec<(Option<FlowKey>, Option<Direction>)> {
     let mut burst: Vec<_> = (0..12)
         .map(|_| {
-            let target = &filter.rules[(rng.next() % filter.rules.len() as u64) as usize];
+            let target = &filter.rules[(rng.next_u64() % filter.rules.len() as u64) as usize];
             packet_for(rng, target)
         })
         .collect();
@@ -264,7 +236,7 @@ pub fn varied_burst(rng: &mut Rng, filter: &Filter) -> Vec<(Option<FlowKey>, Opt
     burst.extend((0..10).map(|_| random_packet(rng, true)));
     // Interleave the kinds, as traffic would.
     for index in (1..burst.len()).rev() {
-        burst.swap(index, (rng.next() % (index as u64 + 1)) as usize);
+        burst.swap(index, (rng.next_u64() % (index as u64 + 1)) as usize);
     }
     burst
 }

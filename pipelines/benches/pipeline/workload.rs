@@ -18,18 +18,8 @@ pub const INNER_LEN: usize = 64;
 const ENIS: [&str; 4] = ["172.31.10.5", "172.31.20.7", "172.31.30.9", "172.31.40.11"];
 const ENI_V6: &str = "2001:db8:20::7";
 
-/// SplitMix64, so every run replays the same frames.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
+/// Deterministic, so every run replays the same frames.
+use pipelines::testing::SplitMix64 as Rng;
 
 /// Pads or cuts `frame` to `len` bytes (the payloads below are sized so that it only pads the
 /// counter in).
@@ -43,7 +33,7 @@ pub fn frames(count: usize) -> Vec<Vec<u8>> {
     let mut rng = Rng(0xB0A7_5EED);
     (0..count)
         .map(|i| {
-            let pick = rng.next();
+            let pick = rng.next_u64();
             let eni_index = (pick % 4) as usize;
             let eni = v4(ENIS[eni_index]);
             let egress = (pick >> 2) & 1 == 0;

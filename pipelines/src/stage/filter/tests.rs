@@ -413,31 +413,17 @@ fn a_burst_stops_at_the_shortest_slice_and_leaves_the_rest() {
 }
 
 /// A deterministic generator for the large-filter test (no test may depend on chance).
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
+use crate::testing::SplitMix64 as SplitMix;
 
 fn random_v4_net(rng: &mut SplitMix) -> IpNet {
     let prefix = [8, 12, 16, 20, 24, 24, 28, 32, 32][rng.below(9) as usize];
-    let address = Ipv4Addr::from(0x0A00_0000 | (rng.next() as u32 & 0x00FF_FFFF));
+    let address = Ipv4Addr::from(0x0A00_0000 | (rng.next_u64() as u32 & 0x00FF_FFFF));
     IpNet::new(address.into(), prefix).expect("prefix <= 32")
 }
 
 fn random_v6_net(rng: &mut SplitMix) -> IpNet {
     let prefix = [32, 48, 56, 64, 128][rng.below(5) as usize];
-    let address = Ipv6Addr::from((0x2001_0db8_u128 << 96) | u128::from(rng.next()) << 32);
+    let address = Ipv6Addr::from((0x2001_0db8_u128 << 96) | u128::from(rng.next_u64()) << 32);
     IpNet::new(address.into(), prefix).expect("prefix <= 128")
 }
 
@@ -497,7 +483,13 @@ fn ten_thousand_rules_compile_and_agree_with_the_scan() {
         let key = if protocol == ip_proto::ICMP {
             FlowKey::without_ports(src, dst, protocol)
         } else {
-            FlowKey::with_ports(src, dst, protocol, rng.next() as u16, rng.next() as u16)
+            FlowKey::with_ports(
+                src,
+                dst,
+                protocol,
+                rng.next_u64() as u16,
+                rng.next_u64() as u16,
+            )
         };
         let direction =
             [None, Some(Direction::Ingress), Some(Direction::Egress)][rng.below(3) as usize];
