@@ -70,6 +70,10 @@ const FUNCTIONS: &[&str] = &[
     "rte_eth_xstats_get",
     "rte_eth_rx_burst",
     "rte_eth_tx_burst",
+    // flow rules
+    "rte_flow_validate",
+    "rte_flow_create",
+    "rte_flow_flush",
 ];
 
 /// Types named in the wrappers (those reached from them come along).
@@ -85,6 +89,15 @@ const TYPES: &[&str] = &[
     "rte_ether_addr",
     "rte_eth_rx_mq_mode",
     "rte_eth_tx_mq_mode",
+    "rte_eth_hash_function",
+    "rte_flow_attr",
+    "rte_flow_item",
+    "rte_flow_item_type",
+    "rte_flow_item_udp",
+    "rte_flow_action",
+    "rte_flow_action_type",
+    "rte_flow_action_rss",
+    "rte_flow_error",
 ];
 
 /// Constants: plain `#define`s bindgen evaluates, and the `SHIM_*` re-exports of shifted ones.

@@ -72,9 +72,13 @@ impl ValidatedConfig {
             let mtu = port
                 .mtu
                 .map_or("device MTU".to_owned(), |mtu| format!("MTU {mtu}"));
+            let rss = match port.rss {
+                Rss::Outer => "",
+                Rss::Inner => ", RSS on the inner headers",
+            };
             writeln!(
                 out,
-                "  {:width$}  {}  ({queues}, {mtu})",
+                "  {:width$}  {}  ({queues}{rss}, {mtu})",
                 port.name, port.device
             )?;
         }

@@ -119,6 +119,21 @@ pub struct IngressPort {
     pub queues: u16,
     /// MTU to set on the port; `None`: leave the device's default.
     pub mtu: Option<u16>,
+    /// What the NIC hashes to spread packets over the RX queues.
+    pub rss: Rss,
+}
+
+/// What an ingress port's RSS hashes (only matters with more than one queue).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Rss {
+    /// The outer IP addresses and UDP/TCP ports, as every NIC can: the two copies of a packet
+    /// mirrored at both ends may reach different workers.
+    #[default]
+    Outer,
+    /// The innermost headers of VXLAN and GENEVE packets, with a symmetric key (NIC flow rules):
+    /// both copies of a packet and both directions of a connection reach one worker, so each
+    /// flow leaves in arrival order. Start fails on a device that cannot.
+    Inner,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::model::{Action, Balance, Direction, OnPortDown, PortRange, Vni};
+use crate::model::{Action, Balance, Direction, OnPortDown, PortRange, Rss, Vni};
 use crate::values::{
     Address, Cidr, CpuId, DedupCapacity, DedupWindow, DescriptorCount, Device, HumanDuration,
     LcoresSetting, MbufCache, MbufCount, MetricsAddress, Mtu, Name, Protocol, QueueCount,
@@ -71,6 +71,7 @@ pub struct RawIngress {
     pub device: Spanned<Device>,
     pub queues: Option<QueueCount>,
     pub mtu: Option<Mtu>,
+    pub rss: Option<Spanned<Rss>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -284,11 +284,21 @@ impl Checker {
         for port in list.get_ref() {
             let port = port.get_ref();
             self.define_port(&port.name, &port.device, port_names, port_devices);
+            let queues = port.queues.map_or(1, |queues| queues.get());
+            let rss = port.rss.as_ref().map_or(Rss::Outer, |rss| *rss.get_ref());
+            if let (Some(span), Rss::Inner, 1) = (port.rss.as_ref().map(Spanned::span), rss, queues)
+            {
+                self.warning(Issue::at(
+                    span,
+                    "\"inner\" with one queue: there is nothing to spread, no flow rule is installed",
+                ));
+            }
             ports.push(IngressPort {
                 name: port.name.get_ref().as_str().to_owned(),
                 device: port.device.get_ref().as_str().to_owned(),
-                queues: port.queues.map_or(1, |queues| queues.get()),
+                queues,
                 mtu: port.mtu.map(|mtu| mtu.get()),
+                rss,
             });
         }
         ports

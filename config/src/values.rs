@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Unexpected, Visitor};
 use toml::Spanned;
 
-use crate::model::{Action, Balance, Direction, OnPortDown, PortRange, Vni};
+use crate::model::{Action, Balance, Direction, OnPortDown, PortRange, Rss, Vni};
 
 /// An integer of the TOML file that must lie in `MIN..=MAX`, stored as `T`.
 ///
@@ -575,6 +575,7 @@ deserialize_keyword!(Balance {
     "ip-pair" => Balance::IpPair,
     "round-robin" => Balance::RoundRobin,
 });
+deserialize_keyword!(Rss { "outer" => Rss::Outer, "inner" => Rss::Inner });
 deserialize_keyword!(OnPortDown { "rebalance" => OnPortDown::Rebalance, "drop" => OnPortDown::Drop });
 
 /// `lcores = "auto"` or `lcores = [2, 3]`; list entries keep their spans for the repeat check.

@@ -44,6 +44,7 @@ fn defaults_of_a_minimal_config() {
             device: "net_pcap0,rx_pcap=in.pcap".to_owned(),
             queues: 1,
             mtu: None,
+            rss: Rss::Outer,
         }]
     );
     assert_eq!(config.decap.vxlan_ports, vec![4789]);
@@ -360,6 +361,26 @@ ports = [{ name = "u1", device = "net_null0" }]
                 at("[[tool_group]]\nname = \"unused-group\"")
             ),
         ]
+    );
+}
+
+#[test]
+fn rss_on_the_inner_headers_is_asked_per_ingress_port_and_pointless_with_one_queue() {
+    let text = MINIMAL.replace("in.pcap\"", "in.pcap\"\nqueues = 4\nrss = \"inner\"");
+    let config = accepted(&text);
+    assert_eq!(config.ingress[0].rss, Rss::Inner);
+    assert_eq!(config.warnings, Vec::<String>::new());
+    let text = MINIMAL.replace("in.pcap\"", "in.pcap\"\nrss = \"outer\"");
+    assert_eq!(accepted(&text).ingress[0].rss, Rss::Outer);
+
+    let text = MINIMAL.replace("in.pcap\"", "in.pcap\"\nrss = \"inner\"");
+    let (line, column) = position(&text, "\"inner\"", 0);
+    assert_eq!(
+        accepted(&text).warnings,
+        vec![format!(
+            "<string>:{line}:{column}: ingress[0] (\"mirror0\").rss: \"inner\" with one queue: there \
+             is nothing to spread, no flow rule is installed"
+        )]
     );
 }
 

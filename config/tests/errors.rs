@@ -346,6 +346,18 @@ fn balance_and_on_port_down_are_keywords() {
 }
 
 #[test]
+fn rss_is_a_keyword() {
+    let text = MINIMAL.replace("in.pcap\"", "in.pcap\"\nrss = \"innermost\"");
+    assert_refused_at(
+        &text,
+        "\"innermost\"",
+        0,
+        "ingress[0] (\"mirror0\").rss",
+        "unknown variant `innermost`, expected `outer` or `inner`",
+    );
+}
+
+#[test]
 fn port_range_whose_first_port_is_after_its_last() {
     let text = minimal_with(
         "[[filter]]\nname = \"f\"\n[[filter.rule]]\nnumber = 1\naction = \"accept\"\nsrc_ports = \"2000-1000\"\n",

@@ -93,6 +93,20 @@ pub enum DpdkError {
         /// How many RX and TX handles are alive.
         handles: usize,
     },
+    /// The device refused a flow rule (`rte_flow_validate` or `rte_flow_create`).
+    #[error("port {port}: {call} refused the rule for {rule}: {reason} (errno {errno})")]
+    Flow {
+        /// The port id.
+        port: u16,
+        /// The `rte_flow` function that failed.
+        call: &'static str,
+        /// The rule, in words (`VXLAN on UDP 4789 over IPv4`).
+        rule: String,
+        /// The positive `errno` value.
+        errno: i32,
+        /// The driver's message, or `rte_strerror`'s text when it gave none.
+        reason: String,
+    },
 }
 
 impl DpdkError {
@@ -109,18 +123,22 @@ impl DpdkError {
     }
 
     fn from_errno(call: &'static str, errno: i32) -> DpdkError {
-        // The text is static or in a per-thread buffer valid until this thread's next call.
-        // SAFETY: `rte_strerror` accepts any value and returns a NUL-terminated string; it is
-        // copied out at once.
-        let message = unsafe { CStr::from_ptr(sys::rte_strerror(errno)) }
-            .to_string_lossy()
-            .into_owned();
         DpdkError::Call {
             call,
             errno,
-            message,
+            message: strerror(errno),
         }
     }
+}
+
+/// DPDK's text for an errno value (its own values included).
+pub(crate) fn strerror(errno: i32) -> String {
+    // The text is static or in a per-thread buffer valid until this thread's next call.
+    // SAFETY: `rte_strerror` accepts any value and returns a NUL-terminated string; it is copied
+    // out at once.
+    unsafe { CStr::from_ptr(sys::rte_strerror(errno)) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Turns an ethdev-style return code (0 or positive: success, negative: `-errno`) into a result.

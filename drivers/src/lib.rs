@@ -8,7 +8,7 @@
 //! 2. The safe wrappers, one idea per module: [`eal`] (init once, lcores, launch, TSC),
 //!    [`mempool`] (pools that live for the process), [`mbuf`] (the owned packet, implementing
 //!    [`pipelines::PacketBuf`]), [`port`] (configure, start, stats, and the RX/TX queue handles
-//!    of the data path), [`error`] (`rte_errno` typed once). Every `unsafe` block states the
+//!    of the data path), [`flow`] (flow rules: RSS on the inner headers), [`error`] (`rte_errno` typed once). Every `unsafe` block states the
 //!    invariant it relies on in a `// SAFETY:` comment.
 //! 3. Every other crate of the workspace uses only this safe API.
 //!
@@ -22,12 +22,14 @@ mod sys;
 
 pub mod eal;
 pub mod error;
+pub mod flow;
 pub mod mbuf;
 pub mod mempool;
 pub mod port;
 
 pub use eal::{Eal, current_lcore, dpdk_version, rdtsc};
 pub use error::DpdkError;
+pub use flow::{Tunnel, symmetric_rss_key};
 pub use mbuf::{Mbuf, free_bulk};
 pub use mempool::Mempool;
 pub use port::{

@@ -23,7 +23,8 @@
 //!
 //! RSS: with more than one RX queue the port hashes the outer IP addresses and UDP/TCP ports
 //! (`RTE_ETH_RSS_IP | UDP | TCP`), masked by what the device supports; if it supports none of
-//! them, it is configured without RSS and [`PortConfig::rss_hash_functions`] says 0.
+//! them, it is configured without RSS and [`PortConfig::rss_hash_functions`] says 0. Hashing the
+//! inner headers of tunnelled packets instead is a flow rule: see the `flow` module.
 //!
 //! # Limitations
 //! Statistics are read while workers poll, as DPDK intends; drivers update their counters
@@ -174,7 +175,7 @@ static CONTROL: Mutex<BTreeMap<u16, QueueHandles>> = Mutex::new(BTreeMap::new())
 
 /// Configured queues of one port; `true` where a handle is alive.
 #[derive(Debug, Default)]
-struct QueueHandles {
+pub(crate) struct QueueHandles {
     rx: Vec<bool>,
     tx: Vec<bool>,
 }
@@ -189,7 +190,7 @@ impl QueueHandles {
     }
 }
 
-fn control() -> MutexGuard<'static, BTreeMap<u16, QueueHandles>> {
+pub(crate) fn control() -> MutexGuard<'static, BTreeMap<u16, QueueHandles>> {
     // The map stays consistent across a panic (single field writes): ignore poisoning.
     CONTROL.lock().unwrap_or_else(PoisonError::into_inner)
 }

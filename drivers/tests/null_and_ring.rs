@@ -6,7 +6,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::{bytes_of, eal_args, frame, port_setup, receive};
-use drivers::{DpdkError, Eal, Mbuf, Mempool, Port, PortSetup, RxQueue, TxQueue};
+use drivers::{DpdkError, Eal, Mbuf, Mempool, Port, PortSetup, RxQueue, Tunnel, TxQueue};
 use pipelines::PacketBuf;
 
 fn assert_send<T: Send>() {}
@@ -56,6 +56,26 @@ fn null_port(eal: &Eal, setup: &PortSetup, pool: Mempool) {
     port.start().unwrap();
     let link = port.link().unwrap();
     assert!(link.up, "{link:?}");
+
+    // It hashes the outer headers only: a request for RSS on the inner headers is refused,
+    // naming the call, the rule and the reason.
+    let refused = port
+        .hash_inner_headers(2, &[Tunnel::Vxlan(4789), Tunnel::Geneve(6081)])
+        .unwrap_err();
+    assert!(
+        matches!(
+            &refused,
+            DpdkError::Flow { call: "rte_flow_validate", rule, .. }
+                if rule == "VXLAN on UDP 4789 over IPv4"
+        ),
+        "{refused:?}"
+    );
+    eprintln!("net_null and inner RSS: {refused}");
+    assert_eq!(
+        port.hash_inner_headers(2, &[]),
+        Ok(0),
+        "nothing asked, nothing done"
+    );
 
     let mut rx0 = port.take_rx_queue(0).unwrap();
     let rx1 = port.take_rx_queue(1).unwrap();

@@ -9,6 +9,7 @@ mod hostile;
 mod lab;
 mod metrics;
 mod reload;
+mod rss;
 mod running;
 mod stop;
 mod support;

@@ -20,7 +20,7 @@
 //! | `[broker] metrics` | the listener is bound once, before DPDK starts |
 //! | `[dpdk]` (any key) | EAL arguments, the mbuf pool and the ring sizes are fixed at start |
 //! | `[workers]` (any key) | workers are pinned to their lcores at start |
-//! | `[[ingress]]` (set, order, device, queues, MTU) | ports and RX queues are configured and started once; a worker per queue |
+//! | `[[ingress]]` (set, order, device, queues, `rss`, MTU) | ports and RX queues are configured and started once; a worker per queue |
 //! | tool ports (set, order or device of any) | each worker holds a TX queue of every tool port, by position |
 //! | `[dedup]` (on/off, window, capacity, key options) | the table is allocated once and shared by all workers |
 //!
@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use config::ValidatedConfig;
+use config::{Rss, ValidatedConfig};
 use pipelines::counters::WorkerCounters;
 use pipelines::plan::Plan;
 use serde::{Deserialize, Serialize};
@@ -243,7 +243,14 @@ pub fn restart_needed(old: &ValidatedConfig, new: &ValidatedConfig) -> Vec<Strin
                 let mtu = i
                     .mtu
                     .map_or_else(|| "default".to_owned(), |m| m.to_string());
-                format!("{} = {} ({} queues, MTU {mtu})", i.name, i.device, i.queues)
+                let rss = match i.rss {
+                    Rss::Outer => "outer",
+                    Rss::Inner => "inner",
+                };
+                format!(
+                    "{} = {} ({} queues, RSS {rss}, MTU {mtu})",
+                    i.name, i.device, i.queues
+                )
             })
             .collect()
     };
@@ -505,6 +512,16 @@ mod tests {
         let changes = restart_needed(&old, &more_queues);
         assert_eq!(changes.len(), 1, "{changes:?}");
         assert!(changes[0].starts_with("[[ingress]]"), "{changes:?}");
+        let inner = config(&text.replace(
+            "device = \"net_null0\"",
+            "device = \"net_null0\"\nrss = \"inner\"",
+        ));
+        let changes = restart_needed(&old, &inner);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert!(
+            changes[0].starts_with("[[ingress]]") && changes[0].contains("RSS inner"),
+            "{changes:?}"
+        );
     }
 
     #[test]

@@ -24,8 +24,8 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
-use config::ValidatedConfig;
-use drivers::{Eal, Mempool, Port, PortSetup};
+use config::{DecapSettings, IngressPort, Rss, ValidatedConfig};
+use drivers::{Eal, Mempool, Port, PortSetup, Tunnel};
 use pipelines::counters::WorkerCounters;
 use pipelines::pipeline::{Dedup, Pipeline};
 use pipelines::plan::Plan;
@@ -198,6 +198,9 @@ impl Appliance {
                 warn!("ingress {}: promiscuous mode: {e}", open.name);
             }
         }
+        for (spec, open) in config.ingress.iter().zip(&ingress) {
+            hash_inner_headers(spec, open, &config.decap)?;
+        }
 
         // Queues: RX queue q of each ingress to the next worker; each worker's TX queue of each
         // tool port, shared round-robin when the port has fewer queues than workers.
@@ -368,6 +371,35 @@ const IDLE_RX_DESCRIPTORS: u16 = 64;
 /// (what the kernel sends into the interface stays in the kernel's queue and is dropped there).
 fn needs_rx_queues(driver: &str) -> bool {
     driver == "net_tap"
+}
+
+/// With `rss = "inner"` and more than one queue, has the NIC spread VXLAN and GENEVE packets by
+/// a symmetric hash of their inner headers (flow rules, see `drivers::flow`), so both copies of a
+/// packet mirrored at both ends, and both directions of a connection, reach one worker.
+fn hash_inner_headers(
+    spec: &IngressPort,
+    open: &OpenPort,
+    decap: &DecapSettings,
+) -> anyhow::Result<()> {
+    if spec.rss != Rss::Inner || spec.queues < 2 {
+        return Ok(());
+    }
+    let tunnels: Vec<Tunnel> = (decap.vxlan_ports.iter().map(|&p| Tunnel::Vxlan(p)))
+        .chain(decap.geneve_ports.iter().map(|&p| Tunnel::Geneve(p)))
+        .collect();
+    let rules = open.port.hash_inner_headers(spec.queues, &tunnels).with_context(|| {
+        format!(
+            "ingress {}: rss = \"inner\" needs a NIC that hashes the inner headers of VXLAN and \
+             GENEVE packets (flow rules with an RSS action at level 2); this device cannot: set \
+             rss = \"outer\" (the default)",
+            open.name
+        )
+    })?;
+    info!(
+        "ingress {}: RSS on the inner headers, symmetric ({rules} flow rules over {} queues)",
+        open.name, spec.queues
+    );
+    Ok(())
 }
 
 /// Opens (finds) the DPDK port of every `(name, device)`.
