@@ -64,12 +64,18 @@ output:
                     length), captured_inner_len, truncated, second_copy and copy_of (both ends
                     mirrored), frame_len
   --split K         OUT.0.pcap ... OUT.<K-1>.pcap, each with its sidecar, packets assigned by a
-                    hash of the outer 5-tuple like NIC RSS (one outer flow: one file, in order);
-                    the two copies of a packet mirrored at both ends always go to different files
+                    hash like NIC RSS, each file in the original order; the sidecar's "split"
+                    says {{index, count}} and, for --split-by inner, "by": "inner"
+  --split-by outer  (default) hash of the outer 5-tuple: one outer flow, one file; the two
+                    copies of a packet mirrored at both ends always go to different files
+  --split-by inner  symmetric hash of the inner 5-tuple (ends sorted; addresses only without
+                    ports), like inner RSS with a symmetric Toeplitz key: both directions of a
+                    connection and both copies of a packet go to one file
 
 examples:
   /usr/bin/python3 scripts/gen/mirrorgen.py lab -o samples/aws-mirror.pcap
   /usr/bin/python3 scripts/gen/mirrorgen.py both-ends -o /tmp/dup.pcap --split 2
+  /usr/bin/python3 scripts/gen/mirrorgen.py both-ends -o /tmp/dup.pcap --split 2 --split-by inner
   /usr/bin/python3 scripts/gen/mirrorgen.py imix -o /tmp/imix.pcap --packets 12000 --seed 7
 """,
     )
@@ -83,7 +89,10 @@ examples:
     parser.add_argument("--seed", type=int, default=1, metavar="S",
                         help="seed of every random choice (default 1)")
     parser.add_argument("--split", type=positive, metavar="K",
-                        help="write K files split by outer 5-tuple hash, like RSS over K queues")
+                        help="write K files split by a 5-tuple hash, like RSS over K queues")
+    parser.add_argument("--split-by", choices=["outer", "inner"],
+                        help="what --split hashes: the outer 5-tuple (default) or the inner one, "
+                        "symmetrically (see below)")
     parser.add_argument("--truncate", type=positive, metavar="N",
                         help="AWS packet length: mirror only the first N bytes of each inner frame "
                         "(its IP length still says the full size). AWS-based profiles only; "
@@ -91,7 +100,10 @@ examples:
     parser.add_argument("--sizes", choices=["natural", "imix", "min"],
                         help="inner frame lengths: conversations as they come (natural), IMIX "
                         "7:4:1 of 64/594/1518 bytes, or 64 bytes only (default: per profile)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.split_by is not None and args.split is None:
+        parser.error("--split-by needs --split")
+    return args
 
 
 def session_summaries(templates):
@@ -111,7 +123,7 @@ def session_summaries(templates):
 
 def main(argv=None) -> int:
     require_scapy()
-    from mirror.output import Outputs, sidecar_path
+    from mirror.output import SPLIT_BY_OUTER, Outputs, sidecar_path
     from mirror.profiles import PROFILES, Options
     from mirror.scenario import mirror_pair_colours, mirrored_packets
     from mirror.sized import SIZE_MIXES
@@ -127,13 +139,17 @@ def main(argv=None) -> int:
     mix = SIZE_MIXES.get(sizes)
 
     templates = profile.build(Options(truncate=args.truncate))
+    split_by = args.split_by or SPLIT_BY_OUTER
     colours = mirror_pair_colours(templates)
-    if colours and args.split == 1:
-        sys.exit(f"mirrorgen: profile {profile.name} mirrors packets at both ends; their copies go "
-                 "to different files, so --split needs at least 2")
+    if colours and args.split == 1 and split_by == SPLIT_BY_OUTER:
+        sys.exit(f"mirrorgen: profile {profile.name} mirrors packets at both ends; split by the outer "
+                 "headers, their copies go to different files, so --split needs at least 2 (or "
+                 "--split-by inner)")
 
     command = [f"mirrorgen.py {profile.name}", f"--packets {packets}", f"--seed {args.seed}"]
     command += [f"--split {args.split}"] if args.split else []
+    # Only when not the default, so that the commands of existing outputs stay what they were.
+    command += [f"--split-by {split_by}"] if split_by != SPLIT_BY_OUTER else []
     command += [f"--truncate {args.truncate}"] if args.truncate else []
     command += [f"--sizes {args.sizes}"] if args.sizes else []
     meta = {
@@ -149,7 +165,7 @@ def main(argv=None) -> int:
     }
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    outputs = Outputs(args.output, args.split, colours, meta)
+    outputs = Outputs(args.output, args.split, colours, meta, split_by)
     try:
         rng = random.Random(args.seed)
         for record in mirrored_packets(templates, rng, packets, mix):

@@ -8,7 +8,8 @@ the generator) and every packet is compared with its sidecar entry: outer addres
 tunnel layering, VNIs, inner addresses, TTL, VLAN, IP length (the full length, also when truncated),
 checksums, and the absence of malformed packets and of warnings. Byte-level properties (the two
 copies of a both-ends packet are identical from L3 on except TTL and checksum; split files add up
-to the unsplit capture) are read with the small pcap reader below. Finally the committed sample
+to the unsplit capture, split by outer headers keep outer flows together and copies apart, split by
+inner headers keep connections and copies together) are read with the small pcap reader below. Finally the committed sample
 must be exactly what its documented command produces, and the conformance corpus
 (tests/conformance/) exactly what scripts/gen/conformance.py writes.
 
@@ -50,6 +51,9 @@ PACKETS = {
 # The other-seed run is needed once per code path that draws random numbers, not per format.
 OTHER_SEED = ["aws", "both-ends", "imix"]
 SPLITS = [("lab", 3), ("both-ends", 2), ("both-ends", 5)]
+# --split-by inner: the lab has one both-ends session and ICMP, both-ends nothing else.
+INNER_SPLITS = [("lab", 3), ("both-ends", 2)]
+PORTED_PROTOCOLS = (6, 17)  # TCP, UDP: RSS hashes their ports, of other protocols the addresses
 
 # tshark's expert severities (epan/proto.h): PI_WARN and above must not appear on a clean packet.
 PI_WARN = 0x00600000
@@ -220,6 +224,11 @@ def setUpModule():
             output = Runs.directory / f"split{count}" / f"{profile}.pcap"
             jobs[(profile, f"split{count}")] = pool.submit(
                 generate, profile, output, 1, PACKETS[profile], "0", ["--split", str(count)])
+        for profile, count in INNER_SPLITS:
+            output = Runs.directory / f"split{count}-inner" / f"{profile}.pcap"
+            jobs[(profile, f"split{count}-inner")] = pool.submit(
+                generate, profile, output, 1, PACKETS[profile], "0",
+                ["--split", str(count), "--split-by", "inner"])
         Runs.outputs = {key: job.result() for key, job in jobs.items()}
         decodes = {profile: pool.submit(tshark_decode, Runs.outputs[(profile, "a")]) for profile in PACKETS}
         Runs.decoded = {profile: job.result() for profile, job in decodes.items()}
@@ -483,37 +492,77 @@ class Profiles(unittest.TestCase):
         self.assertEqual(lengths, {"114": 350, "644": 200, "1568": 50})
 
 
+def connection(packet):
+    """Both directions of an inner connection: the protocol and its two ends, sorted."""
+    if packet["inner_proto"] in PORTED_PROTOCOLS:
+        ends = sorted([(packet["inner_src"], packet["inner_sport"]),
+                       (packet["inner_dst"], packet["inner_dport"])])
+    else:
+        ends = sorted([packet["inner_src"], packet["inner_dst"]])
+    return (packet["inner_proto"], *ends)
+
+
 class Split(unittest.TestCase):
+    def read_parts(self, profile, run, count, split_meta):
+        """{index: file number} and {index: sidecar packet} of a split run, after checking that its
+        files add up to the unsplit capture, each in the original order."""
+        whole = read_pcap(output(profile))
+        base = output(profile, run)
+        parts = [base.with_name(f"{base.stem}.{i}.pcap") for i in range(count)]
+        self.assertFalse(base.exists())
+        file_of, packets, merged = {}, {}, {}
+        for number, part in enumerate(parts):
+            sidecar = read_sidecar(part)
+            self.assertEqual(sidecar["split"], dict(split_meta, index=number, count=count))
+            records = read_pcap(part)
+            indices = [p["index"] for p in sidecar["packets"]]
+            self.assertEqual(indices, sorted(indices))  # order kept
+            self.assertEqual(len(records), len(indices))
+            for packet, record in zip(sidecar["packets"], records):
+                merged[packet["index"]] = record
+                file_of[packet["index"]] = number
+                packets[packet["index"]] = packet
+        self.assertEqual([merged[i] for i in range(len(whole))], whole)
+        return file_of, packets
+
     def test_split_files_add_up_and_keep_flows_and_separate_copies(self):
         for profile, count in SPLITS:
             with self.subTest(profile=profile, split=count):
-                whole = read_pcap(output(profile))
-                whole_packets = read_sidecar(output(profile))["packets"]
-                base = output(profile, f"split{count}")
-                parts = [base.with_name(f"{base.stem}.{i}.pcap") for i in range(count)]
-                self.assertFalse(base.exists())
-                file_of, flow_files = {}, collections.defaultdict(set)
-                merged = {}
-                for number, part in enumerate(parts):
-                    sidecar = read_sidecar(part)
-                    self.assertEqual(sidecar["split"], {"index": number, "count": count})
-                    records = read_pcap(part)
-                    indices = [p["index"] for p in sidecar["packets"]]
-                    self.assertEqual(indices, sorted(indices))  # order kept
-                    self.assertEqual(len(records), len(indices))
-                    for packet, record in zip(sidecar["packets"], records):
-                        merged[packet["index"]] = record
-                        file_of[packet["index"]] = number
-                        flow = (packet["outer_src"], packet["outer_dst"], packet["outer_sport"],
-                                packet["outer_dport"])
-                        flow_files[flow].add(number)
-                self.assertEqual([merged[i] for i in range(len(whole))], whole)
+                file_of, packets = self.read_parts(profile, f"split{count}", count, {})
+                flow_files = collections.defaultdict(set)
+                for index, packet in packets.items():
+                    flow = (packet["outer_src"], packet["outer_dst"], packet["outer_sport"],
+                            packet["outer_dport"])
+                    flow_files[flow].add(file_of[index])
                 self.assertTrue(all(len(files) == 1 for files in flow_files.values()))
                 self.assertGreater(len(set(file_of.values())), 1)
-                copies = [p for p in whole_packets if p["second_copy"]]
+                copies = [p for p in packets.values() if p["second_copy"]]
                 self.assertTrue(copies)
                 for packet in copies:
                     self.assertNotEqual(file_of[packet["index"]], file_of[packet["copy_of"]])
+
+    def test_split_by_inner_keeps_connections_and_copies_together(self):
+        for profile, count in INNER_SPLITS:
+            with self.subTest(profile=profile, split=count):
+                run = f"split{count}-inner"
+                file_of, packets = self.read_parts(profile, run, count, {"by": "inner"})
+                command = read_sidecar(output(profile, run).with_name(f"{profile}.0.pcap"))["command"]
+                self.assertIn(f"--split {count} --split-by inner", command)
+                connection_files = collections.defaultdict(set)
+                directions = collections.defaultdict(set)
+                for index, packet in packets.items():
+                    connection_files[connection(packet)].add(file_of[index])
+                    directions[connection(packet)].add(packet["inner_src"])
+                self.assertTrue(all(len(files) == 1 for files in connection_files.values()),
+                                {c: f for c, f in connection_files.items() if len(f) > 1})
+                # Not vacuous: connections seen both ways, ICMP among them, and several files.
+                self.assertGreater(sum(len(d) == 2 for d in directions.values()), 3)
+                self.assertTrue(any(c[0] not in PORTED_PROTOCOLS for c in connection_files))
+                self.assertGreater(len(set(file_of.values())), 1)
+                copies = [p for p in packets.values() if p["second_copy"]]
+                self.assertTrue(copies)
+                for packet in copies:
+                    self.assertEqual(file_of[packet["index"]], file_of[packet["copy_of"]])
 
 
 class CommandLine(unittest.TestCase):
@@ -531,6 +580,8 @@ class CommandLine(unittest.TestCase):
         for args, message in [
             (("azure", "-o", target, "--truncate", "100"), "--truncate applies to AWS"),
             (("both-ends", "-o", target, "--split", "1"), "--split needs at least 2"),
+            (("both-ends", "-o", target, "--split-by", "inner"), "--split-by needs --split"),
+            (("lab", "-o", target, "--split", "2", "--split-by", "rss"), "invalid choice"),
             (("lab", "-o", target, "--packets", "0"), "must be at least 1"),
             (("nonsense", "-o", target), "invalid choice"),
         ]:

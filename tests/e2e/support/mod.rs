@@ -68,8 +68,9 @@ impl Drop for Scratch {
     }
 }
 
-/// Runs the project's capture generator: `profile` into `out` (split into `split` files by outer
-/// 5-tuple when asked). Returns the files written, in order.
+/// Runs the project's capture generator: `profile` into `out` (split into `split` files when asked,
+/// by the outer 5-tuple unless `extra` says `--split-by inner`). Returns the files written, in
+/// order.
 pub fn generate(out: &Path, profile: &str, split: Option<usize>, extra: &[&str]) -> Vec<PathBuf> {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
     let mut cmd = Command::new(python);
