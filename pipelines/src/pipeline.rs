@@ -31,7 +31,9 @@
 //!   (different workers), dedup keeps whichever copy is checked first, so the surviving packets
 //!   of one flow can come from both queues and interleave slightly out of order (the conformance
 //!   test measured 2 to 7 inversions in 650 packets). Analyzers reassemble TCP and tolerate
-//!   this; a tool that must see strict order should use a single RX queue, or mirror one end.
+//!   this. An ingress port with `rss = "inner"` (a NIC hashing the inner headers with a
+//!   symmetric key) puts both copies and both directions of a connection on one queue, and then
+//!   every flow keeps its order; so does a single RX queue.
 //! - Round-robin takes a port's turn only for a copy actually delivered (after dedup), so
 //!   duplicates do not skew it; turns are per worker, so with several workers the ports are
 //!   used evenly overall but not in strict alternation.
