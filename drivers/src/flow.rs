@@ -104,9 +104,8 @@ impl Port {
         for rule in &rules {
             let items = rule.items();
             let mut error = sys::rte_flow_error::default();
-            // SAFETY: every pointer (attributes, the END-terminated items and actions, their
-            // specs, masks, key and queue list) points to live data for the duration of the
-            // call, which only reads them; `error` is a valid place for DPDK to fill.
+            // SAFETY: attributes, END-terminated items and actions, specs, masks, key and queues
+            // all live across the call, which only reads them; DPDK fills `error`.
             let ret = unsafe {
                 sys::rte_flow_validate(
                     self.id(),
