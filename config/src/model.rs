@@ -130,7 +130,7 @@ pub enum Rss {
     /// mirrored at both ends may reach different workers.
     #[default]
     Outer,
-    /// The innermost headers of VXLAN and GENEVE packets, with a symmetric key (NIC flow rules):
+    /// The first inner headers of VXLAN and GENEVE packets, with a symmetric key (NIC flow rules):
     /// both copies of a packet and both directions of a connection reach one worker, so each
     /// flow leaves in arrival order. Start fails on a device that cannot.
     Inner,

@@ -1,4 +1,4 @@
-//! Flow rules (`rte_flow`): RSS on the innermost headers of VXLAN and GENEVE packets, with a
+//! Flow rules (`rte_flow`): RSS on the inner headers of VXLAN and GENEVE packets, with a
 //! symmetric key.
 //!
 //! # Design
@@ -22,6 +22,8 @@
 //! - Only the first inner header is hashed. For a tunnel inside a tunnel (AWS GWLB's GENEVE
 //!   carrying VXLAN) that is the inner tunnel's own outer header, which is per mirror source, not
 //!   per connection.
+//! - The patterns have no VLAN item: mirrored traffic that reaches the port VLAN-tagged matches
+//!   no rule and keeps the outer RSS.
 //! - Drivers differ in what they accept: `mlx5` takes such rules; DPDK 22.11's `ice` refuses an
 //!   RSS level other than 0 and ENA has no flow rules; a VXLAN port other than 4789 may need the
 //!   NIC told about it first. Whatever a driver refuses is reported as it words it.
