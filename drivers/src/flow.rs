@@ -60,7 +60,7 @@ pub fn symmetric_rss_key(len: usize) -> Vec<u8> {
 
 impl Port {
     /// Spreads the packets of `tunnels` over RX queues `0..queues` by a symmetric hash of their
-    /// innermost IP addresses and ports (see the module docs). Call after [`Port::start`].
+    /// first inner IP addresses and ports (see the module docs). Call after [`Port::start`].
     /// Returns the number of rules installed; on error none is left.
     pub fn hash_inner_headers(self, queues: u16, tunnels: &[Tunnel]) -> Result<usize, DpdkError> {
         if queues == 0 || tunnels.is_empty() {
