@@ -67,11 +67,7 @@ impl Port {
             return Ok(0);
         }
         let _control = control();
-        let mut info = sys::rte_eth_dev_info::default();
-        // SAFETY: `info` is a valid, zeroed `rte_eth_dev_info` for DPDK to fill.
-        let ret = unsafe { sys::rte_eth_dev_info_get(self.id(), &mut info) };
-        crate::error::check("rte_eth_dev_info_get", ret)?;
-        let key_len = match usize::from(info.hash_key_size) {
+        let key_len = match usize::from(self.raw_info()?.hash_key_size) {
             0 => DEFAULT_KEY_LEN,
             len => len,
         };
@@ -246,6 +242,8 @@ fn flow_error(
 
 #[cfg(test)]
 mod tests {
+    use pipelines::testing::SplitMix64;
+
     use super::*;
 
     /// Toeplitz as the NICs compute it: for each set bit of the input, XOR in the 32 key bits
@@ -270,23 +268,15 @@ mod tests {
         [src, dst, &sport.to_be_bytes(), &dport.to_be_bytes()].concat()
     }
 
-    fn next(state: &mut u64) -> u64 {
-        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = *state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
     /// Counts the tuples (IPv4 and IPv6, random) whose hash differs from their reverse's.
     fn asymmetric_tuples(key: &[u8], tuples: usize) -> usize {
-        let mut state = 7;
+        let mut rng = SplitMix64(7);
         (0..tuples)
             .filter(|i| {
                 let len = if i % 2 == 0 { 4 } else { 16 };
-                let src: Vec<u8> = (0..len).map(|_| next(&mut state) as u8).collect();
-                let dst: Vec<u8> = (0..len).map(|_| next(&mut state) as u8).collect();
-                let (sport, dport) = (next(&mut state) as u16, next(&mut state) as u16);
+                let src: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+                let dst: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+                let (sport, dport) = (rng.next_u64() as u16, rng.next_u64() as u16);
                 toeplitz(key, &tuple(&src, &dst, sport, dport))
                     != toeplitz(key, &tuple(&dst, &src, dport, sport))
             })

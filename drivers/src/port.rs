@@ -276,7 +276,7 @@ impl Port {
         })
     }
 
-    fn raw_info(self) -> Result<sys::rte_eth_dev_info, DpdkError> {
+    pub(crate) fn raw_info(self) -> Result<sys::rte_eth_dev_info, DpdkError> {
         let mut info = sys::rte_eth_dev_info::default();
         // SAFETY: `info` is a valid, zeroed `rte_eth_dev_info` for DPDK to fill.
         let ret = unsafe { sys::rte_eth_dev_info_get(self.id, &mut info) };
