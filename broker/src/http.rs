@@ -40,8 +40,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tiny_http::{Header, Method, Response, Server};
 use tracing::{info, warn};
 
-use crate::control::reload::{ReloadClient, ReloadOutcome};
-use crate::status::Status;
+use crate::report::{ReloadOutcome, Status};
+use crate::requests::ReloadClient;
 
 /// What a request asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -319,7 +319,7 @@ mod tests {
 
     #[test]
     fn reload_goes_to_the_control_loop_and_answers_its_outcome() {
-        let (client, requests) = crate::control::reload::channel();
+        let (client, requests) = crate::requests::channel();
         let s = Sources {
             reload: Some(client),
             ..sources()
@@ -336,7 +336,7 @@ mod tests {
                 ReloadOutcome::Applied {
                     config_generation: 2,
                     plan_generation: 3,
-                    counters: crate::control::reload::CounterChange::Kept,
+                    counters: crate::report::CounterChange::Kept,
                     warnings: vec![],
                 },
             ];
@@ -386,7 +386,7 @@ mod tests {
         );
         let answer = get(address, "GET /missing HTTP/1.0\r\n\r\n");
         assert!(answer.contains(" 404 "), "{answer}");
-        let (status, _) = crate::status::fetch(address).unwrap();
+        let (status, _) = crate::client::fetch_status(address).unwrap();
         assert_eq!(status.broker, "t");
         assert_eq!(
             endpoint.thread_cpus(),

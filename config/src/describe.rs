@@ -160,7 +160,7 @@ impl ValidatedConfig {
                 "  {}: {} rules, then {}",
                 filter.name,
                 filter.rules.len(),
-                action(filter.default)
+                filter.default
             )?;
             for rule in &filter.rules {
                 writeln!(out, "    {}", describe_rule(rule))?;
@@ -177,15 +177,10 @@ impl ValidatedConfig {
                 (Some(_), false) => "not deduplicated",
                 (None, _) => "dedup off",
             };
-            let on_down = match group.on_port_down {
-                OnPortDown::Rebalance => "rebalance",
-                OnPortDown::Drop => "drop",
-            };
             writeln!(
                 out,
-                "  {}: balance {}, {slice}, {dedup}, on port down {on_down}",
-                group.name,
-                balance(group.balance)
+                "  {}: balance {}, {slice}, {dedup}, on port down {}",
+                group.name, group.balance, group.on_port_down
             )?;
             let width = name_width(group.ports.iter().map(|id| self.port_name(*id)));
             for id in &group.ports {
@@ -234,18 +229,14 @@ impl ValidatedConfig {
 /// `#100 accept direction=ingress protocol=tcp dst_cidr=10.0.0.0/8 dst_ports=443 "HTTPS"`: the
 /// keys of the file, so a line can be matched with the rule it came from.
 fn describe_rule(rule: &Rule) -> String {
-    let mut text = format!("#{} {}", rule.number, action(rule.action));
+    let mut text = format!("#{} {}", rule.number, rule.action);
     let mut matches_anything = true;
     let mut condition = |text: &mut String, key: &str, value: String| {
         matches_anything = false;
         let _ = write!(text, " {key}={value}");
     };
     if let Some(direction) = rule.direction {
-        let direction = match direction {
-            Direction::Ingress => "ingress",
-            Direction::Egress => "egress",
-        };
-        condition(&mut text, "direction", direction.to_owned());
+        condition(&mut text, "direction", direction.to_string());
     }
     if let Some(protocol) = rule.protocol {
         condition(&mut text, "protocol", protocol_name(protocol));
@@ -276,22 +267,6 @@ fn port_range(ports: PortRange) -> String {
         ports.first.to_string()
     } else {
         format!("{}-{}", ports.first, ports.last)
-    }
-}
-
-fn action(action: Action) -> &'static str {
-    match action {
-        Action::Accept => "accept",
-        Action::Reject => "reject",
-    }
-}
-
-fn balance(balance: Balance) -> &'static str {
-    match balance {
-        Balance::Source => "source",
-        Balance::Flow => "flow",
-        Balance::IpPair => "ip-pair",
-        Balance::RoundRobin => "round-robin",
     }
 }
 

@@ -18,6 +18,8 @@
 //! file, so only the first such error is reported; the checks of step 3 report all their problems
 //! at once.
 
+#![forbid(unsafe_code)]
+
 mod describe;
 mod error;
 mod locate;

@@ -11,6 +11,43 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+/// Declares an enum the config writes as a keyword: each variant with its keyword, which is also
+/// what [`std::fmt::Display`] and `as_str` give back, and `ALL`, the variants in order (the
+/// keywords `Deserialize` accepts). One table, so the file's spelling and the broker's labels
+/// (metrics, status, `broker check`) cannot drift apart.
+macro_rules! keyword_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[doc = $doc:literal])+ $variant:ident = $keyword:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum $name {
+            $( $(#[doc = $doc])+ $variant, )+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The keyword the config file uses for this value.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $keyword,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 /// Index types: positions in the vectors of [`ValidatedConfig`]. `u16` keeps per-packet verdicts
 /// small; validation refuses configs with more items than fit.
 macro_rules! index_type {
@@ -114,7 +151,7 @@ pub struct IngressPort {
     pub name: String,
     /// DPDK device: a PCI address (`0000:3b:00.0`, optionally `,devargs`) or a vdev
     /// (`net_pcap0,rx_pcap=…`, `net_af_packet0,iface=…`).
-    pub device: String,
+    pub device: Device,
     /// RX queues, one worker each.
     pub queues: u16,
     /// MTU to set on the port; `None`: leave the device's default.
@@ -123,17 +160,17 @@ pub struct IngressPort {
     pub rss: Rss,
 }
 
-/// What an ingress port's RSS hashes (only matters with more than one queue).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Rss {
-    /// The outer IP addresses and UDP/TCP ports, as every NIC can: the two copies of a packet
-    /// mirrored at both ends may reach different workers.
-    #[default]
-    Outer,
-    /// The first inner headers of VXLAN and GENEVE packets, with a symmetric key (NIC flow rules):
-    /// both copies of a packet and both directions of a connection reach one worker, so each
-    /// flow leaves in arrival order. Start fails on a device that cannot.
-    Inner,
+keyword_enum! {
+    /// What an ingress port's RSS hashes (only matters with more than one queue).
+    pub enum Rss {
+        /// The outer IP addresses and UDP/TCP ports, as every NIC can: the two copies of a packet
+        /// mirrored at both ends may reach different workers.
+        Outer = "outer",
+        /// The first inner headers of VXLAN and GENEVE packets, with a symmetric key (NIC flow
+        /// rules): both copies of a packet and both directions of a connection reach one worker,
+        /// so each flow leaves in arrival order. Start fails on a device that cannot.
+        Inner = "inner",
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -199,18 +236,25 @@ pub struct Session {
     pub source_ips: Vec<IpAddr>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Action {
-    Accept,
-    Reject,
+keyword_enum! {
+    /// What a filter rule, or a filter's default, does with a packet.
+    pub enum Action {
+        /// The packet goes on to the session's tool groups.
+        Accept = "accept",
+        /// The packet is dropped (outcome `filtered`).
+        Reject = "reject",
+    }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Direction {
-    /// Towards the mirrored interface: the inner destination is one of the session's `source_ips`.
-    Ingress,
-    /// From the mirrored interface: the inner source is one of the session's `source_ips`.
-    Egress,
+keyword_enum! {
+    /// Which way a packet crossed the mirrored interface.
+    pub enum Direction {
+        /// Towards the mirrored interface: the inner destination is one of the session's
+        /// `source_ips`.
+        Ingress = "ingress",
+        /// From the mirrored interface: the inner source is one of the session's `source_ips`.
+        Egress = "egress",
+    }
 }
 
 /// An inclusive port range, `first <= last`.
@@ -253,24 +297,28 @@ pub struct Filter {
     pub rules: Vec<Rule>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Balance {
-    /// Mirror source (outer source address + VNI): one mirrored ENI → one analyzer.
-    Source,
-    /// Symmetric inner 5-tuple: both directions of a connection → one analyzer.
-    Flow,
-    /// Symmetric inner address pair (fragments stay with their flow).
-    IpPair,
-    /// Packet by packet, in turn.
-    RoundRobin,
+keyword_enum! {
+    /// How a tool group chooses the port of a packet.
+    pub enum Balance {
+        /// Mirror source (outer source address + VNI): one mirrored ENI → one analyzer.
+        Source = "source",
+        /// Symmetric inner 5-tuple: both directions of a connection → one analyzer.
+        Flow = "flow",
+        /// Symmetric inner address pair (fragments stay with their flow).
+        IpPair = "ip-pair",
+        /// Packet by packet, in turn.
+        RoundRobin = "round-robin",
+    }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum OnPortDown {
-    /// Move the dead port's keys to the live ports (and back when it returns).
-    Rebalance,
-    /// Drop (and count) what would have gone to the dead port.
-    Drop,
+keyword_enum! {
+    /// What a tool group does with the share of a port that is down.
+    pub enum OnPortDown {
+        /// Move the dead port's keys to the live ports (and back when it returns).
+        Rebalance = "rebalance",
+        /// Drop (and count) what would have gone to the dead port.
+        Drop = "drop",
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -291,6 +339,167 @@ pub struct ToolPort {
     /// Unique among all ports (ingress and tool).
     pub name: String,
     /// DPDK device, as for [`IngressPort::device`]; unique among all ports.
-    pub device: String,
+    pub device: Device,
     pub group: GroupId,
+}
+
+/// A PCI address, `domain:bus:device.function` (`0000:3b:00.0`). The config also accepts the
+/// short form `bus:device.function` (domain 0), and hex digits in either case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PciAddress {
+    pub domain: u16,
+    pub bus: u8,
+    pub device: u8,
+    pub function: u8,
+}
+
+impl PciAddress {
+    /// Parses `DDDD:BB:DD.F` or `BB:DD.F` (the device number below 0x20, the function below 8);
+    /// `None` for anything else. The one place the broker reads PCI addresses.
+    pub fn parse(text: &str) -> Option<PciAddress> {
+        let (domain, rest) = match text.len() {
+            12 => (
+                u16::from_str_radix(text.get(..4)?, 16).ok()?,
+                text.get(4..)?,
+            ),
+            7 => (0, text.get(..0)?),
+            _ => return None,
+        };
+        let rest = if text.len() == 12 {
+            rest.strip_prefix(':')?
+        } else {
+            text
+        };
+        let hex_u8 = |s: &str| {
+            (s.len() == 2 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| u8::from_str_radix(s, 16).ok())
+                .flatten()
+        };
+        let (bus, rest) = rest.split_once(':')?;
+        let (device, function) = rest.split_once('.')?;
+        let function = match function.as_bytes() {
+            [digit @ b'0'..=b'7'] => digit - b'0',
+            _ => return None,
+        };
+        let (bus, device) = (hex_u8(bus)?, hex_u8(device)?);
+        (device < 0x20).then_some(PciAddress {
+            domain,
+            bus,
+            device,
+            function,
+        })
+    }
+}
+
+impl std::fmt::Display for PciAddress {
+    /// The full, lowercase form DPDK names the port by.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:04x}:{:02x}:{:02x}.{}",
+            self.domain, self.bus, self.device, self.function
+        )
+    }
+}
+
+/// What kind of DPDK device a port is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// A PCI device (a NIC or one of its virtual functions), passed to EAL with `-a`.
+    Pci(PciAddress),
+    /// A virtual device, passed to EAL with `--vdev`: `name` is what DPDK calls the port
+    /// (`net_pcap0`), `driver` the driver the name asks for (`net_pcap`: the name without its
+    /// instance number).
+    Vdev { name: String, driver: String },
+}
+
+/// One `key=value` (or bare `key`) device argument.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceArg {
+    pub key: String,
+    pub value: Option<String>,
+}
+
+/// A DPDK device as the config names it: a PCI address or a vdev name, and its arguments
+/// (`net_pcap0,rx_pcap=in.pcap,infinite_rx=1`). Read once, here; the runtime asks it for what it
+/// needs (the EAL option, the port's name, an argument) and never splits the text again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// As written in the config (what EAL is given, what `/status` shows).
+    text: String,
+    kind: DeviceKind,
+    args: Vec<DeviceArg>,
+}
+
+impl Device {
+    /// Builds a device from its parts (the config's parser checked `text` splits into them).
+    pub(crate) fn new(text: String, kind: DeviceKind, args: Vec<DeviceArg>) -> Device {
+        Device { text, kind, args }
+    }
+
+    /// The device string as written in the config.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn kind(&self) -> &DeviceKind {
+        &self.kind
+    }
+
+    /// The PCI address of a PCI device.
+    pub fn pci_address(&self) -> Option<PciAddress> {
+        match self.kind {
+            DeviceKind::Pci(address) => Some(address),
+            DeviceKind::Vdev { .. } => None,
+        }
+    }
+
+    /// The driver a vdev asks for (`net_pcap`); `None` for a PCI device (its driver is the one
+    /// bound to it, known only once DPDK probed it).
+    pub fn vdev_driver(&self) -> Option<&str> {
+        match &self.kind {
+            DeviceKind::Vdev { driver, .. } => Some(driver),
+            DeviceKind::Pci(_) => None,
+        }
+    }
+
+    /// What DPDK names the port: the full PCI address, or the vdev name. Two devices with the
+    /// same port name are one device.
+    pub fn port_name(&self) -> String {
+        match &self.kind {
+            DeviceKind::Pci(address) => address.to_string(),
+            DeviceKind::Vdev { name, .. } => name.clone(),
+        }
+    }
+
+    /// The device arguments, in order.
+    pub fn args(&self) -> &[DeviceArg] {
+        &self.args
+    }
+
+    /// The values of every argument named `key`, in order (`rx_pcap` may repeat).
+    pub fn arg_values<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.args
+            .iter()
+            .filter(move |arg| arg.key == key)
+            .filter_map(|arg| arg.value.as_deref())
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl PartialEq<str> for Device {
+    fn eq(&self, other: &str) -> bool {
+        self.text == other
+    }
+}
+
+impl PartialEq<&str> for Device {
+    fn eq(&self, other: &&str) -> bool {
+        self.text == *other
+    }
 }

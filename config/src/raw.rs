@@ -8,9 +8,9 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::model::{Action, Balance, Direction, OnPortDown, PortRange, Rss, Vni};
+use crate::model::{Action, Balance, Device, Direction, OnPortDown, PortRange, Rss, Vni};
 use crate::values::{
-    Address, Cidr, CpuId, DedupCapacity, DedupWindow, DescriptorCount, Device, HumanDuration,
+    Address, Cidr, CpuId, DedupCapacity, DedupWindow, DescriptorCount, HumanDuration,
     LcoresSetting, MbufCache, MbufCount, MetricsAddress, Mtu, Name, Protocol, QueueCount,
     RuleNumber, SliceLength, UdpPort,
 };

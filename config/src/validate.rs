@@ -22,9 +22,7 @@ use crate::MAX_TOOLS_PER_SESSION;
 use crate::error::Issue;
 use crate::model::*;
 use crate::raw::*;
-use crate::values::{
-    DescriptorCount, Device, LcoresSetting, MetricsAddress, Name, Protocol, UdpPort,
-};
+use crate::values::{DescriptorCount, LcoresSetting, MetricsAddress, Name, Protocol, UdpPort};
 
 const DEFAULT_MBUF_CACHE: u32 = 256;
 const DEFAULT_VXLAN_PORT: u16 = 4789;
@@ -251,7 +249,7 @@ impl Checker {
         port_devices: &mut HashMap<String, Range<usize>>,
     ) {
         port_names.define(name, 0, &mut self.problems);
-        let identity = device.get_ref().identity();
+        let identity = device.get_ref().port_name();
         if let Some(first) = port_devices.get(&identity) {
             self.problem(
                 Issue::at(
@@ -295,7 +293,7 @@ impl Checker {
             }
             ports.push(IngressPort {
                 name: port.name.get_ref().as_str().to_owned(),
-                device: port.device.get_ref().as_str().to_owned(),
+                device: port.device.get_ref().clone(),
                 queues,
                 mtu: port.mtu.map(|mtu| mtu.get()),
                 rss,
@@ -445,7 +443,7 @@ impl Checker {
                 ports.push(ToolPortId(index(tool_ports.len())));
                 tool_ports.push(ToolPort {
                     name: port.name.get_ref().as_str().to_owned(),
-                    device: port.device.get_ref().as_str().to_owned(),
+                    device: port.device.get_ref().clone(),
                     group: GroupId(index(position)),
                 });
             }

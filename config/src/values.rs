@@ -18,7 +18,10 @@ use ipnet::IpNet;
 use serde::de::{self, Deserialize, Deserializer, SeqAccess, Unexpected, Visitor};
 use toml::Spanned;
 
-use crate::model::{Action, Balance, Direction, OnPortDown, PortRange, Rss, Vni};
+use crate::model::{
+    Action, Balance, Device, DeviceArg, DeviceKind, Direction, OnPortDown, PciAddress, PortRange,
+    Rss, Vni,
+};
 
 /// An integer of the TOML file that must lie in `MIN..=MAX`, stored as `T`.
 ///
@@ -132,63 +135,49 @@ impl FromStr for Name {
     }
 }
 
-/// A DPDK device string: a PCI address or a vdev name, optionally followed by `,devargs`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Device(String);
-
-impl Device {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The device's identity, for duplicate detection: the part before the first comma, with a
-    /// short PCI address (`3b:00.0`) completed to its full form (`0000:3b:00.0`) and lowercased,
-    /// so that the two spellings of one NIC compare equal.
-    pub fn identity(&self) -> String {
-        let name = self.0.split(',').next().unwrap_or_default();
-        if is_short_pci_address(name) {
-            format!("0000:{}", name.to_ascii_lowercase())
-        } else if is_full_pci_address(name) {
-            name.to_ascii_lowercase()
-        } else {
-            name.to_owned()
-        }
-    }
-}
-
-/// `BB:DD.F` with hex bus/device and a function digit 0-7.
-fn is_short_pci_address(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.len() == 7
-        && bytes[..2].iter().all(u8::is_ascii_hexdigit)
-        && bytes[2] == b':'
-        && bytes[3..5].iter().all(u8::is_ascii_hexdigit)
-        && bytes[5] == b'.'
-        && (b'0'..=b'7').contains(&bytes[6])
-}
-
-/// `DDDD:BB:DD.F`.
-fn is_full_pci_address(text: &str) -> bool {
-    text.len() == 12
-        && text.as_bytes()[..4].iter().all(u8::is_ascii_hexdigit)
-        && text.as_bytes()[4] == b':'
-        && text.get(5..).is_some_and(is_short_pci_address)
-}
-
 impl FromStr for Device {
     type Err = String;
 
+    /// `NAME[,ARG…]` where NAME is a PCI address (`0000:3b:00.0`, `3b:00.0`) or a vdev name
+    /// (`net_pcap0`), and each ARG is `key=value` or a bare `key`.
     fn from_str(text: &str) -> Result<Self, String> {
         if let Some(bad) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!("device {text:?} contains {bad:?}"));
         }
-        if text.split(',').next().unwrap_or_default().is_empty() {
+        let mut parts = text.split(',');
+        let name = parts.next().unwrap_or_default();
+        if name.is_empty() {
             return Err(format!(
                 "device {text:?} has no device name before its arguments \
                  (expected e.g. \"0000:3b:00.0\" or \"net_pcap0,rx_pcap=in.pcap\")"
             ));
         }
-        Ok(Device(text.to_owned()))
+        let mut args = Vec::new();
+        for arg in parts {
+            let (key, value) = match arg.split_once('=') {
+                Some((key, value)) => (key, Some(value.to_owned())),
+                None => (arg, None),
+            };
+            if key.is_empty() {
+                return Err(format!(
+                    "device {text:?}: argument {arg:?} has no name (expected key=value)"
+                ));
+            }
+            args.push(DeviceArg {
+                key: key.to_owned(),
+                value,
+            });
+        }
+        let kind = match PciAddress::parse(name) {
+            Some(address) => DeviceKind::Pci(address),
+            None => DeviceKind::Vdev {
+                name: name.to_owned(),
+                driver: name
+                    .trim_end_matches(|c: char| c.is_ascii_digit())
+                    .to_owned(),
+            },
+        };
+        Ok(Device::new(text.to_owned(), kind, args))
     }
 }
 
@@ -542,12 +531,21 @@ impl<'de> Deserialize<'de> for PortRange {
     }
 }
 
-/// Implements `Deserialize` for an enum written as one of a fixed set of keywords.
+/// Implements `Deserialize` for enums the config writes as keywords (declared with their
+/// keywords in [`crate::model`]: `ALL` and `as_str`).
 macro_rules! deserialize_keyword {
-    ($type:ty { $($keyword:literal => $value:expr),* $(,)? }) => {
+    ($($type:ty),* $(,)?) => {$(
         impl<'de> Deserialize<'de> for $type {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                const KEYWORDS: &[&str] = &[$($keyword),*];
+                const KEYWORDS: &[&str] = &{
+                    let mut keywords = [""; <$type>::ALL.len()];
+                    let mut i = 0;
+                    while i < keywords.len() {
+                        keywords[i] = <$type>::ALL[i].as_str();
+                        i += 1;
+                    }
+                    keywords
+                };
                 struct KeywordVisitor;
                 impl Visitor<'_> for KeywordVisitor {
                     type Value = $type;
@@ -555,28 +553,20 @@ macro_rules! deserialize_keyword {
                         write!(f, "one of {}", KEYWORDS.join(", "))
                     }
                     fn visit_str<E: de::Error>(self, text: &str) -> Result<$type, E> {
-                        match text {
-                            $($keyword => Ok($value),)*
-                            other => Err(E::unknown_variant(other, KEYWORDS)),
-                        }
+                        <$type>::ALL
+                            .iter()
+                            .find(|value| value.as_str() == text)
+                            .copied()
+                            .ok_or_else(|| E::unknown_variant(text, KEYWORDS))
                     }
                 }
                 deserializer.deserialize_str(KeywordVisitor)
             }
         }
-    };
+    )*};
 }
 
-deserialize_keyword!(Action { "accept" => Action::Accept, "reject" => Action::Reject });
-deserialize_keyword!(Direction { "ingress" => Direction::Ingress, "egress" => Direction::Egress });
-deserialize_keyword!(Balance {
-    "source" => Balance::Source,
-    "flow" => Balance::Flow,
-    "ip-pair" => Balance::IpPair,
-    "round-robin" => Balance::RoundRobin,
-});
-deserialize_keyword!(Rss { "outer" => Rss::Outer, "inner" => Rss::Inner });
-deserialize_keyword!(OnPortDown { "rebalance" => OnPortDown::Rebalance, "drop" => OnPortDown::Drop });
+deserialize_keyword!(Action, Direction, Balance, Rss, OnPortDown);
 
 /// `lcores = "auto"` or `lcores = [2, 3]`; list entries keep their spans for the repeat check.
 #[derive(Clone, Debug, PartialEq)]
@@ -630,7 +620,7 @@ mod tests {
 
     #[test]
     fn device_identity_ignores_devargs_and_pci_spelling() {
-        let device = |text: &str| text.parse::<Device>().unwrap().identity();
+        let device = |text: &str| text.parse::<Device>().unwrap().port_name();
         assert_eq!(device("net_pcap0,rx_pcap=a.pcap"), "net_pcap0");
         assert_eq!(device("3B:00.0"), "0000:3b:00.0");
         assert_eq!(device("0000:3b:00.0,rxq_cqe_comp_en=1"), "0000:3b:00.0");
@@ -638,6 +628,62 @@ mod tests {
         assert!(",rx_pcap=a.pcap".parse::<Device>().is_err());
         assert!("".parse::<Device>().is_err());
         assert!("net_pcap0, iface=x".parse::<Device>().is_err());
+    }
+
+    #[test]
+    fn devices_are_read_once_into_their_parts() {
+        let pcap: Device = "net_pcap0,rx_pcap=a.pcap,rx_pcap=b.pcap,infinite_rx=1"
+            .parse()
+            .unwrap();
+        assert_eq!(pcap.vdev_driver(), Some("net_pcap"));
+        assert_eq!(pcap.pci_address(), None);
+        assert_eq!(
+            pcap.arg_values("rx_pcap").collect::<Vec<_>>(),
+            ["a.pcap", "b.pcap"]
+        );
+        assert_eq!(pcap.arg_values("infinite_rx").collect::<Vec<_>>(), ["1"]);
+        assert_eq!(pcap.to_string(), pcap.as_str());
+        let nic: Device = "3b:00.1,flag,rxq_cqe_comp_en=0".parse().unwrap();
+        let address = nic.pci_address().unwrap();
+        assert_eq!(
+            (
+                address.domain,
+                address.bus,
+                address.device,
+                address.function
+            ),
+            (0, 0x3b, 0, 1)
+        );
+        assert_eq!(nic.port_name(), "0000:3b:00.1");
+        assert_eq!(nic.vdev_driver(), None);
+        assert_eq!(
+            nic.args()
+                .iter()
+                .map(|a| (a.key.as_str(), a.value.as_deref()))
+                .collect::<Vec<_>>(),
+            [("flag", None), ("rxq_cqe_comp_en", Some("0"))]
+        );
+        assert!("net_null0,=x".parse::<Device>().is_err());
+    }
+
+    #[test]
+    fn pci_addresses_in_both_forms_and_nothing_else() {
+        let full = |text: &str| PciAddress::parse(text).map(|a| a.to_string());
+        assert_eq!(full("0000:3b:00.0").as_deref(), Some("0000:3b:00.0"));
+        assert_eq!(full("3B:00.1").as_deref(), Some("0000:3b:00.1"));
+        assert_eq!(full("ABCD:3b:1f.7").as_deref(), Some("abcd:3b:1f.7"));
+        for not in [
+            "net_pcap0",
+            "0000:3b:00.8",
+            "00:3b:00.0",
+            "zz:00.0",
+            "3b:20.0",
+            "0000:3b:00.",
+            "0000-3b:00.0",
+            "3b:0.00",
+        ] {
+            assert_eq!(PciAddress::parse(not), None, "{not}");
+        }
     }
 
     #[test]

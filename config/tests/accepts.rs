@@ -41,7 +41,7 @@ fn defaults_of_a_minimal_config() {
         config.ingress,
         vec![IngressPort {
             name: "mirror0".to_owned(),
-            device: "net_pcap0,rx_pcap=in.pcap".to_owned(),
+            device: "net_pcap0,rx_pcap=in.pcap".parse().unwrap(),
             queues: 1,
             mtu: None,
             rss: Rss::Outer,
@@ -82,7 +82,7 @@ fn defaults_of_a_minimal_config() {
         config.tool_ports,
         vec![ToolPort {
             name: "ids-1".to_owned(),
-            device: "net_pcap1,tx_pcap=out.pcap".to_owned(),
+            device: "net_pcap1,tx_pcap=out.pcap".parse().unwrap(),
             group: GroupId(0),
         }]
     );

@@ -165,7 +165,7 @@ fn the_examples_show_what_they_are_named_after() {
     let aws = load("examples/aws-vpc-mirroring.toml");
     let nic = &aws.ingress[0];
     assert!(
-        nic.device.starts_with("0000:"),
+        nic.device.as_str().starts_with("0000:"),
         "a PCI address: {}",
         nic.device
     );

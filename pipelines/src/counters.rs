@@ -95,18 +95,21 @@ impl CounterArray {
 }
 
 /// One counter of a block as the control plane reads it: its name and doc line, and where it
-/// is. Declared once per field by `counter_block!`, so the metric, its help text and the summary
-/// row all come from the field's declaration.
-pub struct CounterField<T> {
+/// is in the block (`T`) and in the block's totals (`V`). Declared once per field by
+/// `counter_block!`, so the metric, its help text and the summary row all come from the field's
+/// declaration.
+pub struct CounterField<T, V> {
     /// snake_case name, unique in its block (`delivered_packets`): the metric is named after it.
     pub name: &'static str,
     /// The field's doc line: the metric's help text.
     pub help: &'static str,
     /// Reads the field.
     pub get: fn(&T) -> &Counter,
+    /// Reads the field's total.
+    pub total: fn(&V) -> u64,
 }
 
-impl<T> std::fmt::Debug for CounterField<T> {
+impl<T, V> std::fmt::Debug for CounterField<T, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CounterField")
             .field("name", &self.name)
@@ -116,12 +119,14 @@ impl<T> std::fmt::Debug for CounterField<T> {
 }
 
 /// Declares a struct of [`Counter`]s (each with a doc line and a name), optionally followed by
-/// other fields (`and { … }`), and the tables that describe them: `FIELDS` (every counter: name,
-/// doc line, accessor) and `DOCS` (the other fields' doc lines, by field name).
+/// other fields (`and { … }`); the struct of its totals (`=> Totals`: the same field names, as
+/// plain sums, so a reader names a counter by its field and a typo does not compile); and the
+/// tables that describe them: `FIELDS` (every counter: name, doc line, accessors) and `DOCS`
+/// (the other fields' doc lines, by field name).
 macro_rules! counter_block {
     (
         $(#[$meta:meta])*
-        pub struct $block:ident {
+        pub struct $block:ident => $totals:ident {
             $( $(#[doc = $doc:literal])+ $field:ident = $name:literal, )+
         }
         $( and {
@@ -134,9 +139,22 @@ macro_rules! counter_block {
             $( $( $(#[doc = $other_doc])+ pub $other: $other_ty, )+ )?
         }
 
+        #[doc = concat!("The plain counters of [`", stringify!($block), "`], read or summed.")]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $totals {
+            $( $(#[doc = $doc])+ pub $field: u64, )+
+        }
+
+        impl $totals {
+            /// Adds `other`, field by field.
+            pub fn add(&mut self, other: &$totals) {
+                $( self.$field = self.$field.wrapping_add(other.$field); )+
+            }
+        }
+
         impl $block {
             /// Every counter of the block, in declaration order.
-            pub const FIELDS: &'static [CounterField<$block>] = &[$(
+            pub const FIELDS: &'static [CounterField<$block, $totals>] = &[$(
                 CounterField {
                     name: $name,
                     help: concat!($($doc),+).trim_ascii(),
@@ -145,6 +163,12 @@ macro_rules! counter_block {
                             &counters.$field
                         }
                         get
+                    },
+                    total: {
+                        fn total(totals: &$totals) -> u64 {
+                            totals.$field
+                        }
+                        total
                     },
                 },
             )+];
@@ -157,6 +181,11 @@ macro_rules! counter_block {
             pub fn doc(field: &str) -> &'static str {
                 Self::DOCS.iter().find(|(name, _)| *name == field).map_or("", |(_, doc)| doc)
             }
+
+            /// The plain counters' current values.
+            pub fn read(&self) -> $totals {
+                $totals { $( $field: self.$field.get(), )+ }
+            }
         }
     };
 }
@@ -165,7 +194,7 @@ counter_block! {
     /// Counters of one session, on one worker.
     #[derive(Debug, Default)]
     #[repr(align(64))]
-    pub struct SessionCounters {
+    pub struct SessionCounters => SessionTotals {
         /// packets that reached the session (after decap and VNI lookup)
         packets = "packets",
         /// bytes of the inner frames that reached the session
@@ -187,7 +216,7 @@ counter_block! {
     /// Counters of one tool group, on one worker.
     #[derive(Debug, Default)]
     #[repr(align(64))]
-    pub struct GroupCounters {
+    pub struct GroupCounters => GroupTotals {
         /// copies sent towards the group's ports
         copies = "packets",
         /// packets not sent to the group because it had received them within the dedup window
@@ -205,7 +234,7 @@ counter_block! {
     /// Counters of one tool port, on one worker. `copies == tx_packets + tx_dropped + no_buffer`.
     #[derive(Debug, Default)]
     #[repr(align(64))]
-    pub struct PortCounters {
+    pub struct PortCounters => PortTotals {
         /// copies the pipeline handed to this port
         copies = "packets",
         /// bytes of those copies
@@ -226,7 +255,7 @@ counter_block! {
     /// the default action.
     #[derive(Debug)]
     #[repr(align(64))]
-    pub struct FilterCounters {
+    pub struct FilterCounters => FilterTotals {
         /// packets no rule of the filter matched, which took the filter's default action
         default = "default_hits",
     }
@@ -265,7 +294,7 @@ counter_block! {
     /// Everything one worker counts.
     #[derive(Debug)]
     #[repr(align(64))]
-    pub struct WorkerCounters {
+    pub struct WorkerCounters => WorkerTotals {
         /// packets received from the worker's RX queue
         rx_packets = "rx_packets",
         /// bytes received from the worker's RX queue

@@ -28,6 +28,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use config::ValidatedConfig;
 use pipelines::plan::Plan;
 use tracing::{info, warn};
 
@@ -71,9 +72,9 @@ impl LinkWatch {
         &self.live
     }
 
-    /// Reads every tool port's link; when any changed, swaps in a plan with the new liveness and
-    /// returns the changes.
-    pub fn poll(&mut self, app: &Appliance) -> Vec<LinkChange> {
+    /// Reads every tool port's link; when any changed, swaps in a plan of `config` (the running
+    /// one) with the new liveness and returns the changes.
+    pub fn poll(&mut self, app: &Appliance, config: &ValidatedConfig) -> Vec<LinkChange> {
         let detected = Instant::now();
         let mut changes = Vec::new();
         for (index, open) in app.tools.iter().enumerate() {
@@ -103,23 +104,17 @@ impl LinkWatch {
         }
         let current = app.plans.load_full();
         let generation = current.generation + 1;
-        let plan = Plan::build(
-            &app.config,
-            generation,
-            &self.live,
-            current.counters.clone(),
-        );
+        let plan = Plan::build(config, generation, &self.live, current.counters.clone());
         drop(current);
         app.plans.store(Arc::new(plan));
         let swapped_unix_us = unix_micros();
         let took = detected.elapsed();
         for change in &changes {
-            let group = app
-                .config
+            let group = config
                 .tool_ports
                 .iter()
                 .find(|p| p.name == change.port)
-                .and_then(|p| app.config.tool_groups.get(p.group.index()));
+                .map(|p| &config.tool_groups[p.group.index()]);
             let (group_name, action) = match group {
                 Some(g) if change.up => (g.name.as_str(), "back in its group's table"),
                 Some(g) if g.on_port_down == config::OnPortDown::Drop => (

@@ -1,18 +1,21 @@
 //! The control plane: what runs on the main lcore while the workers poll.
 //!
 //! # Design
-//! One loop, woken every [`TICK`] (or at once by a `POST /reload`), owns every decision that is
-//! not per packet: when to stop (a signal, or in labs `stop_when_idle`), reloading the config
+//! One loop, woken every [`TICK`] (or at once by a request of the endpoint, [`requests`]), owns
+//! every decision that is not per packet and the control plane's state ([`state`]: the running
+//! config, the ledger of retired counters, the reload counts): when to stop (a signal, or in labs `stop_when_idle`), reloading the config
 //! ([`reload`]: SIGHUP or `POST /reload`), following the tool ports' links ([`links`]), folding
 //! retired counters into the ledger once no worker holds them, and publishing metrics and status
-//! once a second ([`crate::metrics::Telemetry::tick`], and at once after a plan change). It never
+//! once a second ([`telemetry`], and at once after a plan change). It never
 //! touches a packet and never blocks a worker: everything it changes reaches the data plane as a
 //! new immutable [`pipelines::plan::Plan`] swapped in between bursts. Stopping is bounded in
 //! time ([`stop`]).
 
 pub mod links;
 pub mod reload;
+pub mod state;
 pub mod stop;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,33 +24,17 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use crate::metrics::Telemetry;
+use crate::report::StopReason;
+use crate::requests::ReplyTo;
 use crate::runtime::Appliance;
 use links::LinkWatch;
-use reload::ReplyTo;
+use state::ControlState;
+use telemetry::Telemetry;
 
 /// How often the control loop wakes up. Short enough that a link change or a stop request is
 /// acted on within tens of milliseconds (a failover must complete within 100 ms), long enough to
 /// cost nothing.
 pub const TICK: Duration = Duration::from_millis(20);
-
-/// Why the broker stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StopReason {
-    /// SIGINT or SIGTERM.
-    Signal,
-    /// `stop_when_idle`: traffic flowed, then the ingress was idle that long.
-    Idle,
-}
-
-impl StopReason {
-    pub fn label(self) -> &'static str {
-        match self {
-            StopReason::Signal => "signal",
-            StopReason::Idle => "idle",
-        }
-    }
-}
 
 /// The flags signal handlers set (see `main`).
 #[derive(Clone, Debug, Default)]
@@ -86,20 +73,21 @@ impl IdleWatch {
 }
 
 /// Packets the workers have received so far, over every plan's counters.
-fn received(app: &Appliance) -> u64 {
-    app.ledger.received(&app.plans.load().counters)
+fn received(app: &Appliance, state: &ControlState) -> u64 {
+    state.ledger.received(&app.plans.load().counters)
 }
 
 /// Runs the control plane until the appliance must stop; publishes through `telemetry` when
 /// the metrics endpoint is on, and takes reload requests from `requests` (the endpoint's
 /// `POST /reload`).
 pub fn run(
-    app: &mut Appliance,
+    app: &Appliance,
+    state: &mut ControlState,
     signals: &Signals,
     mut telemetry: Option<&mut Telemetry>,
     mut requests: Option<Receiver<ReplyTo>>,
 ) -> StopReason {
-    let mut idle = app.config.broker.stop_when_idle.map(IdleWatch::new);
+    let mut idle = state.config.broker.stop_when_idle.map(IdleWatch::new);
     let mut links = LinkWatch::new(app.tools.len());
     loop {
         // Sleep a tick, or less when `POST /reload` asks.
@@ -119,35 +107,35 @@ pub fn run(
         if signals.stop.load(Ordering::Relaxed) {
             return StopReason::Signal;
         }
-        let mut changed = !links.poll(app).is_empty();
+        let mut changed = !links.poll(app, &state.config).is_empty();
         if signals.reload.swap(false, Ordering::Relaxed) {
-            info!("SIGHUP: reloading {}", config_path(app));
-            reload::reload(app, links.live());
+            info!("SIGHUP: reloading {}", state.config_path());
+            reload::reload(app, state, links.live());
             changed = true;
         }
         if let Some(reply) = request {
-            info!("POST /reload: reloading {}", config_path(app));
-            let outcome = reload::reload(app, links.live());
+            info!("POST /reload: reloading {}", state.config_path());
+            let outcome = reload::reload(app, state, links.live());
             changed = true;
             // The client may have given up waiting; the reload stands either way.
             let _ = reply.try_send(outcome);
         }
-        app.ledger.settle();
+        state.ledger.settle();
         if let Some(telemetry) = telemetry.as_deref_mut() {
             if changed {
-                telemetry.publish(app);
+                telemetry.publish(app, state);
             } else {
-                telemetry.tick(app);
+                telemetry.tick(app, state);
             }
         }
         if changed {
-            let wanted = app.config.broker.stop_when_idle;
+            let wanted = state.config.broker.stop_when_idle;
             if idle.as_ref().map(|w| w.idle) != wanted {
                 idle = wanted.map(IdleWatch::new);
             }
         }
         if let Some(watch) = idle.as_mut() {
-            let rx = received(app);
+            let rx = received(app, state);
             if watch.expired(rx) {
                 info!(
                     "ingress idle for {:?} after {rx} packets: stopping",
@@ -157,13 +145,6 @@ pub fn run(
             }
         }
     }
-}
-
-fn config_path(app: &Appliance) -> String {
-    app.config
-        .path
-        .as_ref()
-        .map_or_else(|| "the config".to_owned(), |p| p.display().to_string())
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@
 //! groups (balance, slice, dedup participation, `on_port_down`, which ports they hold), the decap
 //! settings (tunnel ports, `allowed_sources`, default and untunnelled sessions) and
 //! `stop_when_idle`. What the running appliance fixed at start is refused, whole, with every
-//! difference named ([`restart_needed`]), and the running config is kept: half-applying a config
+//! difference named ([`restart_needed`], which names every setting of the config, so that a new
+//! key cannot become reloadable by omission), and the running config is kept: half-applying a config
 //! would leave the broker in a state no file describes.
 //!
 //! | Refused change | Why it needs a restart |
@@ -28,7 +29,7 @@
 //! indexed by session, group, port and rule position). When the new config names the same
 //! sessions, groups, ports, filters and rules in the same order, the new plan takes the same
 //! counters and nothing is retired. Otherwise it comes with new counters and the old set is
-//! retired into the [`crate::metrics::ledger::Ledger`], which keeps totals by name (and folds the
+//! retired into the control state's [`crate::metrics::ledger::Ledger`], which keeps totals by name (and folds the
 //! set only once no worker holds it), so no total ever goes back and the exit summary stays
 //! exact.
 //!
@@ -37,260 +38,134 @@
 //! point it at another file (a remote client must not make the broker read arbitrary paths).
 
 use std::sync::Arc;
-use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use config::{Rss, ValidatedConfig};
+use config::{
+    BrokerSettings, DedupSettings, DpdkSettings, IngressPort, ToolPort, ValidatedConfig,
+    WorkerSettings,
+};
 use pipelines::counters::WorkerCounters;
 use pipelines::plan::Plan;
-use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
 
+use super::state::ControlState;
+use crate::report::{CounterChange, ReloadOutcome};
 use crate::runtime::Appliance;
 
-/// What became of a reload.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum ReloadOutcome {
-    /// The new config runs.
-    Applied {
-        config_generation: u64,
-        plan_generation: u64,
-        /// Whether the plan kept the counters or brought new ones (another shape).
-        counters: CounterChange,
-        /// The new config's warnings.
-        warnings: Vec<String>,
-    },
-    /// The file cannot be read or is not a valid config: nothing changed.
-    Invalid { error: String },
-    /// The config is valid but changes what only a restart can change: nothing changed.
-    NeedsRestart { error: String, changes: Vec<String> },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CounterChange {
-    /// Same sessions, groups, ports and rules: the plan counts into the same counters.
-    Kept,
-    /// Another shape: new counters; the old ones were retired into the ledger.
-    Renewed,
-}
-
-impl ReloadOutcome {
-    /// The label of the outcome (`applied`, `invalid`, `needs_restart`), also the `reason` label
-    /// of `broker_config_reload_failures_total`.
-    pub fn label(&self) -> &'static str {
-        match self {
-            ReloadOutcome::Applied { .. } => "applied",
-            ReloadOutcome::Invalid { .. } => "invalid",
-            ReloadOutcome::NeedsRestart { .. } => "needs_restart",
-        }
+/// Every setting a running appliance fixed at start, as (what, value printed), in a fixed order.
+///
+/// The config is taken apart field by field, with no `..`: a key added to the config does not
+/// compile until it is listed here (fixed at start) or explicitly ignored (`_`, lives in the
+/// plan and is reloadable).
+fn fixed_at_start(config: &ValidatedConfig) -> Vec<(&'static str, String)> {
+    let ValidatedConfig {
+        // A reload always re-reads the file the broker started with.
+        path: _,
+        broker,
+        dpdk,
+        workers,
+        ingress,
+        // Tunnel ports, allowlist, default and untunnelled sessions: in the plan.
+        decap: _,
+        dedup,
+        // In the plan (with their counters, which a reload renews when their shape changes).
+        sessions: _,
+        filters: _,
+        tool_groups: _,
+        tool_ports,
+        warnings: _,
+    } = config;
+    let BrokerSettings {
+        name,
+        // The control loop's own setting, read again after each reload.
+        stop_when_idle: _,
+        metrics,
+    } = broker;
+    let DpdkSettings {
+        eal_args,
+        mbufs,
+        mbuf_cache,
+        rx_descriptors,
+        tx_descriptors,
+    } = dpdk;
+    let WorkerSettings {
+        lcores,
+        control_core,
+    } = workers;
+    let ingress: Vec<String> = ingress
+        .iter()
+        .map(
+            |IngressPort {
+                 name,
+                 device,
+                 queues,
+                 mtu,
+                 rss,
+             }| {
+                let mtu = mtu.map_or_else(|| "default".to_owned(), |m| m.to_string());
+                format!("{name} = {device} ({queues} queues, RSS {rss}, MTU {mtu})")
+            },
+        )
+        .collect();
+    let tool_ports: Vec<String> = tool_ports
+        .iter()
+        .map(
+            |ToolPort {
+                 name,
+                 device,
+                 // Which group holds a port is the groups' business: in the plan.
+                 group: _,
+             }| format!("{name} = {device}"),
+        )
+        .collect();
+    let mut fixed = vec![
+        ("[broker] name", format!("{name:?}")),
+        ("[broker] metrics", format!("{metrics:?}")),
+        ("[dpdk] eal_args", format!("{eal_args:?}")),
+        ("[dpdk] mbufs", format!("{mbufs:?}")),
+        ("[dpdk] mbuf_cache", format!("{mbuf_cache:?}")),
+        ("[dpdk] rx_descriptors", format!("{rx_descriptors:?}")),
+        ("[dpdk] tx_descriptors", format!("{tx_descriptors:?}")),
+        ("[workers] lcores", format!("{lcores:?}")),
+        ("[workers] control_core", format!("{control_core:?}")),
+        ("[[ingress]]", format!("{ingress:?}")),
+        ("tool ports", format!("{tool_ports:?}")),
+    ];
+    match dedup {
+        None => fixed.push(("[dedup]", "off".to_owned())),
+        Some(DedupSettings {
+            window,
+            capacity,
+            ignore_dscp_ecn,
+            ignore_vlan,
+        }) => fixed.extend([
+            ("[dedup]", "on".to_owned()),
+            ("[dedup] window", format!("{window:?}")),
+            ("[dedup] capacity", format!("{capacity:?}")),
+            ("[dedup] ignore_dscp_ecn", format!("{ignore_dscp_ecn:?}")),
+            ("[dedup] ignore_vlan", format!("{ignore_vlan:?}")),
+        ]),
     }
-
-    /// The error of a refused reload.
-    pub fn error(&self) -> Option<&str> {
-        match self {
-            ReloadOutcome::Applied { .. } => None,
-            ReloadOutcome::Invalid { error } | ReloadOutcome::NeedsRestart { error, .. } => {
-                Some(error)
-            }
-        }
-    }
-
-    /// The HTTP status `POST /reload` answers with.
-    pub fn http_code(&self) -> u16 {
-        match self {
-            ReloadOutcome::Applied { .. } => 200,
-            // The request was fine; the file it names is not (Unprocessable Content).
-            ReloadOutcome::Invalid { .. } => 422,
-            // Conflicts with the running appliance.
-            ReloadOutcome::NeedsRestart { .. } => 409,
-        }
-    }
+    fixed
 }
 
-/// The reload counts `/status` and the metrics show.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReloadStats {
-    pub applied: u64,
-    /// Refused: the file was unreadable or invalid.
-    pub invalid: u64,
-    /// Refused: the change needs a restart.
-    pub needs_restart: u64,
-    pub last: Option<LastReload>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LastReload {
-    /// When it was attempted, in seconds since the Unix epoch.
-    pub unix_seconds: u64,
-    /// `applied`, `invalid` or `needs_restart`.
-    pub outcome: String,
-    pub error: Option<String>,
-}
-
-impl ReloadStats {
-    fn record(&mut self, outcome: &ReloadOutcome) {
-        match outcome {
-            ReloadOutcome::Applied { .. } => self.applied += 1,
-            ReloadOutcome::Invalid { .. } => self.invalid += 1,
-            ReloadOutcome::NeedsRestart { .. } => self.needs_restart += 1,
-        }
-        self.last = Some(LastReload {
-            unix_seconds: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            outcome: outcome.label().to_owned(),
-            error: outcome.error().map(str::to_owned),
-        });
-    }
-
-    /// Whether the last reload (if any) was applied.
-    pub fn last_succeeded(&self) -> bool {
-        self.last.as_ref().is_none_or(|l| l.outcome == "applied")
-    }
-}
-
-/// What `POST /reload` hands the control loop: where to send the outcome.
-pub type ReplyTo = mpsc::SyncSender<ReloadOutcome>;
-
-/// The HTTP endpoint's side of the reload channel.
-#[derive(Clone, Debug)]
-pub struct ReloadClient(mpsc::Sender<ReplyTo>);
-
-/// How long `POST /reload` waits for the control loop (reading, validating and compiling a
-/// config takes milliseconds; this only bounds a control loop that is shutting down).
-pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
-
-impl ReloadClient {
-    /// Asks the control loop to reload and waits for the outcome.
-    pub fn request(&self) -> Result<ReloadOutcome, String> {
-        let (reply, outcome) = mpsc::sync_channel(1);
-        self.0
-            .send(reply)
-            .map_err(|_| "the control loop is not taking reloads (stopping)".to_owned())?;
-        outcome
-            .recv_timeout(REPLY_TIMEOUT)
-            .map_err(|e| format!("no reload outcome from the control loop: {e}"))
-    }
-}
-
-/// A reload channel: the client for the endpoint, the receiver for the control loop.
-pub fn channel() -> (ReloadClient, mpsc::Receiver<ReplyTo>) {
-    let (tx, rx) = mpsc::channel();
-    (ReloadClient(tx), rx)
-}
-
-fn differs<T: PartialEq + std::fmt::Debug>(
-    changes: &mut Vec<String>,
-    what: &str,
-    old: &T,
-    new: &T,
-) {
-    if old != new {
-        changes.push(format!("{what}: {old:?} → {new:?}"));
-    }
-}
-
-/// The differences between `old` and `new` that only a restart can apply (empty: a reload can).
+/// The differences between `old` and `new` that only a restart can apply (empty: a reload can),
+/// one line each: `what: old → new`. A setting only one side has (the `[dedup]` keys when dedup
+/// is turned on or off) is covered by the line of the setting that differs.
 pub fn restart_needed(old: &ValidatedConfig, new: &ValidatedConfig) -> Vec<String> {
-    let mut changes = Vec::new();
-    let c = &mut changes;
-    differs(c, "[broker] name", &old.broker.name, &new.broker.name);
-    differs(
-        c,
-        "[broker] metrics",
-        &old.broker.metrics,
-        &new.broker.metrics,
-    );
-    differs(c, "[dpdk] eal_args", &old.dpdk.eal_args, &new.dpdk.eal_args);
-    differs(c, "[dpdk] mbufs", &old.dpdk.mbufs, &new.dpdk.mbufs);
-    differs(
-        c,
-        "[dpdk] mbuf_cache",
-        &old.dpdk.mbuf_cache,
-        &new.dpdk.mbuf_cache,
-    );
-    differs(
-        c,
-        "[dpdk] rx_descriptors",
-        &old.dpdk.rx_descriptors,
-        &new.dpdk.rx_descriptors,
-    );
-    differs(
-        c,
-        "[dpdk] tx_descriptors",
-        &old.dpdk.tx_descriptors,
-        &new.dpdk.tx_descriptors,
-    );
-    differs(
-        c,
-        "[workers] lcores",
-        &old.workers.lcores,
-        &new.workers.lcores,
-    );
-    differs(
-        c,
-        "[workers] control_core",
-        &old.workers.control_core,
-        &new.workers.control_core,
-    );
-    let ingress = |config: &ValidatedConfig| -> Vec<String> {
-        config
-            .ingress
-            .iter()
-            .map(|i| {
-                let mtu = i
-                    .mtu
-                    .map_or_else(|| "default".to_owned(), |m| m.to_string());
-                let rss = match i.rss {
-                    Rss::Outer => "outer",
-                    Rss::Inner => "inner",
-                };
-                format!(
-                    "{} = {} ({} queues, RSS {rss}, MTU {mtu})",
-                    i.name, i.device, i.queues
-                )
-            })
-            .collect()
-    };
-    differs(c, "[[ingress]]", &ingress(old), &ingress(new));
-    let tool_ports = |config: &ValidatedConfig| -> Vec<String> {
-        config
-            .tool_ports
-            .iter()
-            .map(|p| format!("{} = {}", p.name, p.device))
-            .collect()
-    };
-    differs(c, "tool ports", &tool_ports(old), &tool_ports(new));
-    match (&old.dedup, &new.dedup) {
-        (None, None) => {}
-        (Some(_), None) => changes.push("[dedup]: on → off".to_owned()),
-        (None, Some(_)) => changes.push("[dedup]: off → on".to_owned()),
-        (Some(o), Some(n)) => {
-            differs(c, "[dedup] window", &o.window, &n.window);
-            differs(c, "[dedup] capacity", &o.capacity, &n.capacity);
-            differs(
-                c,
-                "[dedup] ignore_dscp_ecn",
-                &o.ignore_dscp_ecn,
-                &n.ignore_dscp_ecn,
-            );
-            differs(c, "[dedup] ignore_vlan", &o.ignore_vlan, &n.ignore_vlan);
-        }
-    }
-    changes
+    let new = fixed_at_start(new);
+    fixed_at_start(old)
+        .into_iter()
+        .filter_map(|(what, before)| {
+            let (_, after) = new.iter().find(|(name, _)| *name == what)?;
+            (before != *after).then(|| format!("{what}: {before} → {after}"))
+        })
+        .collect()
 }
 
 /// The names counters are kept under, in counter order: two configs with the same names can
 /// share a set of counters (each counter keeps its meaning), others cannot.
 fn counter_names(config: &ValidatedConfig) -> Vec<String> {
-    let group_name = |g: config::GroupId| {
-        config
-            .tool_groups
-            .get(g.index())
-            .map_or("?", |g| g.name.as_str())
-    };
+    let group_name = |g: config::GroupId| config.tool_groups[g.index()].name.as_str();
     let mut names = Vec::new();
     names.extend(
         config
@@ -311,11 +186,11 @@ fn counter_names(config: &ValidatedConfig) -> Vec<String> {
             .map(|p| format!("port {}/{}", group_name(p.group), p.name)),
     );
     for f in &config.filters {
-        names.push(format!("filter {} default {:?}", f.name, f.default));
+        names.push(format!("filter {} default {}", f.name, f.default));
         names.extend(
             f.rules
                 .iter()
-                .map(|r| format!("filter {} rule {} {:?}", f.name, r.number, r.action)),
+                .map(|r| format!("filter {} rule {} {}", f.name, r.number, r.action)),
         );
     }
     names
@@ -328,9 +203,9 @@ pub fn same_counters(old: &ValidatedConfig, new: &ValidatedConfig) -> bool {
 
 /// Re-reads the running config's file and, if it is valid and needs no restart, swaps in a plan
 /// built from it for the tool ports' liveness `live`. Logs and counts the outcome.
-pub fn reload(app: &mut Appliance, live: &[bool]) -> ReloadOutcome {
-    let outcome = attempt(app, live);
-    app.reloads.record(&outcome);
+pub fn reload(app: &Appliance, state: &mut ControlState, live: &[bool]) -> ReloadOutcome {
+    let outcome = attempt(app, state, live);
+    state.reloads.record(&outcome);
     match &outcome {
         ReloadOutcome::Applied {
             config_generation,
@@ -351,15 +226,15 @@ pub fn reload(app: &mut Appliance, live: &[bool]) -> ReloadOutcome {
         }
         refused => error!(
             "reload refused ({}), the running config is kept: {}",
-            refused.label(),
+            refused.verdict(),
             refused.error().unwrap_or_default()
         ),
     }
     outcome
 }
 
-fn attempt(app: &mut Appliance, live: &[bool]) -> ReloadOutcome {
-    let Some(path) = app.config.path.clone() else {
+fn attempt(app: &Appliance, state: &mut ControlState, live: &[bool]) -> ReloadOutcome {
+    let Some(path) = state.config.path.clone() else {
         return ReloadOutcome::Invalid {
             error: "the running config was not read from a file".to_owned(),
         };
@@ -372,7 +247,7 @@ fn attempt(app: &mut Appliance, live: &[bool]) -> ReloadOutcome {
             };
         }
     };
-    let changes = restart_needed(&app.config, &new);
+    let changes = restart_needed(&state.config, &new);
     if !changes.is_empty() {
         return ReloadOutcome::NeedsRestart {
             error: format!(
@@ -384,7 +259,7 @@ fn attempt(app: &mut Appliance, live: &[bool]) -> ReloadOutcome {
         };
     }
     let current = app.plans.load_full();
-    let (counters, change) = if same_counters(&app.config, &new) {
+    let (counters, change) = if same_counters(&state.config, &new) {
         (current.counters.clone(), CounterChange::Kept)
     } else {
         (
@@ -400,65 +275,16 @@ fn attempt(app: &mut Appliance, live: &[bool]) -> ReloadOutcome {
         let old_counters = old.counters.clone();
         // Our reference to the old plan goes now; workers drop theirs as they adopt the new one.
         drop(old);
-        app.ledger.retire(&app.config, old_counters);
+        state.ledger.retire(&state.config, old_counters);
     }
     let warnings = new.warnings.clone();
-    app.config = new;
-    app.config_generation += 1;
+    state.config = new;
+    state.generation += 1;
     ReloadOutcome::Applied {
-        config_generation: app.config_generation,
+        config_generation: state.generation,
         plan_generation: generation,
         counters: change,
         warnings,
-    }
-}
-
-/// Asks the broker whose endpoint is `address` to reload (`POST /reload`): its outcome.
-pub fn request(address: std::net::SocketAddr) -> anyhow::Result<ReloadOutcome> {
-    use anyhow::Context;
-    let url = format!("http://{address}/reload");
-    let agent = crate::status::endpoint_agent(REPLY_TIMEOUT + Duration::from_secs(5));
-    let mut response = agent.post(&url).send_empty().with_context(|| {
-        format!(
-            "no answer from {url} (is the broker running with [broker] metrics = \"{address}\"?)"
-        )
-    })?;
-    let code = response.status();
-    let body = response
-        .body_mut()
-        .read_to_string()
-        .with_context(|| format!("reading the answer of {url}"))?;
-    serde_json::from_str(&body).with_context(|| format!("{url} answered {code}: {}", body.trim()))
-}
-
-/// One line (or a few) for people: what `broker reload` prints.
-pub fn describe(outcome: &ReloadOutcome) -> String {
-    match outcome {
-        ReloadOutcome::Applied {
-            config_generation,
-            plan_generation,
-            counters,
-            warnings,
-        } => {
-            let mut text = format!(
-                "reloaded: config generation {config_generation} running (plan {plan_generation}; counters {})",
-                match counters {
-                    CounterChange::Kept => "kept",
-                    CounterChange::Renewed => "renewed: another shape, the old totals kept by name",
-                }
-            );
-            for warning in warnings {
-                text.push_str(&format!("\nwarning: {warning}"));
-            }
-            text
-        }
-        ReloadOutcome::Invalid { error } => {
-            format!("reload refused: invalid config, the running one is kept:\n{error}")
-        }
-        ReloadOutcome::NeedsRestart { changes, .. } => format!(
-            "reload refused: these changes need a restart (broker run), the running config is kept:\n  {}",
-            changes.join("\n  ")
-        ),
     }
 }
 
@@ -536,32 +362,5 @@ mod tests {
         ));
         assert!(!same_counters(&old, &with_filter));
         assert!(same_counters(&old, &old.clone()));
-    }
-
-    #[test]
-    fn stats_count_each_outcome_and_keep_the_last() {
-        let mut stats = ReloadStats::default();
-        assert!(stats.last_succeeded(), "no reload yet");
-        stats.record(&ReloadOutcome::Invalid {
-            error: "x.toml:3:1: bad".into(),
-        });
-        assert!(!stats.last_succeeded());
-        stats.record(&ReloadOutcome::Applied {
-            config_generation: 2,
-            plan_generation: 2,
-            counters: CounterChange::Kept,
-            warnings: vec![],
-        });
-        assert_eq!(
-            (stats.applied, stats.invalid, stats.needs_restart),
-            (1, 1, 0)
-        );
-        assert!(stats.last_succeeded());
-        let json = serde_json::to_value(ReloadOutcome::NeedsRestart {
-            error: "e".into(),
-            changes: vec!["c".into()],
-        })
-        .unwrap();
-        assert_eq!(json["outcome"], "needs_restart");
     }
 }

@@ -1,5 +1,10 @@
 //! Counter totals by name: the one aggregation the exit summary, `/status` and the metrics share.
 //!
+//! Totals are typed: each block's sums are the block's own fields (`SessionTotals::delivered`,
+//! generated with the counters in [`pipelines::counters`]), so a reader that names a counter
+//! wrongly does not compile, and what a metric, a status row or a summary row reads is the same
+//! field of the same sum.
+//!
 //! # Design
 //! Workers count into their own [`WorkerCounters`], shaped by index for the config of the plan
 //! they run (`sessions[i]` is the config's session `i`). Readers want totals by *name* — the
@@ -33,20 +38,13 @@ use std::sync::Arc;
 use config::{Action, ValidatedConfig};
 use pipelines::Outcome;
 use pipelines::counters::{
-    BURST_CLASSES, GroupCounters, PortCounters, SessionCounters, WorkerCounters,
+    BURST_CLASSES, GroupTotals, PortTotals, SessionTotals, WorkerCounters, WorkerTotals,
 };
-
-/// A block's counters, in its `FIELDS` order.
-pub type SessionValues = [u64; SessionCounters::FIELDS.len()];
-pub type GroupValues = [u64; GroupCounters::FIELDS.len()];
-pub type PortValues = [u64; PortCounters::FIELDS.len()];
-pub type WorkerValues = [u64; WorkerCounters::FIELDS.len()];
 
 /// One worker's own counters (workers are fixed for the life of the process: keyed by index).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WorkerTotals {
-    /// In [`WorkerCounters::FIELDS`] order.
-    pub values: WorkerValues,
+pub struct WorkerSums {
+    pub counts: WorkerTotals,
     /// Busy polls by burst-size class ([`pipelines::counters::burst_class`]).
     pub bursts: [u64; BURST_CLASSES],
 }
@@ -57,45 +55,26 @@ pub struct WorkerTotals {
 pub struct FilterHit {
     pub filter: String,
     pub rule: Option<u16>,
-    pub action: &'static str,
-}
-
-/// The label value of a filter action.
-pub fn action_label(action: Action) -> &'static str {
-    match action {
-        Action::Accept => "accept",
-        Action::Reject => "reject",
-    }
+    pub action: Action,
 }
 
 /// Counter totals summed over workers, by name.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
     /// By worker index.
-    pub workers: Vec<WorkerTotals>,
+    pub workers: Vec<WorkerSums>,
     /// By [`Outcome::index`].
     pub outcomes: Vec<u64>,
     /// By session name.
-    pub sessions: BTreeMap<String, SessionValues>,
+    pub sessions: BTreeMap<String, SessionTotals>,
     /// By tool group name.
-    pub groups: BTreeMap<String, GroupValues>,
+    pub groups: BTreeMap<String, GroupTotals>,
     /// By (tool group name, tool port name).
-    pub ports: BTreeMap<(String, String), PortValues>,
+    pub ports: BTreeMap<(String, String), PortTotals>,
     pub filters: BTreeMap<FilterHit, u64>,
 }
 
-fn values<T, const N: usize>(
-    fields: &[pipelines::counters::CounterField<T>],
-    block: &T,
-) -> [u64; N] {
-    let mut out = [0; N];
-    for (slot, field) in out.iter_mut().zip(fields) {
-        *slot = (field.get)(block).get();
-    }
-    out
-}
-
-fn add_into<const N: usize>(into: &mut [u64; N], from: &[u64; N]) {
+fn add_slices(into: &mut [u64], from: &[u64]) {
     for (a, b) in into.iter_mut().zip(from) {
         *a = a.wrapping_add(*b);
     }
@@ -103,17 +82,16 @@ fn add_into<const N: usize>(into: &mut [u64; N], from: &[u64; N]) {
 
 impl Totals {
     /// Sums `workers`' counters (worker `w` at index `w`), named after `config`, the config they
-    /// were shaped for. Blocks the counters have and the config does not (or the reverse: a
-    /// mismatch is a bug elsewhere) are skipped rather than misnamed.
+    /// were shaped for (the plan that carried them checked that they fit it).
     pub fn of(config: &ValidatedConfig, workers: &[&WorkerCounters]) -> Totals {
         let mut totals = Totals {
             outcomes: vec![0; Outcome::COUNT],
             ..Totals::default()
         };
         for w in workers {
-            let mut worker = WorkerTotals {
-                values: values(WorkerCounters::FIELDS, *w),
-                ..WorkerTotals::default()
+            let mut worker = WorkerSums {
+                counts: w.read(),
+                ..WorkerSums::default()
             };
             for (slot, c) in worker.bursts.iter_mut().zip(w.bursts.iter()) {
                 *slot = c.get();
@@ -124,34 +102,30 @@ impl Totals {
             }
             for (session, c) in config.sessions.iter().zip(w.sessions.iter()) {
                 let sum = totals.sessions.entry(session.name.clone()).or_default();
-                add_into(sum, &values(SessionCounters::FIELDS, c));
+                sum.add(&c.read());
             }
             for (group, c) in config.tool_groups.iter().zip(w.groups.iter()) {
                 let sum = totals.groups.entry(group.name.clone()).or_default();
-                add_into(sum, &values(GroupCounters::FIELDS, c));
+                sum.add(&c.read());
             }
             for (port, c) in config.tool_ports.iter().zip(w.ports.iter()) {
-                let group = config
-                    .tool_groups
-                    .get(port.group.index())
-                    .map(|g| g.name.clone())
-                    .unwrap_or_default();
+                let group = config.tool_groups[port.group.index()].name.clone();
                 let sum = totals.ports.entry((group, port.name.clone())).or_default();
-                add_into(sum, &values(PortCounters::FIELDS, c));
+                sum.add(&c.read());
             }
             for (filter, c) in config.filters.iter().zip(w.filters.iter()) {
                 for (rule, hits) in filter.rules.iter().zip(c.rules.iter()) {
                     let key = FilterHit {
                         filter: filter.name.clone(),
                         rule: Some(rule.number),
-                        action: action_label(rule.action),
+                        action: rule.action,
                     };
                     *totals.filters.entry(key).or_default() += hits.get();
                 }
                 let key = FilterHit {
                     filter: filter.name.clone(),
                     rule: None,
-                    action: action_label(filter.default),
+                    action: filter.default,
                 };
                 *totals.filters.entry(key).or_default() += c.default.get();
             }
@@ -163,58 +137,48 @@ impl Totals {
     pub fn add(&mut self, other: &Totals) {
         if self.workers.len() < other.workers.len() {
             self.workers
-                .resize(other.workers.len(), WorkerTotals::default());
+                .resize(other.workers.len(), WorkerSums::default());
         }
         for (a, b) in self.workers.iter_mut().zip(&other.workers) {
-            add_into(&mut a.values, &b.values);
-            add_into(&mut a.bursts, &b.bursts);
+            a.counts.add(&b.counts);
+            add_slices(&mut a.bursts, &b.bursts);
         }
         if self.outcomes.len() < other.outcomes.len() {
             self.outcomes.resize(other.outcomes.len(), 0);
         }
-        for (a, b) in self.outcomes.iter_mut().zip(&other.outcomes) {
-            *a = a.wrapping_add(*b);
-        }
+        add_slices(&mut self.outcomes, &other.outcomes);
         for (name, v) in &other.sessions {
-            add_into(self.sessions.entry(name.clone()).or_default(), v);
+            self.sessions.entry(name.clone()).or_default().add(v);
         }
         for (name, v) in &other.groups {
-            add_into(self.groups.entry(name.clone()).or_default(), v);
+            self.groups.entry(name.clone()).or_default().add(v);
         }
         for (name, v) in &other.ports {
-            add_into(self.ports.entry(name.clone()).or_default(), v);
+            self.ports.entry(name.clone()).or_default().add(v);
         }
         for (key, v) in &other.filters {
             *self.filters.entry(key.clone()).or_default() += v;
         }
     }
 
-    /// One worker counter summed over the workers, by its `FIELDS` name.
-    pub fn worker_sum(&self, name: &str) -> u64 {
-        let Some(i) = WorkerCounters::FIELDS.iter().position(|f| f.name == name) else {
-            return 0;
-        };
-        self.workers.iter().map(|w| w.values[i]).sum()
+    /// The workers' counters summed over the workers.
+    pub fn all_workers(&self) -> WorkerTotals {
+        let mut sum = WorkerTotals::default();
+        for w in &self.workers {
+            sum.add(&w.counts);
+        }
+        sum
+    }
+
+    /// Packets the workers received.
+    pub fn received(&self) -> u64 {
+        self.all_workers().rx_packets
     }
 
     /// The count of one outcome.
     pub fn outcome(&self, outcome: Outcome) -> u64 {
         self.outcomes.get(outcome.index()).copied().unwrap_or(0)
     }
-}
-
-/// A block value by its `FIELDS` name (0 for an unknown name).
-pub fn field<T, const N: usize>(
-    fields: &[pipelines::counters::CounterField<T>],
-    values: &[u64; N],
-    name: &str,
-) -> u64 {
-    fields
-        .iter()
-        .position(|f| f.name == name)
-        .and_then(|i| values.get(i))
-        .copied()
-        .unwrap_or(0)
 }
 
 /// A counter set retired by a reload, with the config it was shaped for.
@@ -294,7 +258,7 @@ impl Ledger {
     pub fn received(&self, live: &[Arc<WorkerCounters>]) -> u64 {
         let sum =
             |set: &[Arc<WorkerCounters>]| -> u64 { set.iter().map(|c| c.rx_packets.get()).sum() };
-        self.folded.worker_sum("rx_packets")
+        self.folded.received()
             + self.pending.iter().map(|r| sum(&r.counters)).sum::<u64>()
             + sum(live)
     }
@@ -335,45 +299,24 @@ protocol = "tcp"
         workers[1].filters[0].default.add(1);
         let refs: Vec<&WorkerCounters> = workers.iter().map(Arc::as_ref).collect();
         let t = Totals::of(&config, &refs);
-        assert_eq!(t.worker_sum("rx_packets"), 12);
-        assert_eq!(t.workers[0].values[0], 5);
+        assert_eq!(t.received(), 12);
+        assert_eq!(t.workers[0].counts.rx_packets, 5);
         assert_eq!(t.workers[0].bursts[2], 1);
         assert_eq!(t.workers[1].bursts[5], 1);
-        assert_eq!(t.workers[1].values[2], 1, "busy polls");
+        assert_eq!(t.workers[1].counts.busy_polls, 1, "busy polls");
         assert_eq!(t.outcome(Outcome::Delivered), 2);
-        assert_eq!(
-            field(
-                SessionCounters::FIELDS,
-                &t.sessions["b"],
-                "delivered_packets"
-            ),
-            7
-        );
-        assert_eq!(
-            field(
-                SessionCounters::FIELDS,
-                &t.sessions["a"],
-                "delivered_packets"
-            ),
-            0
-        );
-        assert_eq!(
-            field(
-                PortCounters::FIELDS,
-                &t.ports[&("b".into(), "b-1".into())],
-                "tx_packets"
-            ),
-            9
-        );
+        assert_eq!(t.sessions["b"].delivered, 7);
+        assert_eq!(t.sessions["a"].delivered, 0);
+        assert_eq!(t.ports[&("b".into(), "b-1".into())].tx_packets, 9);
         let rule = FilterHit {
             filter: "f".into(),
             rule: Some(100),
-            action: "accept",
+            action: Action::Accept,
         };
         let default = FilterHit {
             filter: "f".into(),
             rule: None,
-            action: "reject",
+            action: Action::Reject,
         };
         assert_eq!(t.filters[&rule], 2);
         assert_eq!(t.filters[&default], 1);
@@ -396,21 +339,14 @@ protocol = "tcp"
         new[0].sessions[0].packets.add(1);
         new[0].rx_packets.add(1);
         let t = ledger.totals(&after, &new);
-        assert_eq!(
-            field(SessionCounters::FIELDS, &t.sessions["b"], "packets"),
-            11,
-            "same name: one total"
-        );
-        assert_eq!(
-            field(SessionCounters::FIELDS, &t.sessions["a"], "packets"),
-            0
-        );
+        assert_eq!(t.sessions["b"].packets, 11, "same name: one total");
+        assert_eq!(t.sessions["a"].packets, 0);
         assert!(
             t.sessions.contains_key("a"),
             "a retired name keeps its series"
         );
-        assert_eq!(field(GroupCounters::FIELDS, &t.groups["a"], "packets"), 4);
-        assert_eq!(t.worker_sum("rx_packets"), 11);
+        assert_eq!(t.groups["a"].copies, 4);
+        assert_eq!(t.received(), 11);
         // Reading twice does not count twice.
         assert_eq!(ledger.totals(&after, &new), t);
     }
@@ -449,18 +385,14 @@ protocol = "tcp"
                 "the worker still holds the set: pending"
             );
             let t = ledger.totals(&config, &new);
-            assert!(t.worker_sum("rx_packets") >= seen, "totals never go back");
-            seen = t.worker_sum("rx_packets");
+            assert!(t.received() >= seen, "totals never go back");
+            seen = t.received();
         }
         release.store(true, Ordering::Relaxed);
         let counted = worker.join().unwrap();
         assert_eq!(ledger.settle(), 0, "the worker let go: folded");
         let t = ledger.totals(&config, &new);
-        assert_eq!(
-            t.worker_sum("rx_packets"),
-            counted,
-            "every count of the worker is kept"
-        );
+        assert_eq!(t.received(), counted, "every count of the worker is kept");
         assert_eq!(t.outcome(Outcome::Delivered), counted);
         assert_eq!(ledger.received(&new), counted);
         new[0].rx_packets.add(3);

@@ -1,19 +1,28 @@
 //! Writing a [`Snapshot`] into the metrics registry.
 //!
-//! Counters are set to their absolute totals (the workers' counters, summed, are the source of
-//! truth; the registry only mirrors them), gauges to their current values. Every name comes from
-//! [`super::catalog`]. Writes go to whatever recorder is installed: the Prometheus recorder in
-//! the broker, a local one in tests.
+//! # Design
+//! A [`Publisher`] holds a handle for every series it has published: the handle is registered
+//! with the recorder (names from [`super::catalog`], labels built) the first time its series
+//! appears — at start for the fixed series, when a reload brings a new session, group, port or
+//! rule name, when a driver first reports an extended statistic — and each publication only sets
+//! values through the handles it holds. Counters are set to their absolute totals (the workers'
+//! counters, summed into the typed [`super::ledger::Totals`], are the source of truth; the
+//! registry only mirrors them), gauges to their current values. Writes go to whatever recorder
+//! the handles were registered with: the Prometheus recorder in the broker, a local one in tests.
 
-use metrics::Label;
+use std::collections::BTreeMap;
+
+use metrics::{Counter, Gauge, Label};
 use pipelines::counters::{
-    BURST_CLASSES, FilterCounters, GroupCounters, PortCounters, SessionCounters, WorkerCounters,
-    burst_class_bounds,
+    BURST_CLASSES, FilterCounters, GroupCounters, GroupTotals, PortCounters, PortTotals,
+    SessionCounters, SessionTotals, WorkerCounters, WorkerTotals, burst_class_bounds,
 };
 use pipelines::{Outcome, Reason};
 
 use super::catalog::{self, block_metric};
+use super::ledger::FilterHit;
 use super::snapshot::Snapshot;
+use crate::report::ReloadVerdict;
 
 fn labels(pairs: &[(&'static str, &str)]) -> Vec<Label> {
     pairs
@@ -22,12 +31,24 @@ fn labels(pairs: &[(&'static str, &str)]) -> Vec<Label> {
         .collect()
 }
 
-fn counter(name: &str, pairs: &[(&'static str, &str)], value: u64) {
-    metrics::counter!(name.to_owned(), labels(pairs)).absolute(value);
+fn counter(name: &str, pairs: &[(&'static str, &str)]) -> Counter {
+    metrics::counter!(name.to_owned(), labels(pairs))
 }
 
-fn gauge(name: &str, pairs: &[(&'static str, &str)], value: f64) {
-    metrics::gauge!(name.to_owned(), labels(pairs)).set(value);
+fn gauge(name: &str, pairs: &[(&'static str, &str)]) -> Gauge {
+    metrics::gauge!(name.to_owned(), labels(pairs))
+}
+
+/// The handle of `key`'s series in `series`, registered by `register` the first time.
+fn handle<'m, K: Ord + Clone, H>(
+    series: &'m mut BTreeMap<K, H>,
+    key: &K,
+    register: impl FnOnce() -> H,
+) -> &'m H {
+    if !series.contains_key(key) {
+        series.insert(key.clone(), register());
+    }
+    &series[key]
 }
 
 /// The label value of a burst-size class: `1`, `2-3`, …, `32+`.
@@ -43,240 +64,393 @@ fn optional(value: Option<u32>) -> String {
     value.map_or_else(|| "unknown".to_owned(), |v| v.to_string())
 }
 
-/// Publishes `snapshot`.
-pub fn publish(snapshot: &Snapshot) {
-    let status = &snapshot.status;
-    let totals = &snapshot.totals;
+fn flag(on: bool) -> f64 {
+    if on { 1.0 } else { 0.0 }
+}
 
-    gauge(
-        catalog::BUILD_INFO,
-        &[
-            ("broker", &status.broker),
-            ("version", &status.version),
-            ("dpdk_version", &status.dpdk_version),
-        ],
-        1.0,
-    );
-    gauge(
-        catalog::CONFIG_GENERATION,
-        &[],
-        status.config.generation as f64,
-    );
-    gauge(
-        catalog::PLAN_GENERATION,
-        &[],
-        status.config.plan_generation as f64,
-    );
-    let reloads = &status.config.reloads;
-    counter(
-        catalog::CONFIG_RELOAD_FAILURES,
-        &[("reason", "invalid")],
-        reloads.invalid,
-    );
-    counter(
-        catalog::CONFIG_RELOAD_FAILURES,
-        &[("reason", "needs_restart")],
-        reloads.needs_restart,
-    );
-    gauge(
-        catalog::CONFIG_LAST_RELOAD_SUCCESSFUL,
-        &[],
-        if reloads.last_succeeded() { 1.0 } else { 0.0 },
-    );
-    gauge(catalog::UPTIME, &[], status.uptime_seconds);
-    gauge(catalog::START_TIME, &[], status.started_unix_seconds);
-    gauge(
-        catalog::MBUF_POOL_SIZE,
-        &[],
-        f64::from(status.mbuf_pool.size),
-    );
-    gauge(
-        catalog::MBUF_POOL_IN_USE,
-        &[],
-        f64::from(status.mbuf_pool.in_use),
-    );
+/// One counter block's series of one name: a handle per field, in `FIELDS` order.
+fn block_series<T, V>(
+    fields: &[pipelines::counters::CounterField<T, V>],
+    block: &str,
+    pairs: &[(&'static str, &str)],
+) -> Vec<Counter> {
+    fields
+        .iter()
+        .map(|f| counter(&block_metric(block, f.name), pairs))
+        .collect()
+}
 
-    // Outcomes: `malformed` is the sum of its reasons.
-    let mut malformed = 0;
-    for outcome in Outcome::all() {
-        let count = totals.outcome(outcome);
-        match outcome {
-            Outcome::Malformed(reason) => {
-                malformed += count;
-                counter(catalog::MALFORMED, &[("reason", reason.label())], count);
-            }
-            other => counter(catalog::PACKETS, &[("outcome", other.label())], count),
-        }
+/// Sets a block's series from its totals.
+fn set_block<T, V>(fields: &[pipelines::counters::CounterField<T, V>], series: &[Counter], v: &V) {
+    for (f, c) in fields.iter().zip(series) {
+        c.absolute((f.total)(v));
     }
-    counter(
-        catalog::PACKETS,
-        &[(
-            "outcome",
-            Outcome::Malformed(Reason::EthernetTruncated).label(),
-        )],
-        malformed,
-    );
+}
 
-    for (index, w) in totals.workers.iter().enumerate() {
-        let worker = index.to_string();
-        for (f, value) in WorkerCounters::FIELDS.iter().zip(w.values) {
-            counter(
-                &block_metric(catalog::WORKER_BLOCK, f.name),
-                &[("worker", &worker)],
-                value,
-            );
-        }
-        for (class, value) in w.bursts.iter().enumerate().take(BURST_CLASSES) {
-            counter(
-                catalog::WORKER_BURSTS_TOTAL,
-                &[("worker", &worker), ("size", &burst_size_label(class))],
-                *value,
-            );
-        }
-    }
-    for w in &status.workers {
-        let (index, lcore, queue) = (
-            w.index.to_string(),
-            w.lcore.to_string(),
-            w.queue.to_string(),
-        );
-        let (cpu, node) = (optional(w.cpu), optional(w.numa_node));
-        let pairs = [
-            ("worker", index.as_str()),
-            ("lcore", &lcore),
-            ("cpu", &cpu),
-            ("numa_node", &node),
-            ("port", &w.port),
-            ("queue", &queue),
-        ];
-        gauge(catalog::WORKER_INFO_NAME, &pairs, 1.0);
-    }
+/// A worker's series.
+struct WorkerSeries {
+    counts: Vec<Counter>,
+    bursts: Vec<Counter>,
+}
 
-    for (session, values) in &totals.sessions {
-        for (f, value) in SessionCounters::FIELDS.iter().zip(values) {
-            counter(
-                &block_metric(catalog::SESSION_BLOCK, f.name),
-                &[("session", session)],
-                *value,
-            );
-        }
+/// The series of a port's DPDK statistics.
+#[derive(Default)]
+struct PortSeries {
+    link_up: Option<Gauge>,
+    link_speed: Option<Gauge>,
+    stats: Vec<Counter>,
+    queues: Vec<QueueSeries>,
+    xstats: BTreeMap<String, Counter>,
+}
+
+/// The series of one queue index of a port: its RX series (packets, bytes, errors) where the
+/// broker configured an RX queue of that index, its TX series (packets, bytes) where a TX queue.
+struct QueueSeries {
+    rx: Option<[Counter; 3]>,
+    tx: Option<[Counter; 2]>,
+}
+
+/// The handles of every series published so far.
+#[derive(Default)]
+pub struct Publisher {
+    fixed: Option<FixedSeries>,
+    workers: Vec<WorkerSeries>,
+    worker_info: BTreeMap<Vec<String>, Gauge>,
+    sessions: BTreeMap<String, Vec<Counter>>,
+    groups: BTreeMap<String, Vec<Counter>>,
+    ports: BTreeMap<(String, String), Vec<Counter>>,
+    filters: BTreeMap<FilterHit, Counter>,
+    tool_port_live: BTreeMap<(String, String), Gauge>,
+    dedup: Option<[Gauge; 3]>,
+    port_info: BTreeMap<Vec<String>, Gauge>,
+    /// By position in the status' ports (fixed for the life of the process).
+    port_stats: Vec<PortSeries>,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("sessions", &self.sessions.len())
+            .field("groups", &self.groups.len())
+            .field("ports", &self.ports.len())
+            .finish_non_exhaustive()
     }
-    for (hit, value) in &totals.filters {
-        match hit.rule {
-            Some(rule) => counter(
-                catalog::FILTER_RULE_HITS,
+}
+
+/// The series every broker has, whatever its config.
+struct FixedSeries {
+    build_info: Gauge,
+    config_generation: Gauge,
+    plan_generation: Gauge,
+    reloads_invalid: Counter,
+    reloads_needs_restart: Counter,
+    last_reload_successful: Gauge,
+    uptime: Gauge,
+    start_time: Gauge,
+    pool_size: Gauge,
+    pool_in_use: Gauge,
+    /// By [`Outcome::index`]: `broker_packets_total{outcome}` for the simple outcomes,
+    /// `broker_malformed_packets_total{reason}` for each malformed reason.
+    outcomes: Vec<Counter>,
+    /// `broker_packets_total{outcome="malformed"}`: the sum of the reasons.
+    malformed: Counter,
+}
+
+impl FixedSeries {
+    fn register(snapshot: &Snapshot) -> FixedSeries {
+        let status = &snapshot.status;
+        FixedSeries {
+            build_info: gauge(
+                catalog::BUILD_INFO,
                 &[
-                    ("filter", &hit.filter),
-                    ("rule", &rule.to_string()),
-                    ("action", hit.action),
+                    ("broker", &status.broker),
+                    ("version", &status.version),
+                    ("dpdk_version", &status.dpdk_version),
                 ],
-                *value,
             ),
-            None => counter(
-                &block_metric(catalog::FILTER_BLOCK, FilterCounters::FIELDS[0].name),
-                &[("filter", &hit.filter), ("action", hit.action)],
-                *value,
+            config_generation: gauge(catalog::CONFIG_GENERATION, &[]),
+            plan_generation: gauge(catalog::PLAN_GENERATION, &[]),
+            reloads_invalid: counter(
+                catalog::CONFIG_RELOAD_FAILURES,
+                &[("reason", ReloadVerdict::Invalid.as_str())],
+            ),
+            reloads_needs_restart: counter(
+                catalog::CONFIG_RELOAD_FAILURES,
+                &[("reason", ReloadVerdict::NeedsRestart.as_str())],
+            ),
+            last_reload_successful: gauge(catalog::CONFIG_LAST_RELOAD_SUCCESSFUL, &[]),
+            uptime: gauge(catalog::UPTIME, &[]),
+            start_time: gauge(catalog::START_TIME, &[]),
+            pool_size: gauge(catalog::MBUF_POOL_SIZE, &[]),
+            pool_in_use: gauge(catalog::MBUF_POOL_IN_USE, &[]),
+            outcomes: Outcome::all()
+                .map(|outcome| match outcome {
+                    Outcome::Malformed(reason) => {
+                        counter(catalog::MALFORMED, &[("reason", reason.label())])
+                    }
+                    other => counter(catalog::PACKETS, &[("outcome", other.label())]),
+                })
+                .collect(),
+            malformed: counter(
+                catalog::PACKETS,
+                &[(
+                    "outcome",
+                    Outcome::Malformed(Reason::EthernetTruncated).label(),
+                )],
             ),
         }
     }
-    for (group, values) in &totals.groups {
-        for (f, value) in GroupCounters::FIELDS.iter().zip(values) {
-            counter(
-                &block_metric(catalog::GROUP_BLOCK, f.name),
-                &[("tool_group", group)],
-                *value,
-            );
-        }
-    }
-    for ((group, port), values) in &totals.ports {
-        for (f, value) in PortCounters::FIELDS.iter().zip(values) {
-            counter(
-                &block_metric(catalog::TOOL_PORT_BLOCK, f.name),
-                &[("tool_group", group), ("port", port)],
-                *value,
-            );
-        }
-    }
+}
 
-    for group in &status.tool_groups {
-        for port in &group.ports {
-            gauge(
-                catalog::TOOL_PORT_LIVE,
-                &[("tool_group", &group.name), ("port", &port.name)],
-                if port.live { 1.0 } else { 0.0 },
-            );
-        }
-    }
+impl Publisher {
+    /// Publishes `snapshot`, registering the series it has that were not published before.
+    pub fn publish(&mut self, snapshot: &Snapshot) {
+        let status = &snapshot.status;
+        let totals = &snapshot.totals;
 
-    if let Some(d) = &status.dedup {
-        gauge(catalog::DEDUP_WINDOW, &[], d.window_seconds);
-        gauge(catalog::DEDUP_ENTRIES, &[], d.entries as f64);
-        gauge(catalog::DEDUP_LIVE_ENTRIES, &[], d.live_entries as f64);
-    }
-
-    for (i, p) in status.ports.iter().enumerate() {
-        let node = optional(p.numa_node);
-        gauge(
-            catalog::PORT_INFO_NAME,
-            &[
-                ("port", &p.name),
-                ("role", &p.role),
-                ("driver", &p.driver),
-                ("numa_node", &node),
-            ],
-            1.0,
-        );
-        if let Some(link) = p.link {
-            gauge(
-                catalog::PORT_LINK_UP,
-                &[("port", &p.name)],
-                if link.up { 1.0 } else { 0.0 },
-            );
-            let bytes_per_second = f64::from(link.speed_mbps.unwrap_or(0)) * 125_000.0;
-            gauge(
-                catalog::PORT_LINK_SPEED,
-                &[("port", &p.name)],
-                bytes_per_second,
-            );
-        }
-        let Some(Some(stats)) = snapshot.port_stats.get(i) else {
-            continue;
-        };
-        let values = [
-            stats.ipackets,
-            stats.opackets,
-            stats.ibytes,
-            stats.obytes,
-            stats.imissed,
-            stats.ierrors,
-            stats.oerrors,
-            stats.rx_nombuf,
-        ];
-        for ((name, _), value) in catalog::PORT_STATS.iter().zip(values) {
-            counter(name, &[("port", &p.name)], value);
-        }
-        let queues = usize::from(p.rx_queues.max(p.tx_queues));
-        for (q, qs) in stats.queues.iter().enumerate().take(queues) {
-            let queue = q.to_string();
-            let pairs = [("port", p.name.as_str()), ("queue", queue.as_str())];
-            let [rx_packets, rx_bytes, tx_packets, tx_bytes, errors] =
-                catalog::QUEUE_STATS.map(|(name, _)| name);
-            if q < usize::from(p.rx_queues) {
-                counter(rx_packets, &pairs, qs.ipackets);
-                counter(rx_bytes, &pairs, qs.ibytes);
-                counter(errors, &pairs, qs.errors);
+        let fixed = self
+            .fixed
+            .get_or_insert_with(|| FixedSeries::register(snapshot));
+        fixed.build_info.set(1.0);
+        fixed.config_generation.set(status.config.generation as f64);
+        fixed
+            .plan_generation
+            .set(status.config.plan_generation as f64);
+        let reloads = &status.config.reloads;
+        fixed.reloads_invalid.absolute(reloads.invalid);
+        fixed.reloads_needs_restart.absolute(reloads.needs_restart);
+        fixed
+            .last_reload_successful
+            .set(flag(reloads.last_succeeded()));
+        fixed.uptime.set(status.uptime_seconds);
+        fixed.start_time.set(status.started_unix_seconds);
+        fixed.pool_size.set(f64::from(status.mbuf_pool.size));
+        fixed.pool_in_use.set(f64::from(status.mbuf_pool.in_use));
+        // Outcomes: `malformed` is the sum of its reasons.
+        let mut malformed = 0;
+        for (outcome, series) in Outcome::all().zip(&fixed.outcomes) {
+            let count = totals.outcome(outcome);
+            if matches!(outcome, Outcome::Malformed(_)) {
+                malformed += count;
             }
-            if q < usize::from(p.tx_queues) {
-                counter(tx_packets, &pairs, qs.opackets);
-                counter(tx_bytes, &pairs, qs.obytes);
+            series.absolute(count);
+        }
+        fixed.malformed.absolute(malformed);
+
+        for (index, w) in totals.workers.iter().enumerate() {
+            if self.workers.len() <= index {
+                let worker = index.to_string();
+                self.workers.push(WorkerSeries {
+                    counts: block_series(
+                        WorkerCounters::FIELDS,
+                        catalog::WORKER_BLOCK,
+                        &[("worker", &worker)],
+                    ),
+                    bursts: (0..BURST_CLASSES)
+                        .map(|class| {
+                            counter(
+                                catalog::WORKER_BURSTS_TOTAL,
+                                &[("worker", &worker), ("size", &burst_size_label(class))],
+                            )
+                        })
+                        .collect(),
+                });
+            }
+            let series = &self.workers[index];
+            set_block::<WorkerCounters, WorkerTotals>(
+                WorkerCounters::FIELDS,
+                &series.counts,
+                &w.counts,
+            );
+            for (c, value) in series.bursts.iter().zip(&w.bursts) {
+                c.absolute(*value);
             }
         }
-        for (name, value) in snapshot.xstats.get(i).into_iter().flatten() {
-            counter(
-                catalog::PORT_XSTATS,
-                &[("port", &p.name), ("xstat", name)],
-                *value,
-            );
+        for w in &status.workers {
+            let values = vec![
+                w.index.to_string(),
+                w.lcore.to_string(),
+                optional(w.cpu),
+                optional(w.numa_node),
+                w.port.clone(),
+                w.queue.to_string(),
+            ];
+            handle(&mut self.worker_info, &values, || {
+                let pairs: Vec<(&'static str, &str)> = catalog::WORKER_INFO
+                    .iter()
+                    .zip(&values)
+                    .map(|(k, v)| (*k, v.as_str()))
+                    .collect();
+                gauge(catalog::WORKER_INFO_NAME, &pairs)
+            })
+            .set(1.0);
+        }
+
+        for (session, values) in &totals.sessions {
+            let series = handle(&mut self.sessions, session, || {
+                block_series(
+                    SessionCounters::FIELDS,
+                    catalog::SESSION_BLOCK,
+                    &[("session", session)],
+                )
+            });
+            set_block::<SessionCounters, SessionTotals>(SessionCounters::FIELDS, series, values);
+        }
+        for (hit, value) in &totals.filters {
+            handle(&mut self.filters, hit, || match hit.rule {
+                Some(rule) => counter(
+                    catalog::FILTER_RULE_HITS,
+                    &[
+                        ("filter", &hit.filter),
+                        ("rule", &rule.to_string()),
+                        ("action", hit.action.as_str()),
+                    ],
+                ),
+                None => counter(
+                    &block_metric(catalog::FILTER_BLOCK, FilterCounters::FIELDS[0].name),
+                    &[("filter", &hit.filter), ("action", hit.action.as_str())],
+                ),
+            })
+            .absolute(*value);
+        }
+        for (group, values) in &totals.groups {
+            let series = handle(&mut self.groups, group, || {
+                block_series(
+                    GroupCounters::FIELDS,
+                    catalog::GROUP_BLOCK,
+                    &[("tool_group", group)],
+                )
+            });
+            set_block::<GroupCounters, GroupTotals>(GroupCounters::FIELDS, series, values);
+        }
+        for (key, values) in &totals.ports {
+            let series = handle(&mut self.ports, key, || {
+                block_series(
+                    PortCounters::FIELDS,
+                    catalog::TOOL_PORT_BLOCK,
+                    &[("tool_group", &key.0), ("port", &key.1)],
+                )
+            });
+            set_block::<PortCounters, PortTotals>(PortCounters::FIELDS, series, values);
+        }
+
+        for group in &status.tool_groups {
+            for port in &group.ports {
+                let key = (group.name.clone(), port.name.clone());
+                handle(&mut self.tool_port_live, &key, || {
+                    gauge(
+                        catalog::TOOL_PORT_LIVE,
+                        &[("tool_group", &group.name), ("port", &port.name)],
+                    )
+                })
+                .set(flag(port.live));
+            }
+        }
+
+        if let Some(d) = &status.dedup {
+            let [window, entries, live] = self.dedup.get_or_insert_with(|| {
+                [
+                    gauge(catalog::DEDUP_WINDOW, &[]),
+                    gauge(catalog::DEDUP_ENTRIES, &[]),
+                    gauge(catalog::DEDUP_LIVE_ENTRIES, &[]),
+                ]
+            });
+            window.set(d.window_seconds);
+            entries.set(d.entries as f64);
+            live.set(d.live_entries as f64);
+        }
+
+        for p in &status.ports {
+            let info = vec![
+                p.name.clone(),
+                p.role.as_str().to_owned(),
+                p.driver.clone(),
+                optional(p.numa_node),
+            ];
+            handle(&mut self.port_info, &info, || {
+                let pairs: Vec<(&'static str, &str)> = catalog::PORT_INFO
+                    .iter()
+                    .zip(&info)
+                    .map(|(k, v)| (*k, v.as_str()))
+                    .collect();
+                gauge(catalog::PORT_INFO_NAME, &pairs)
+            })
+            .set(1.0);
+        }
+        self.publish_ports(snapshot);
+    }
+
+    /// The ports' link state and DPDK statistics.
+    fn publish_ports(&mut self, snapshot: &Snapshot) {
+        for (i, p) in snapshot.status.ports.iter().enumerate() {
+            if self.port_stats.len() <= i {
+                self.port_stats.resize_with(i + 1, PortSeries::default);
+            }
+            let series = &mut self.port_stats[i];
+            let port = [("port", p.name.as_str())];
+            if let Some(link) = p.link {
+                series
+                    .link_up
+                    .get_or_insert_with(|| gauge(catalog::PORT_LINK_UP, &port))
+                    .set(flag(link.up));
+                let bytes_per_second = f64::from(link.speed_mbps.unwrap_or(0)) * 125_000.0;
+                series
+                    .link_speed
+                    .get_or_insert_with(|| gauge(catalog::PORT_LINK_SPEED, &port))
+                    .set(bytes_per_second);
+            }
+            let Some(Some(stats)) = snapshot.port_stats.get(i) else {
+                continue;
+            };
+            if series.stats.is_empty() {
+                series.stats = catalog::PORT_STATS
+                    .iter()
+                    .map(|(name, _)| counter(name, &port))
+                    .collect();
+            }
+            let values = [
+                stats.ipackets,
+                stats.opackets,
+                stats.ibytes,
+                stats.obytes,
+                stats.imissed,
+                stats.ierrors,
+                stats.oerrors,
+                stats.rx_nombuf,
+            ];
+            for (c, value) in series.stats.iter().zip(values) {
+                c.absolute(value);
+            }
+            let queues = usize::from(p.rx_queues.max(p.tx_queues)).min(stats.queues.len());
+            while series.queues.len() < queues {
+                let q = series.queues.len();
+                let queue = q.to_string();
+                let pairs = [("port", p.name.as_str()), ("queue", queue.as_str())];
+                let [rx_packets, rx_bytes, tx_packets, tx_bytes, errors] =
+                    catalog::QUEUE_STATS.map(|(name, _)| name);
+                let rx = (q < usize::from(p.rx_queues))
+                    .then(|| [rx_packets, rx_bytes, errors].map(|name| counter(name, &pairs)));
+                let tx = (q < usize::from(p.tx_queues))
+                    .then(|| [tx_packets, tx_bytes].map(|name| counter(name, &pairs)));
+                series.queues.push(QueueSeries { rx, tx });
+            }
+            for (qs, QueueSeries { rx, tx }) in stats.queues.iter().zip(&series.queues) {
+                if let Some([packets, bytes, errors]) = rx {
+                    packets.absolute(qs.ipackets);
+                    bytes.absolute(qs.ibytes);
+                    errors.absolute(qs.errors);
+                }
+                if let Some([packets, bytes]) = tx {
+                    packets.absolute(qs.opackets);
+                    bytes.absolute(qs.obytes);
+                }
+            }
+            for (name, value) in snapshot.xstats.get(i).into_iter().flatten() {
+                handle(&mut series.xstats, name, || {
+                    counter(catalog::PORT_XSTATS, &[("port", &p.name), ("xstat", name)])
+                })
+                .absolute(*value);
+            }
         }
     }
 }
@@ -293,8 +467,10 @@ mod tests {
     use super::*;
     use crate::metrics::catalog::{Kind, catalog};
     use crate::metrics::ledger::Totals;
-    use crate::status::{
-        DedupStatus, GroupPortStatus, GroupStatus, LinkStatus, PortStatus, Status, WorkerStatus,
+    use crate::report::reload::LastReload;
+    use crate::report::{
+        DedupStatus, GroupPortStatus, GroupStatus, LinkStatus, PortRole, PortStatus, ReloadStats,
+        Status, WorkerStatus,
     };
 
     /// A snapshot with something in every part: a filter, dedup, an ingress port with two RX
@@ -320,9 +496,9 @@ mod tests {
         workers[0].filters[0].rules.get(0).unwrap().add(6);
         let refs: Vec<_> = workers.iter().map(Arc::as_ref).collect();
         let totals = Totals::of(&config, &refs);
-        let port = |name: &str, role: &str, rx_queues, tx_queues| PortStatus {
+        let port = |name: &str, role: PortRole, rx_queues, tx_queues| PortStatus {
             name: name.into(),
-            role: role.into(),
+            role,
             driver: "net_null".into(),
             rx_queues,
             tx_queues,
@@ -344,7 +520,10 @@ mod tests {
             broker: "test".into(),
             version: "0.1.0".into(),
             dpdk_version: "DPDK 22.11.11".into(),
-            ports: vec![port("in", "ingress", 2, 0), port("a-1", "tool", 0, 1)],
+            ports: vec![
+                port("in", PortRole::Ingress, 2, 0),
+                port("a-1", PortRole::Tool, 0, 1),
+            ],
             workers: (0..2)
                 .map(|i| WorkerStatus {
                     index: i,
@@ -373,14 +552,14 @@ mod tests {
                 ],
                 ..GroupStatus::default()
             }],
-            config: crate::status::ConfigStatus {
-                reloads: crate::control::reload::ReloadStats {
+            config: crate::report::ConfigStatus {
+                reloads: ReloadStats {
                     applied: 2,
                     invalid: 3,
                     needs_restart: 1,
-                    last: Some(crate::control::reload::LastReload {
+                    last: Some(LastReload {
                         unix_seconds: 1,
-                        outcome: "invalid".into(),
+                        outcome: ReloadVerdict::Invalid,
                         error: Some("bad".into()),
                     }),
                 },
@@ -408,7 +587,7 @@ mod tests {
         let handle = recorder.handle();
         metrics::with_local_recorder(&recorder, || {
             catalog::describe();
-            publish(snapshot);
+            Publisher::default().publish(snapshot);
         });
         handle.render()
     }
@@ -519,9 +698,11 @@ mod tests {
         let mut snapshot = sample();
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
-        metrics::with_local_recorder(&recorder, || publish(&snapshot));
-        snapshot.totals.workers[0].values[0] = 25;
-        metrics::with_local_recorder(&recorder, || publish(&snapshot));
+        let mut publisher = Publisher::default();
+        metrics::with_local_recorder(&recorder, || publisher.publish(&snapshot));
+        snapshot.totals.workers[0].counts.rx_packets = 25;
+        // The handles were registered with that recorder: no recorder needs to be current.
+        publisher.publish(&snapshot);
         assert!(
             handle
                 .render()

@@ -7,16 +7,18 @@
 
 use std::time::UNIX_EPOCH;
 
-use config::{Balance, ValidatedConfig};
+use config::{Device, ValidatedConfig};
 use drivers::{Port, PortStats};
 
+use pipelines::plan::Plan;
+
 use super::ledger::Totals;
-use crate::runtime::Appliance;
-use crate::status::{
+use super::rows::outcome_rows;
+use crate::report::{
     ConfigStatus, ControlStatus, DedupStatus, GroupPortStatus, GroupStatus, LinkStatus, PoolStatus,
-    PortStatus, Status, WorkerStatus,
+    PortRole, PortStatus, Status, WorkerStatus,
 };
-use crate::summary::outcome_rows;
+use crate::runtime::Appliance;
 
 /// Buckets of the dedup table read to estimate its occupancy: 4096 buckets (256 KiB) keep the
 /// estimate within a few percent and the read well under a millisecond, whatever the table size.
@@ -37,16 +39,6 @@ pub struct Snapshot {
     pub xstats: Vec<Vec<(String, u64)>>,
 }
 
-/// The label value of a balance mode (as in the config).
-pub fn balance_label(balance: Balance) -> &'static str {
-    match balance {
-        Balance::Source => "source",
-        Balance::Flow => "flow",
-        Balance::IpPair => "ip-pair",
-        Balance::RoundRobin => "round-robin",
-    }
-}
-
 /// (ingress port name, RX queue) of each worker, in worker order: workers take the RX queues of
 /// the ingress ports in config order.
 pub fn worker_queues(config: &ValidatedConfig) -> Vec<(String, u16)> {
@@ -59,9 +51,9 @@ pub fn worker_queues(config: &ValidatedConfig) -> Vec<(String, u16)> {
 
 struct PortSpec<'a> {
     name: &'a str,
-    role: &'static str,
+    role: PortRole,
     tool_group: Option<String>,
-    device: &'a str,
+    device: &'a Device,
     port: Port,
     rx_queues: u16,
     tx_queues: u16,
@@ -80,9 +72,9 @@ fn read_port(spec: PortSpec<'_>) -> (PortStatus, Option<PortStats>, Vec<(String,
     let s = stats.unwrap_or_default();
     let status = PortStatus {
         name: spec.name.to_owned(),
-        role: spec.role.to_owned(),
+        role: spec.role,
         tool_group: spec.tool_group,
-        device: spec.device.to_owned(),
+        device: spec.device.to_string(),
         driver: info.as_ref().map(|i| i.driver.clone()).unwrap_or_default(),
         numa_node: info.and_then(|i| i.socket),
         rx_queues: spec.rx_queues,
@@ -101,17 +93,22 @@ fn read_port(spec: PortSpec<'_>) -> (PortStatus, Option<PortStats>, Vec<(String,
 }
 
 impl Snapshot {
-    /// Reads `app` now. `endpoint_cpus`: the CPUs the HTTP endpoint thread may use.
-    pub fn read(app: &Appliance, endpoint_cpus: Option<String>) -> Snapshot {
-        let config = &app.config;
-        let plan = app.plans.load_full();
-        let totals = app.ledger.totals(config, &plan.counters);
-
+    /// Reads `app` now, running `plan` (built from `config`), with the counters' `totals` and
+    /// the control plane's `config_status` as they are. `endpoint_cpus`: the CPUs the HTTP
+    /// endpoint thread may use.
+    pub fn read(
+        app: &Appliance,
+        config: &ValidatedConfig,
+        plan: &Plan,
+        totals: Totals,
+        config_status: ConfigStatus,
+        endpoint_cpus: Option<String>,
+    ) -> Snapshot {
         let mut specs = Vec::with_capacity(app.ingress.len() + app.tools.len());
         for (spec, open) in config.ingress.iter().zip(&app.ingress) {
             specs.push(PortSpec {
                 name: &open.name,
-                role: "ingress",
+                role: PortRole::Ingress,
                 tool_group: None,
                 device: &spec.device,
                 port: open.port,
@@ -123,11 +120,8 @@ impl Snapshot {
         {
             specs.push(PortSpec {
                 name: &open.name,
-                role: "tool",
-                tool_group: config
-                    .tool_groups
-                    .get(spec.group.index())
-                    .map(|g| g.name.clone()),
+                role: PortRole::Tool,
+                tool_group: Some(config.tool_groups[spec.group.index()].name.clone()),
                 device: &spec.device,
                 port: open.port,
                 rx_queues: 0,
@@ -151,14 +145,11 @@ impl Snapshot {
             .enumerate()
             .map(|(index, (port, queue))| {
                 let lcore = app.worker_lcores.get(index).copied().unwrap_or(u32::MAX);
-                let w = totals.workers.get(index).copied().unwrap_or_default();
-                let value = |name: &str| {
-                    super::ledger::field(
-                        pipelines::counters::WorkerCounters::FIELDS,
-                        &w.values,
-                        name,
-                    )
-                };
+                let w = totals
+                    .workers
+                    .get(index)
+                    .map(|w| w.counts)
+                    .unwrap_or_default();
                 WorkerStatus {
                     index,
                     lcore,
@@ -171,9 +162,9 @@ impl Snapshot {
                         .or_else(|| app.lcores.worker_nodes.get(index).copied().flatten()),
                     port,
                     queue,
-                    rx_packets: value("rx_packets"),
-                    busy_polls: value("busy_polls"),
-                    idle_polls: value("idle_polls"),
+                    rx_packets: w.rx_packets,
+                    busy_polls: w.busy_polls,
+                    idle_polls: w.idle_polls,
                 }
             })
             .collect();
@@ -184,24 +175,15 @@ impl Snapshot {
             .enumerate()
             .map(|(g, group)| GroupStatus {
                 name: group.name.clone(),
-                balance: balance_label(group.balance).to_owned(),
+                balance: group.balance.to_string(),
                 dedup: group.dedup && config.dedup.is_some(),
                 ports: group
                     .ports
                     .iter()
                     .enumerate()
                     .map(|(position, p)| GroupPortStatus {
-                        name: config
-                            .tool_ports
-                            .get(p.index())
-                            .map(|t| t.name.clone())
-                            .unwrap_or_default(),
-                        live: plan
-                            .groups
-                            .get(g)
-                            .and_then(|gp| gp.live.get(position))
-                            .copied()
-                            .unwrap_or(false),
+                        name: config.tool_ports[p.index()].name.clone(),
+                        live: plan.groups[g].live[position],
                     })
                     .collect(),
             })
@@ -228,13 +210,7 @@ impl Snapshot {
             broker: config.broker.name.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             dpdk_version: drivers::dpdk_version(),
-            config: ConfigStatus {
-                path: config.path.as_ref().map(|p| p.display().to_string()),
-                generation: app.config_generation,
-                plan_generation: plan.generation,
-                reloads: app.reloads.clone(),
-                retired_counter_sets_pending: app.ledger.pending(),
-            },
+            config: config_status,
             uptime_seconds: app.started.elapsed().as_secs_f64(),
             started_unix_seconds,
             control: ControlStatus {
@@ -251,7 +227,7 @@ impl Snapshot {
                 in_use: app.pool.in_use(),
             },
             resources: app.resources.clone(),
-            received: totals.worker_sum("rx_packets"),
+            received: totals.received(),
             outcomes: outcome_rows(&totals),
         };
         Snapshot {

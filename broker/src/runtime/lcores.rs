@@ -141,8 +141,7 @@ fn explicit(cpus: &[Cpu], control: u32, list: &[u32]) -> LcorePlan {
 
 /// The NUMA node of an ingress device: read from sysfs for a PCI address, none for a vdev.
 pub fn device_node(ingress: &IngressPort) -> Option<u32> {
-    let name = ingress.device.split(',').next().unwrap_or_default();
-    let address = crate::runtime::eal_args::pci_address(name)?;
+    let address = ingress.device.pci_address()?;
     let text = std::fs::read_to_string(format!("/sys/bus/pci/devices/{address}/numa_node")).ok()?;
     text.trim()
         .parse::<i64>()

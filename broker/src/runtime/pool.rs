@@ -9,7 +9,7 @@
 
 use std::path::Path;
 
-use config::ValidatedConfig;
+use config::{Device, ValidatedConfig};
 use pipelines::pipeline::BURST;
 
 /// The pool size and how it was reached, for the start-up log.
@@ -20,13 +20,12 @@ pub struct PoolPlan {
 }
 
 /// Packets in the pcap files a `net_pcap` `infinite_rx=1` device replays (it caches them all).
-fn infinite_rx_packets(device: &str) -> u64 {
-    let args: Vec<&str> = device.split(',').collect();
-    if !args.iter().any(|a| a.trim() == "infinite_rx=1") {
+fn infinite_rx_packets(device: &Device) -> u64 {
+    if !device.arg_values("infinite_rx").any(|v| v == "1") {
         return 0;
     }
-    args.iter()
-        .filter_map(|a| a.trim().strip_prefix("rx_pcap="))
+    device
+        .arg_values("rx_pcap")
         .map(|path| count_pcap_packets(Path::new(path)))
         .sum()
 }
@@ -134,10 +133,16 @@ mod tests {
             .unwrap();
         }
         drop(w);
-        let device = format!("net_pcap0,rx_pcap={},infinite_rx=1", path.display());
-        assert_eq!(infinite_rx_packets(&device), 3);
+        let device = |text: String| text.parse::<Device>().unwrap();
         assert_eq!(
-            infinite_rx_packets(&format!("net_pcap0,rx_pcap={}", path.display())),
+            infinite_rx_packets(&device(format!(
+                "net_pcap0,rx_pcap={},infinite_rx=1",
+                path.display()
+            ))),
+            3
+        );
+        assert_eq!(
+            infinite_rx_packets(&device(format!("net_pcap0,rx_pcap={}", path.display()))),
             0
         );
         std::fs::remove_dir_all(dir).ok();

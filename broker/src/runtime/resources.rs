@@ -13,139 +13,52 @@
 //! a worker may be finishing a burst with), the counters of each plan, the control plane's
 //! metrics registry (label values come from config names only).
 
-use std::fmt;
-
 use config::ValidatedConfig;
 use pipelines::pipeline::BURST;
-use serde::{Deserialize, Serialize};
+
+use crate::report::Resources;
 
 /// `sizeof(struct rte_mbuf)`: two cache lines in front of each mbuf's headroom and data.
 const MBUF_HEADER_BYTES: u64 = 128;
 /// `RTE_PKTMBUF_HEADROOM` in Debian's DPDK build.
 const MBUF_HEADROOM_BYTES: u64 = 128;
 
-/// The sizes of the data plane's fixed buffers.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Resources {
-    /// Mbufs in the packet pool.
-    pub mbufs: u32,
-    /// Packet data bytes per mbuf (headroom excluded).
-    pub mbuf_data_room: u16,
-    /// The pool's packet memory: mbufs × (header + headroom + data room).
-    pub mbuf_pool_bytes: u64,
-    /// How the pool size was reached.
-    pub mbuf_pool_plan: String,
-    /// RX descriptors over all ingress queues.
-    pub rx_descriptors: u64,
-    /// RX descriptors of the never-polled RX queues some tool ports' drivers insist on
-    /// (`net_tap`); each may hold an mbuf.
-    #[serde(default)]
-    pub idle_rx_descriptors: u64,
-    /// TX descriptors over all tool port queues.
-    pub tx_descriptors: u64,
-    pub workers: usize,
-    pub tool_ports: usize,
-    /// Mbufs the workers' TX buffers can hold: workers × (tool ports + 1 discard buffer) × burst.
-    pub tx_buffer_mbufs: u64,
-    /// Dedup table entries (0: dedup off).
-    pub dedup_entries: u64,
-    /// Dedup table bytes (0: dedup off).
-    pub dedup_bytes: u64,
-}
-
-impl Resources {
-    /// The buffers of `config` with `workers` workers, `tx_queues[i]` TX queues on tool port `i`,
-    /// `idle_rx_descriptors` in tool ports' unpolled RX queues, the pool of `mbufs` mbufs of
-    /// `data_room` bytes planned as `pool_plan`, and a dedup table of `dedup` (entries, bytes).
-    pub fn of(
-        config: &ValidatedConfig,
-        workers: usize,
-        tx_queues: &[u16],
-        idle_rx_descriptors: u64,
-        (mbufs, data_room, pool_plan): (u32, u16, String),
-        dedup: Option<(u64, u64)>,
-    ) -> Resources {
-        let rx_descriptors = config
-            .ingress
-            .iter()
-            .map(|i| u64::from(i.queues) * u64::from(config.dpdk.rx_descriptors))
-            .sum();
-        let tx_descriptors = tx_queues
-            .iter()
-            .map(|&q| u64::from(q) * u64::from(config.dpdk.tx_descriptors))
-            .sum();
-        let tool_ports = config.tool_ports.len();
-        let (dedup_entries, dedup_bytes) = dedup.unwrap_or((0, 0));
-        Resources {
-            mbufs,
-            mbuf_data_room: data_room,
-            mbuf_pool_bytes: u64::from(mbufs)
-                * (MBUF_HEADER_BYTES + MBUF_HEADROOM_BYTES + u64::from(data_room)),
-            mbuf_pool_plan: pool_plan,
-            rx_descriptors,
-            idle_rx_descriptors,
-            tx_descriptors,
-            workers,
-            tool_ports,
-            tx_buffer_mbufs: (workers * (tool_ports + 1) * BURST) as u64,
-            dedup_entries,
-            dedup_bytes,
-        }
-    }
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
-impl fmt::Display for Resources {
-    /// The start-up block: one line per buffer.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "resources, fixed at start (nothing here grows with traffic):"
-        )?;
-        writeln!(
-            f,
-            "  mbuf pool      {} mbufs × {} B data = {} ({})",
-            self.mbufs,
-            self.mbuf_data_room,
-            mib(self.mbuf_pool_bytes),
-            self.mbuf_pool_plan
-        )?;
-        write!(
-            f,
-            "  RX rings       {} descriptors over the ingress queues",
-            self.rx_descriptors
-        )?;
-        if self.idle_rx_descriptors > 0 {
-            write!(
-                f,
-                ", {} in tool ports' unpolled RX queues",
-                self.idle_rx_descriptors
-            )?;
-        }
-        writeln!(f)?;
-        writeln!(
-            f,
-            "  TX rings       {} descriptors over the tool ports' queues",
-            self.tx_descriptors
-        )?;
-        writeln!(
-            f,
-            "  TX buffers     {} mbufs: {} worker(s) × ({} tool port(s) + 1 discard) × {BURST}",
-            self.tx_buffer_mbufs, self.workers, self.tool_ports
-        )?;
-        if self.dedup_entries == 0 {
-            write!(f, "  dedup table    off")
-        } else {
-            write!(
-                f,
-                "  dedup table    {} entries = {}",
-                self.dedup_entries,
-                mib(self.dedup_bytes)
-            )
-        }
+/// The buffers of `config` with `workers` workers, `tx_queues[i]` TX queues on tool port `i`,
+/// `idle_rx_descriptors` in tool ports' unpolled RX queues, the pool of `mbufs` mbufs of
+/// `data_room` bytes planned as `pool_plan`, and a dedup table of `dedup` (entries, bytes).
+pub fn measure(
+    config: &ValidatedConfig,
+    workers: usize,
+    tx_queues: &[u16],
+    idle_rx_descriptors: u64,
+    (mbufs, data_room, pool_plan): (u32, u16, String),
+    dedup: Option<(u64, u64)>,
+) -> Resources {
+    let rx_descriptors = config
+        .ingress
+        .iter()
+        .map(|i| u64::from(i.queues) * u64::from(config.dpdk.rx_descriptors))
+        .sum();
+    let tx_descriptors = tx_queues
+        .iter()
+        .map(|&q| u64::from(q) * u64::from(config.dpdk.tx_descriptors))
+        .sum();
+    let tool_ports = config.tool_ports.len();
+    let (dedup_entries, dedup_bytes) = dedup.unwrap_or((0, 0));
+    Resources {
+        mbufs,
+        mbuf_data_room: data_room,
+        mbuf_pool_bytes: u64::from(mbufs)
+            * (MBUF_HEADER_BYTES + MBUF_HEADROOM_BYTES + u64::from(data_room)),
+        mbuf_pool_plan: pool_plan,
+        rx_descriptors,
+        idle_rx_descriptors,
+        tx_descriptors,
+        workers,
+        tool_ports,
+        tx_buffer_mbufs: (workers * (tool_ports + 1) * BURST) as u64,
+        dedup_entries,
+        dedup_bytes,
     }
 }
 
@@ -156,7 +69,7 @@ mod tests {
     #[test]
     fn sized_from_the_config_and_printed_as_one_block() {
         let config = pipelines::testing::config(pipelines::testing::TWO_SESSIONS);
-        let r = Resources::of(
+        let r = measure(
             &config,
             2,
             &[2, 2, 1],

@@ -57,12 +57,11 @@ impl Buffer {
         }
     }
 
-    /// Appends `pkt`; the buffer must not be full.
+    /// Appends `pkt`. The buffer is never full here: every push is followed by a flush when
+    /// the buffer fills.
     fn push(&mut self, pkt: Mbuf) {
-        if let Some(slot) = self.pkts.get_mut(self.len) {
-            *slot = Some(pkt);
-            self.len += 1;
-        }
+        self.pkts[self.len] = Some(pkt);
+        self.len += 1;
     }
 
     fn is_full(&self) -> bool {
@@ -85,6 +84,10 @@ struct TxPort {
 
 /// The worker's transmit side: a buffer per tool port (indexed by tool port id), and the
 /// packets dropped during the current burst, waiting to be freed in bulk.
+///
+/// Its ports and its counters' port blocks are the config's tool ports, one each, in order
+/// (checked when the set is made and when it gets new counters); a plan built from the same
+/// config delivers only to those ports, so the TX path indexes them directly.
 #[derive(Debug)]
 pub struct TxSet {
     ports: Box<[TxPort]>,
@@ -94,7 +97,15 @@ pub struct TxSet {
 
 impl TxSet {
     /// `queues[i]` is this worker's queue of tool port `i`.
+    ///
+    /// # Panics
+    /// If `counters` do not have one port block per queue (a bug of whoever built them).
     pub fn new(queues: Vec<TxQueueRef>, counters: Arc<WorkerCounters>) -> TxSet {
+        assert_eq!(
+            counters.ports.len(),
+            queues.len(),
+            "the counters have a block per tool port"
+        );
         TxSet {
             ports: queues
                 .into_iter()
@@ -108,16 +119,23 @@ impl TxSet {
         }
     }
 
-    /// Counts into `counters` from now on (a new plan brought counters of another shape).
+    /// Counts into `counters` from now on (a new plan brought counters of another shape; the
+    /// tool ports are the same, a reload cannot change them).
+    ///
+    /// # Panics
+    /// If `counters` do not have one port block per tool port.
     pub fn set_counters(&mut self, counters: Arc<WorkerCounters>) {
+        assert_eq!(
+            counters.ports.len(),
+            self.ports.len(),
+            "the counters have a block per tool port"
+        );
         self.counters = counters;
     }
 
     /// Sends what tool port `port` has buffered; frees and counts what the queue refused.
     fn flush(&mut self, port: usize) {
-        let Some(tx) = self.ports.get_mut(port) else {
-            return;
-        };
+        let tx = &mut self.ports[port];
         let len = tx.buffer.len;
         if len == 0 {
             return;
@@ -130,11 +148,10 @@ impl TxSet {
             .flatten()
             .map(|m| m.pkt_len() as u64)
             .sum();
-        if let Some(c) = self.counters.ports.get(port) {
-            c.tx_packets.add(sent as u64);
-            c.tx_bytes.add(bytes - unsent_bytes);
-            c.tx_dropped.add((len - sent) as u64);
-        }
+        let c = &self.counters.ports[port];
+        c.tx_packets.add(sent as u64);
+        c.tx_bytes.add(bytes - unsent_bytes);
+        c.tx_dropped.add((len - sent) as u64);
         free_bulk(&mut pkts[sent..]);
         tx.buffer.len = 0;
     }
@@ -164,14 +181,7 @@ impl Sink<Mbuf> for TxSet {
     #[inline]
     fn deliver(&mut self, port: u16, pkt: Mbuf) {
         let port = usize::from(port);
-        let Some(tx) = self.ports.get_mut(port) else {
-            // The plan names a port this worker has no queue for: cannot happen with a plan
-            // built from the same config; count it rather than lose the packet silently.
-            if let Some(c) = self.counters.ports.get(port) {
-                c.tx_dropped.incr();
-            }
-            return;
-        };
+        let tx = &mut self.ports[port];
         tx.buffer.push(pkt);
         if tx.buffer.is_full() {
             self.flush(port);

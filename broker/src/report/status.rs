@@ -3,19 +3,17 @@
 //! # Design
 //! The control loop builds a [`Status`] once a second from the same reading it publishes as
 //! metrics (see [`crate::metrics`]) and swaps it into the endpoint's cell; the HTTP thread only
-//! serialises the latest one. `broker status` fetches it over HTTP and prints it as tables, or as
-//! the JSON itself (`--json`), so scripts and people read the same document.
+//! serialises the latest one. `broker status` fetches it over HTTP ([`crate::client`]) and
+//! prints it as tables ([`Status`]'s `Display`), or as the JSON itself (`--json`), so scripts
+//! and people read the same document.
 
 use std::fmt::{self, Write as _};
-use std::net::SocketAddr;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::control::reload::ReloadStats;
-use crate::runtime::resources::Resources;
-use crate::summary::OutcomeRow;
+use super::reload::ReloadStats;
+use super::resources::Resources;
+use super::summary::OutcomeRow;
 
 /// Everything `GET /status` answers.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -78,8 +76,7 @@ pub struct ControlStatus {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortStatus {
     pub name: String,
-    /// `ingress` or `tool`.
-    pub role: String,
+    pub role: PortRole,
     /// The tool group of a tool port.
     pub tool_group: Option<String>,
     /// The DPDK device string from the config.
@@ -101,6 +98,32 @@ pub struct PortStatus {
     pub rx_errors: u64,
     pub tx_errors: u64,
     pub rx_nombuf: u64,
+}
+
+/// What a port is for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortRole {
+    /// Mirrored traffic arrives on it.
+    #[default]
+    Ingress,
+    /// Copies leave on it for an analyzer.
+    Tool,
+}
+
+impl PortRole {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PortRole::Ingress => "ingress",
+            PortRole::Tool => "tool",
+        }
+    }
+}
+
+impl fmt::Display for PortRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,40 +183,6 @@ pub struct DedupStatus {
     pub entries: u64,
     /// Entries within the window, estimated from a sample of the table.
     pub live_entries: u64,
-}
-
-/// An HTTP client for a broker's endpoint, giving up after `timeout`; HTTP error statuses are
-/// answers, not errors (the caller reads the body).
-pub fn endpoint_agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        // The endpoint is the broker's own, usually on loopback: never through a proxy.
-        .proxy(None)
-        .build()
-        .into()
-}
-
-/// Fetches `GET /status` from a running broker's endpoint.
-pub fn fetch(address: SocketAddr) -> anyhow::Result<(Status, String)> {
-    let url = format!("http://{address}/status");
-    let agent = endpoint_agent(Duration::from_secs(5));
-    let mut response = agent.get(&url).call().with_context(|| {
-        format!(
-            "no answer from {url} (is the broker running with [broker] metrics = \"{address}\"?)"
-        )
-    })?;
-    let code = response.status();
-    let body = response
-        .body_mut()
-        .read_to_string()
-        .with_context(|| format!("reading the answer of {url}"))?;
-    if !code.is_success() {
-        bail!("{url} answered {code}: {}", body.trim());
-    }
-    let status = serde_json::from_str(&body)
-        .with_context(|| format!("{url} did not answer a broker status"))?;
-    Ok((status, body))
 }
 
 fn opt<T: fmt::Display>(value: Option<T>) -> String {
@@ -385,7 +374,7 @@ mod tests {
             },
             ports: vec![PortStatus {
                 name: "mirror0".into(),
-                role: "ingress".into(),
+                role: PortRole::Ingress,
                 driver: "net_pcap".into(),
                 link: Some(LinkStatus {
                     up: true,
@@ -482,9 +471,9 @@ mod tests {
         assert!(!text.contains("reloads:"), "no reload yet: {text}");
         let mut reloaded = sample();
         reloaded.config.reloads.needs_restart = 1;
-        reloaded.config.reloads.last = Some(crate::control::reload::LastReload {
+        reloaded.config.reloads.last = Some(super::super::reload::LastReload {
             unix_seconds: 1,
-            outcome: "needs_restart".into(),
+            outcome: super::super::ReloadVerdict::NeedsRestart,
             error: Some("[dpdk] mbufs: None → Some(4095)".into()),
         });
         let text = reloaded.to_string();

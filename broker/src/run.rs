@@ -1,0 +1,99 @@
+//! `broker run`: the appliance from start to exit.
+//!
+//! # Design
+//! In order: the endpoint's listener is bound (before DPDK, so a busy address stops the broker
+//! before it touches a device), signal handlers are installed, the data plane starts
+//! ([`Appliance::start`]), the endpoint starts on the control core ([`Telemetry::start`]), the
+//! control loop runs until a stop ([`control::run`]), and the stop is bounded by a watchdog:
+//! the endpoint stops, the data plane drains ([`Appliance::stop`]), and the summary is built from
+//! the control state's totals and printed.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use config::ValidatedConfig;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+use crate::control::stop::{DRAIN_DEADLINE, Watchdog};
+use crate::control::telemetry::Telemetry;
+use crate::control::{self, Signals, state::ControlState};
+use crate::http;
+use crate::metrics::ledger::Totals;
+use crate::metrics::rows;
+use crate::report::{StopReason, Summary};
+use crate::requests;
+use crate::runtime::Appliance;
+
+/// Exit status when the accounting identities do not hold at exit (a bug, never expected).
+const EXIT_ACCOUNTING_MISMATCH: u8 = 3;
+/// Exit status of a second SIGINT/SIGTERM, which stops at once (128 + SIGINT, as shells do).
+const EXIT_SECOND_SIGNAL: i32 = 130;
+
+/// Installs the handlers: the first SIGINT/SIGTERM asks for a graceful drain, a second one exits
+/// at once; SIGHUP asks for a reload (its default action would end the process).
+fn install_signal_handlers() -> anyhow::Result<Signals> {
+    let signals = Signals::default();
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(
+            signal,
+            EXIT_SECOND_SIGNAL,
+            signals.stop.clone(),
+        )
+        .context("installing signal handlers")?;
+        signal_hook::flag::register(signal, signals.stop.clone())
+            .context("installing signal handlers")?;
+    }
+    signal_hook::flag::register(SIGHUP, signals.reload.clone())
+        .context("installing signal handlers")?;
+    Ok(signals)
+}
+
+/// Runs `config` until a stop; prints the summary (and writes it to `summary_json`).
+pub fn run(config: ValidatedConfig, summary_json: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let listener = config.broker.metrics.map(http::bind).transpose()?;
+    let signals = install_signal_handlers()?;
+    let app = Appliance::start(&config, signals.stop.clone())?;
+    let mut state = ControlState::new(config);
+    let (reload_client, reload_requests) = requests::channel();
+    // Started after EAL init, on the main lcore: the endpoint's threads inherit its core.
+    let started = listener
+        .map(|l| Telemetry::start(&app, &state, l, Some(reload_client)))
+        .transpose();
+    let mut telemetry = match started {
+        Ok(t) => t,
+        Err(e) => {
+            finish(app, &state, StopReason::Error);
+            return Err(e);
+        }
+    };
+    let requests = telemetry.is_some().then_some(reload_requests);
+    let reason = control::run(&app, &mut state, &signals, telemetry.as_mut(), requests);
+    // From here the stop is bounded: the watchdog ends the process if the drain hangs.
+    let watchdog = Watchdog::arm(DRAIN_DEADLINE, "the drain (stopping workers and ports)");
+    if let Some(telemetry) = telemetry {
+        telemetry.stop();
+    }
+    let summary = finish(app, &state, reason);
+    watchdog.disarm();
+    println!("{summary}");
+    if let Some(path) = summary_json {
+        let json = serde_json::to_string_pretty(&summary)?;
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if summary.violations().is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Ok(ExitCode::from(EXIT_ACCOUNTING_MISMATCH))
+    }
+}
+
+/// Stops the data plane and sums up what it did.
+fn finish(app: Appliance, state: &ControlState, reason: StopReason) -> Summary {
+    let stopped = app.stop();
+    let totals: Totals = state.totals(&stopped.counters);
+    let mut summary = rows::summary(&state.config, &totals, reason);
+    summary.ingress = stopped.ingress;
+    summary.mbufs_in_use_at_exit = u64::from(stopped.mbufs_in_use);
+    summary
+}
