@@ -28,6 +28,12 @@ impl ValidatedConfig {
             Some(address) => writeln!(out, "  metrics: http://{address}/metrics")?,
             None => writeln!(out, "  metrics: off")?,
         }
+        if let Some(address) = broker.health {
+            writeln!(
+                out,
+                "  health checks: http://{address}/healthz (GET and HEAD /healthz only)"
+            )?;
+        }
         if let Some(idle) = broker.stop_when_idle {
             writeln!(
                 out,
@@ -81,6 +87,24 @@ impl ValidatedConfig {
                 "  {:width$}  {}  ({queues}{rss}, {mtu})",
                 port.name, port.device
             )?;
+            if let Some(addressing) = &port.addressing {
+                describe_addressing(out, addressing)?;
+            }
+        }
+        if !self.uplinks.is_empty() {
+            writeln!(out, "uplinks: {}", self.uplinks.len())?;
+            let width = name_width(self.uplinks.iter().map(|port| port.name.as_str()));
+            for port in &self.uplinks {
+                let mtu = port
+                    .mtu
+                    .map_or("device MTU".to_owned(), |mtu| format!("MTU {mtu}"));
+                writeln!(
+                    out,
+                    "  {:width$}  {}  (sends only, {mtu})",
+                    port.name, port.device
+                )?;
+                describe_addressing(out, &port.addressing)?;
+            }
         }
 
         let decap = &self.decap;
@@ -185,7 +209,17 @@ impl ValidatedConfig {
             let width = name_width(group.ports.iter().map(|id| self.port_name(*id)));
             for id in &group.ports {
                 if let Some(port) = self.tool_ports.get(id.index()) {
-                    writeln!(out, "    {:width$}  {}", port.name, port.device)?;
+                    match &port.output {
+                        ToolOutput::Device(device) => {
+                            writeln!(out, "    {:width$}  {device}", port.name)?
+                        }
+                        ToolOutput::Tunnel(tunnel) => writeln!(
+                            out,
+                            "    {:width$}  {}",
+                            port.name,
+                            self.describe_tunnel(tunnel)
+                        )?,
+                    }
                 }
             }
         }
@@ -219,6 +253,46 @@ impl ValidatedConfig {
             .map_or("?", |filter| filter.name.as_str())
     }
 
+    /// `vxlan to 10.20.7.11 (UDP 4789, VNI of the session) via eni, next hop 10.20.5.1; …`
+    fn describe_tunnel(&self, tunnel: &TunnelSpec) -> String {
+        let mut text = format!("{} to {}", tunnel.encapsulation, tunnel.remote);
+        let vni = match tunnel.vni {
+            TunnelVni::Session => "VNI of the session".to_owned(),
+            TunnelVni::Fixed(vni) => format!("VNI {}", vni.get()),
+        };
+        let _ = match tunnel.encapsulation {
+            Encapsulation::Vxlan | Encapsulation::Geneve => {
+                write!(text, " (UDP {}, {vni})", tunnel.dst_port)
+            }
+            Encapsulation::L2gre => match tunnel.key {
+                Some(key) => write!(text, " (key {key})"),
+                None => write!(text, " (no key)"),
+            },
+            Encapsulation::Erspan2 => match tunnel.erspan_session {
+                ErspanSession::SessionVni => {
+                    write!(text, " (session id: the session's VNI mod 1024)")
+                }
+                ErspanSession::Fixed(id) => write!(text, " (session id {id})"),
+            },
+        };
+        let via = self.addressed_port_name(tunnel.via);
+        let _ = write!(text, " via {via}");
+        if tunnel.next_hop != tunnel.remote {
+            let _ = write!(text, ", next hop {}", tunnel.next_hop);
+        }
+        let (mtu, which) = match self.addressed_port_mtu(tunnel.via) {
+            Some(mtu) => (mtu, ""),
+            None => (DEFAULT_MTU, ", the usual device MTU"),
+        };
+        let _ = write!(
+            text,
+            "; adds {} bytes, inner frames up to {} bytes fit MTU {mtu}{which} (longer ones are cut)",
+            tunnel.overhead(),
+            tunnel.max_inner_len(mtu)
+        );
+        text
+    }
+
     fn port_name(&self, id: ToolPortId) -> &str {
         self.tool_ports
             .get(id.index())
@@ -228,6 +302,34 @@ impl ValidatedConfig {
 
 /// `#100 accept direction=ingress protocol=tcp dst_cidr=10.0.0.0/8 dst_ports=443 "HTTPS"`: the
 /// keys of the file, so a line can be matched with the rule it came from.
+/// The lines of an addressed port: its addresses, gateways and kernel side.
+fn describe_addressing(out: &mut String, addressing: &Addressing) -> std::fmt::Result {
+    let addresses: Vec<String> = [
+        addressing.ipv4.map(|net| net.to_string()),
+        addressing.ipv6.map(|net| net.to_string()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let gateways: Vec<String> = [
+        addressing.gateway_v4.map(|a| a.to_string()),
+        addressing.gateway_v6.map(|a| a.to_string()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    write!(out, "    address {}", addresses.join(", "))?;
+    if !gateways.is_empty() {
+        write!(out, ", gateway {}", gateways.join(", "))?;
+    }
+    let kernel = match addressing.kernel {
+        Kernel::None => "no kernel side: the broker answers ARP, neighbour solicitations and ping",
+        Kernel::Tap => "kernel side on a tap interface (ARP, ND, ping and TCP/UDP to it)",
+        Kernel::VirtioUser => "kernel side through virtio-user (ARP, ND, ping and TCP/UDP to it)",
+    };
+    writeln!(out, "; {kernel}")
+}
+
 fn describe_rule(rule: &Rule) -> String {
     let mut text = format!("#{} {}", rule.number, rule.action);
     let mut matches_anything = true;

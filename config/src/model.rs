@@ -5,11 +5,11 @@
 //! number). Building one is the job of [`crate::load`] / [`crate::parse`]; nothing else in the
 //! workspace constructs these types from untrusted input.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 /// Declares an enum the config writes as a keyword: each variant with its keyword, which is also
 /// what [`std::fmt::Display`] and `as_str` give back, and `ALL`, the variants in order (the
@@ -83,6 +83,13 @@ index_type!(
     /// Position of an ingress port in [`ValidatedConfig::ingress`].
     IngressId
 );
+index_type!(
+    /// Position of an uplink in [`ValidatedConfig::uplinks`].
+    UplinkId
+);
+
+/// The MTU a port has when the config does not set one (Ethernet's).
+pub const DEFAULT_MTU: u16 = 1500;
 
 /// A checked configuration, names resolved to indices.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,6 +101,8 @@ pub struct ValidatedConfig {
     pub workers: WorkerSettings,
     /// Ports the mirrored traffic arrives on. At least one.
     pub ingress: Vec<IngressPort>,
+    /// Addressed ports used only to send (tunnel tool ports' `via`).
+    pub uplinks: Vec<UplinkPort>,
     pub decap: DecapSettings,
     /// `None` when de-duplication is disabled (no `[dedup]` table, or `window`/`capacity` 0).
     pub dedup: Option<DedupSettings>,
@@ -115,6 +124,9 @@ pub struct BrokerSettings {
     pub stop_when_idle: Option<Duration>,
     /// Listen address of the Prometheus/status endpoint; `None` when disabled (`metrics = ""`).
     pub metrics: Option<std::net::SocketAddr>,
+    /// Listen address of the health listener (`GET`/`HEAD /healthz` and nothing else), for a
+    /// load balancer's health checks; `None`: none.
+    pub health: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,6 +170,91 @@ pub struct IngressPort {
     pub mtu: Option<u16>,
     /// What the NIC hashes to spread packets over the RX queues.
     pub rss: Rss,
+    /// The port's own addresses, gateways and kernel side; `None`: the port owns no address
+    /// (it only receives mirrored traffic sent to its MAC or in promiscuous mode).
+    pub addressing: Option<Addressing>,
+}
+
+/// An addressed port used only to send: tunnel tool ports leave through it; what it receives
+/// goes to its kernel side (or, without one, to the broker's neighbour handling).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UplinkPort {
+    pub name: String,
+    pub device: Device,
+    /// MTU to set on the port; `None`: leave the device's default.
+    pub mtu: Option<u16>,
+    pub addressing: Addressing,
+}
+
+keyword_enum! {
+    /// The kernel side of an addressed port: where the traffic for the port itself goes (ARP,
+    /// neighbour discovery, ping, TCP and UDP to its addresses).
+    pub enum Kernel {
+        /// No kernel side: the broker answers ARP, neighbour solicitations and echo requests
+        /// itself; other traffic to the port's addresses is dropped (outcome `control`, counted).
+        None = "none",
+        /// A kernel interface on DPDK's `net_tap` (one system call per packet: fine for ARP,
+        /// ping and health checks; works everywhere).
+        Tap = "tap",
+        /// A kernel interface through virtio-user and vhost-net (DPDK's exception path for
+        /// production; needs the `vhost_net` kernel module).
+        VirtioUser = "virtio-user",
+    }
+}
+
+/// What an addressed port owns: at most one address per family with its subnet, a gateway per
+/// family for remotes off the subnet, and its kernel side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Addressing {
+    pub ipv4: Option<Ipv4Net>,
+    pub ipv6: Option<Ipv6Net>,
+    /// Next hop for IPv4 remotes off `ipv4`'s subnet (inside it).
+    pub gateway_v4: Option<Ipv4Addr>,
+    /// Next hop for IPv6 remotes off `ipv6`'s subnet (link-local, or inside it).
+    pub gateway_v6: Option<Ipv6Addr>,
+    pub kernel: Kernel,
+}
+
+impl Addressing {
+    /// The port's own address of `remote`'s family.
+    pub fn own_address_for(&self, remote: IpAddr) -> Option<IpAddr> {
+        match remote {
+            IpAddr::V4(_) => self.ipv4.map(|net| IpAddr::V4(net.addr())),
+            IpAddr::V6(_) => self.ipv6.map(|net| IpAddr::V6(net.addr())),
+        }
+    }
+
+    /// Whether `address` is one of the port's own.
+    pub fn owns(&self, address: IpAddr) -> bool {
+        match address {
+            IpAddr::V4(a) => self.ipv4.is_some_and(|net| net.addr() == a),
+            IpAddr::V6(a) => self.ipv6.is_some_and(|net| net.addr() == a),
+        }
+    }
+
+    /// The next hop toward `remote`: `remote` itself on one of the port's subnets, else the
+    /// gateway of its family; `None` when the port can reach neither.
+    pub fn next_hop(&self, remote: IpAddr) -> Option<IpAddr> {
+        match remote {
+            IpAddr::V4(a) => match self.ipv4 {
+                Some(net) if net.contains(&a) => Some(remote),
+                Some(_) => self.gateway_v4.map(IpAddr::V4),
+                None => None,
+            },
+            IpAddr::V6(a) => match self.ipv6 {
+                Some(net) if net.contains(&a) => Some(remote),
+                Some(_) => self.gateway_v6.map(IpAddr::V6),
+                None => None,
+            },
+        }
+    }
+}
+
+/// An addressed port: an ingress port with an address, or an uplink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AddressedPortId {
+    Ingress(IngressId),
+    Uplink(UplinkId),
 }
 
 keyword_enum! {
@@ -336,11 +433,117 @@ pub struct ToolGroup {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ToolPort {
-    /// Unique among all ports (ingress and tool).
+    /// Unique among all ports (ingress, uplink and tool).
     pub name: String,
-    /// DPDK device, as for [`IngressPort::device`]; unique among all ports.
-    pub device: Device,
     pub group: GroupId,
+    /// Where its copies go.
+    pub output: ToolOutput,
+}
+
+impl ToolPort {
+    /// The DPDK device of a cabled tool port.
+    pub fn device(&self) -> Option<&Device> {
+        match &self.output {
+            ToolOutput::Device(device) => Some(device),
+            ToolOutput::Tunnel(_) => None,
+        }
+    }
+
+    /// The tunnel of a tool port that reaches its analyzer over the network.
+    pub fn tunnel(&self) -> Option<&TunnelSpec> {
+        match &self.output {
+            ToolOutput::Device(_) => None,
+            ToolOutput::Tunnel(tunnel) => Some(tunnel),
+        }
+    }
+}
+
+/// Where a tool port's copies go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToolOutput {
+    /// Out of a DPDK port cabled to the analyzer (unique among all ports' devices).
+    Device(Device),
+    /// Encapsulated toward the analyzer's address, out of an addressed port.
+    Tunnel(TunnelSpec),
+}
+
+keyword_enum! {
+    /// How a copy is encapsulated toward an analyzer.
+    pub enum Encapsulation {
+        /// VXLAN (RFC 7348) as AWS Traffic Mirroring sends it: analyzers set up for AWS need no
+        /// change.
+        Vxlan = "vxlan",
+        /// GENEVE (RFC 8926) carrying Ethernet, with an option of the broker's giving the
+        /// mirror session's VNI and the packet's direction.
+        Geneve = "geneve",
+        /// Transparent Ethernet bridging over GRE (RFC 2784/2890), with an optional key.
+        L2gre = "l2gre",
+        /// ERSPAN type II over GRE: a session id and a sequence number.
+        Erspan2 = "erspan2",
+    }
+}
+
+/// The VNI a VXLAN or GENEVE tool port sends under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TunnelVni {
+    /// The VNI of the mirror session each copy came from (the packet's own VNI for a session
+    /// without one, 0 for untunnelled frames).
+    Session,
+    Fixed(Vni),
+}
+
+/// The session id an ERSPAN tool port sends under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErspanSession {
+    /// The mirror session's VNI modulo 1024.
+    SessionVni,
+    /// 0..=1023.
+    Fixed(u16),
+}
+
+/// A tool port that reaches its analyzer over the network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunnelSpec {
+    pub encapsulation: Encapsulation,
+    /// The analyzer's address.
+    pub remote: IpAddr,
+    /// The addressed port the copies leave from (it has an address of `remote`'s family).
+    pub via: AddressedPortId,
+    /// Where the frames go first: `remote` on the via port's subnet, else its gateway.
+    pub next_hop: IpAddr,
+    /// VXLAN and GENEVE.
+    pub vni: TunnelVni,
+    /// UDP destination port (VXLAN and GENEVE).
+    pub dst_port: u16,
+    /// L2GRE.
+    pub key: Option<u32>,
+    /// ERSPAN II.
+    pub erspan_session: ErspanSession,
+}
+
+/// Bytes of the outer Ethernet header every encapsulation starts with.
+pub const OUTER_ETHERNET_LEN: usize = 14;
+
+impl TunnelSpec {
+    /// Bytes the encapsulation adds in front of an inner Ethernet frame: outer Ethernet, IP
+    /// (20 or 40), then UDP (8) + VXLAN (8), UDP + GENEVE (8) + the broker's option (4 + 8),
+    /// GRE (4, + 4 with a key), or GRE with a sequence number (8) + ERSPAN II (8).
+    pub fn overhead(&self) -> usize {
+        let ip = if self.remote.is_ipv4() { 20 } else { 40 };
+        let tunnel = match self.encapsulation {
+            Encapsulation::Vxlan => 8 + 8,
+            Encapsulation::Geneve => 8 + 8 + 4 + 8,
+            Encapsulation::L2gre => 4 + if self.key.is_some() { 4 } else { 0 },
+            Encapsulation::Erspan2 => 8 + 8,
+        };
+        OUTER_ETHERNET_LEN + ip + tunnel
+    }
+
+    /// The largest inner frame that fits an IP MTU of `mtu` once encapsulated (copies longer
+    /// than this are cut to it, never fragmented).
+    pub fn max_inner_len(&self, mtu: u16) -> usize {
+        usize::from(mtu).saturating_sub(self.overhead() - OUTER_ETHERNET_LEN)
+    }
 }
 
 /// A PCI address, `domain:bus:device.function` (`0000:3b:00.0`). The config also accepts the
@@ -501,5 +704,50 @@ impl PartialEq<str> for Device {
 impl PartialEq<&str> for Device {
     fn eq(&self, other: &&str) -> bool {
         self.text == *other
+    }
+}
+
+impl ValidatedConfig {
+    /// The name of an addressed port.
+    pub fn addressed_port_name(&self, id: AddressedPortId) -> &str {
+        match id {
+            AddressedPortId::Ingress(i) => &self.ingress[i.index()].name,
+            AddressedPortId::Uplink(u) => &self.uplinks[u.index()].name,
+        }
+    }
+
+    /// What an addressed port owns.
+    pub fn addressing(&self, id: AddressedPortId) -> &Addressing {
+        match id {
+            AddressedPortId::Ingress(i) => self.ingress[i.index()]
+                .addressing
+                .as_ref()
+                .expect("the config resolves `via` only to ingress ports with an address"),
+            AddressedPortId::Uplink(u) => &self.uplinks[u.index()].addressing,
+        }
+    }
+
+    /// The MTU set on an addressed port (`None`: the device's default).
+    pub fn addressed_port_mtu(&self, id: AddressedPortId) -> Option<u16> {
+        match id {
+            AddressedPortId::Ingress(i) => self.ingress[i.index()].mtu,
+            AddressedPortId::Uplink(u) => self.uplinks[u.index()].mtu,
+        }
+    }
+
+    /// Every addressed port with what it owns, ingress ports first, in config order.
+    pub fn addressed_ports(&self) -> impl Iterator<Item = (AddressedPortId, &Addressing)> {
+        let ingress = self.ingress.iter().enumerate().filter_map(|(i, port)| {
+            port.addressing
+                .as_ref()
+                .map(|a| (AddressedPortId::Ingress(IngressId(i as u16)), a))
+        });
+        let uplinks = self.uplinks.iter().enumerate().map(|(u, port)| {
+            (
+                AddressedPortId::Uplink(UplinkId(u as u16)),
+                &port.addressing,
+            )
+        });
+        ingress.chain(uplinks)
     }
 }

@@ -8,11 +8,14 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::model::{Action, Balance, Device, Direction, OnPortDown, PortRange, Rss, Vni};
+use crate::model::{
+    Action, Balance, Device, Direction, Encapsulation, Kernel, OnPortDown, PortRange, Rss, Vni,
+};
 use crate::values::{
-    Address, Cidr, CpuId, DedupCapacity, DedupWindow, DescriptorCount, HumanDuration,
-    LcoresSetting, MbufCache, MbufCount, MetricsAddress, Mtu, Name, Protocol, QueueCount,
-    RuleNumber, SliceLength, UdpPort,
+    Address, Cidr, CpuId, DedupCapacity, DedupWindow, DescriptorCount, ErspanSessionId, GreKey,
+    HumanDuration, InterfaceAddress, LcoresSetting, ListenAddress, MbufCache, MbufCount,
+    MetricsAddress, Mtu, Name, Protocol, QueueCount, RuleNumber, SliceLength, TunnelVniSetting,
+    UdpPort,
 };
 
 /// A list that keeps the location of the list and of each entry.
@@ -27,6 +30,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub workers: RawWorkers,
     pub ingress: SpannedList<RawIngress>,
+    #[serde(rename = "uplink")]
+    pub uplinks: Option<SpannedList<RawUplink>>,
     #[serde(default)]
     pub decap: RawDecap,
     pub dedup: Option<Spanned<RawDedup>>,
@@ -44,6 +49,7 @@ pub struct RawBroker {
     pub name: Name,
     pub stop_when_idle: Option<Spanned<HumanDuration>>,
     pub metrics: Option<MetricsAddress>,
+    pub health: Option<Spanned<ListenAddress>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +78,20 @@ pub struct RawIngress {
     pub queues: Option<QueueCount>,
     pub mtu: Option<Mtu>,
     pub rss: Option<Spanned<Rss>>,
+    pub address: Option<SpannedList<InterfaceAddress>>,
+    pub gateway: Option<SpannedList<Address>>,
+    pub kernel: Option<Spanned<Kernel>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUplink {
+    pub name: Spanned<Name>,
+    pub device: Spanned<Device>,
+    pub mtu: Option<Mtu>,
+    pub address: SpannedList<InterfaceAddress>,
+    pub gateway: Option<SpannedList<Address>>,
+    pub kernel: Option<Spanned<Kernel>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -141,9 +161,17 @@ pub struct RawToolGroup {
     pub ports: SpannedList<RawToolPort>,
 }
 
+/// A tool port: a `device`, or a `tunnel` to a `remote` address `via` an addressed port.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawToolPort {
     pub name: Spanned<Name>,
-    pub device: Spanned<Device>,
+    pub device: Option<Spanned<Device>>,
+    pub tunnel: Option<Spanned<Encapsulation>>,
+    pub remote: Option<Spanned<Address>>,
+    pub via: Option<Spanned<Name>>,
+    pub vni: Option<Spanned<TunnelVniSetting>>,
+    pub dst_port: Option<Spanned<UdpPort>>,
+    pub key: Option<Spanned<GreKey>>,
+    pub session_id: Option<Spanned<ErspanSessionId>>,
 }

@@ -11,7 +11,7 @@
 //! to its first definition and does not cascade into more errors.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,7 +22,10 @@ use crate::MAX_TOOLS_PER_SESSION;
 use crate::error::Issue;
 use crate::model::*;
 use crate::raw::*;
-use crate::values::{DescriptorCount, LcoresSetting, MetricsAddress, Name, Protocol, UdpPort};
+use crate::values::{
+    Address, DescriptorCount, InterfaceAddress, LcoresSetting, MetricsAddress, Name, Protocol,
+    TunnelVniSetting, UdpPort,
+};
 
 const DEFAULT_MBUF_CACHE: u32 = 256;
 const DEFAULT_VXLAN_PORT: u16 = 4789;
@@ -177,7 +180,22 @@ impl Checker {
 
         let mut port_names = Namespace::new("port");
         let mut port_devices = HashMap::new();
-        let ingress = self.ingress(&raw.ingress, &mut port_names, &mut port_devices);
+        let mut own_addresses = HashMap::new();
+        let ingress = self.ingress(
+            &raw.ingress,
+            &mut port_names,
+            &mut port_devices,
+            &mut own_addresses,
+        );
+        let uplink_list = raw.uplinks.unwrap_or_else(empty_list);
+        self.check_count(&uplink_list, "uplink", "uplinks");
+        let uplinks = self.uplinks(
+            &uplink_list,
+            &mut port_names,
+            &mut port_devices,
+            &mut own_addresses,
+        );
+        let vias = Vias::new(&raw.ingress, &ingress, &uplink_list, &uplinks);
         let total_queues: u32 = ingress.iter().map(|port| u32::from(port.queues)).sum();
         let workers = self.workers(raw.workers, total_queues);
         let dpdk = self.dpdk(raw.dpdk, total_queues);
@@ -188,6 +206,8 @@ impl Checker {
             &mut group_names,
             &mut port_names,
             &mut port_devices,
+            &vias,
+            &own_addresses,
         );
         let mut filter_names = Namespace::new("filter");
         let filter_list = self.filters(&filters, &mut filter_names);
@@ -217,19 +237,36 @@ impl Checker {
             }
             idle.get_ref().get()
         });
+        let metrics = raw
+            .broker
+            .metrics
+            .map_or(Some(MetricsAddress::DEFAULT), MetricsAddress::get);
+        let health = raw.broker.health.map(|health| {
+            if metrics == Some(health.get_ref().get()) {
+                self.problem(Issue::at(
+                    health.span(),
+                    format!(
+                        "the health listener cannot share {} with the metrics endpoint: it must \
+                         answer /healthz and nothing else (a load balancer's subnets must never \
+                         reach /reload)",
+                        health.get_ref().get()
+                    ),
+                ));
+            }
+            health.get_ref().get()
+        });
         ValidatedConfig {
             path,
             broker: BrokerSettings {
                 name: raw.broker.name.into_string(),
                 stop_when_idle,
-                metrics: raw
-                    .broker
-                    .metrics
-                    .map_or(Some(MetricsAddress::DEFAULT), MetricsAddress::get),
+                metrics,
+                health,
             },
             dpdk,
             workers,
             ingress,
+            uplinks,
             decap,
             dedup,
             sessions: session_list,
@@ -240,7 +277,8 @@ impl Checker {
         }
     }
 
-    /// Registers a port's name and device in the namespace shared by ingress and tool ports.
+    /// Registers a port's name and device in the namespace shared by ingress, uplink and tool
+    /// ports.
     fn define_port<'a>(
         &mut self,
         name: &'a Spanned<Name>,
@@ -249,6 +287,15 @@ impl Checker {
         port_devices: &mut HashMap<String, Range<usize>>,
     ) {
         port_names.define(name, 0, &mut self.problems);
+        self.define_device(device, port_devices);
+    }
+
+    /// Registers a port's device: two ports cannot share one.
+    fn define_device(
+        &mut self,
+        device: &Spanned<Device>,
+        port_devices: &mut HashMap<String, Range<usize>>,
+    ) {
         let identity = device.get_ref().port_name();
         if let Some(first) = port_devices.get(&identity) {
             self.problem(
@@ -271,6 +318,7 @@ impl Checker {
         list: &'a SpannedList<RawIngress>,
         port_names: &mut Namespace<'a>,
         port_devices: &mut HashMap<String, Range<usize>>,
+        own_addresses: &mut HashMap<IpAddr, Range<usize>>,
     ) -> Vec<IngressPort> {
         if list.get_ref().is_empty() {
             self.problem(
@@ -291,15 +339,194 @@ impl Checker {
                     "\"inner\" with one queue: there is nothing to spread, no flow rule is installed",
                 ));
             }
+            let addressing = match &port.address {
+                Some(address) => self.addressing(
+                    address,
+                    port.gateway.as_ref(),
+                    port.kernel.as_ref(),
+                    own_addresses,
+                ),
+                None => {
+                    if let Some(gateway) = &port.gateway {
+                        self.problem(Issue::at(
+                            gateway.span(),
+                            "a gateway needs an address of the port's own (address = [...])",
+                        ));
+                    }
+                    if let Some(kernel) = &port.kernel {
+                        self.problem(Issue::at(
+                            kernel.span(),
+                            "kernel is the kernel side of an addressed port: this port has no \
+                             address (address = [...])",
+                        ));
+                    }
+                    None
+                }
+            };
             ports.push(IngressPort {
                 name: port.name.get_ref().as_str().to_owned(),
                 device: port.device.get_ref().clone(),
                 queues,
                 mtu: port.mtu.map(|mtu| mtu.get()),
                 rss,
+                addressing,
             });
         }
         ports
+    }
+
+    fn uplinks<'a>(
+        &mut self,
+        list: &'a SpannedList<RawUplink>,
+        port_names: &mut Namespace<'a>,
+        port_devices: &mut HashMap<String, Range<usize>>,
+        own_addresses: &mut HashMap<IpAddr, Range<usize>>,
+    ) -> Vec<UplinkPort> {
+        let mut ports = Vec::new();
+        for port in list.get_ref() {
+            let port = port.get_ref();
+            self.define_port(&port.name, &port.device, port_names, port_devices);
+            let addressing = self
+                .addressing(
+                    &port.address,
+                    port.gateway.as_ref(),
+                    port.kernel.as_ref(),
+                    own_addresses,
+                )
+                .unwrap_or(Addressing {
+                    ipv4: None,
+                    ipv6: None,
+                    gateway_v4: None,
+                    gateway_v6: None,
+                    kernel: Kernel::None,
+                });
+            ports.push(UplinkPort {
+                name: port.name.get_ref().as_str().to_owned(),
+                device: port.device.get_ref().clone(),
+                mtu: port.mtu.map(|mtu| mtu.get()),
+                addressing,
+            });
+        }
+        ports
+    }
+
+    /// What an addressed port owns: at most one address per family (no address owned by
+    /// another port too), a gateway per family inside the subnet of its family's address (or
+    /// IPv6 link-local), and its kernel side. `None` (and a problem) when no address is left.
+    fn addressing(
+        &mut self,
+        addresses: &SpannedList<InterfaceAddress>,
+        gateways: Option<&SpannedList<Address>>,
+        kernel: Option<&Spanned<Kernel>>,
+        own_addresses: &mut HashMap<IpAddr, Range<usize>>,
+    ) -> Option<Addressing> {
+        let mut addressing = Addressing {
+            ipv4: None,
+            ipv6: None,
+            gateway_v4: None,
+            gateway_v6: None,
+            kernel: kernel.map_or(Kernel::None, |k| *k.get_ref()),
+        };
+        if addresses.get_ref().is_empty() {
+            self.problem(Issue::at(
+                addresses.span(),
+                "no address: give the port one address per family it sends from, with its \
+                 prefix length (\"10.20.5.10/24\")",
+            ));
+            return None;
+        }
+        let mut first: [Option<Range<usize>>; 2] = [None, None];
+        for address in addresses.get_ref() {
+            let net = address.get_ref().get();
+            let family = usize::from(net.addr().is_ipv6());
+            if let Some(earlier) = &first[family] {
+                self.problem(
+                    Issue::at(
+                        address.span(),
+                        format!(
+                            "a second {} address: a port owns at most one address per family",
+                            family_name(net.addr())
+                        ),
+                    )
+                    .first_defined_at(earlier.clone()),
+                );
+                continue;
+            }
+            if let Some(other) = own_addresses.get(&net.addr()) {
+                self.problem(
+                    Issue::at(
+                        address.span(),
+                        format!("{} is already the address of another port", net.addr()),
+                    )
+                    .first_defined_at(other.clone()),
+                );
+            } else {
+                own_addresses.insert(net.addr(), address.span());
+            }
+            first[family] = Some(address.span());
+            match net {
+                ipnet::IpNet::V4(v4) => addressing.ipv4 = Some(v4),
+                ipnet::IpNet::V6(v6) => addressing.ipv6 = Some(v6),
+            }
+        }
+        let mut gateway_seen: [Option<Range<usize>>; 2] = [None, None];
+        for gateway in gateways.map(|g| g.get_ref().as_slice()).unwrap_or_default() {
+            let address = gateway.get_ref().get();
+            let family = usize::from(address.is_ipv6());
+            if let Some(earlier) = &gateway_seen[family] {
+                self.problem(
+                    Issue::at(
+                        gateway.span(),
+                        format!(
+                            "a second {} gateway: a port has at most one gateway per family",
+                            family_name(address)
+                        ),
+                    )
+                    .first_defined_at(earlier.clone()),
+                );
+                continue;
+            }
+            gateway_seen[family] = Some(gateway.span());
+            let problem = match address {
+                IpAddr::V4(a) => match addressing.ipv4 {
+                    None => Some("an IPv4 gateway, but the port has no IPv4 address".to_owned()),
+                    Some(net) if net.addr() == a => {
+                        Some(format!("{a} is the port's own address, not a gateway"))
+                    }
+                    Some(net) if !net.trunc().contains(&a) || a == net.broadcast() => {
+                        Some(format!(
+                            "gateway {a} is not a host of the port's subnet {}",
+                            net.trunc()
+                        ))
+                    }
+                    Some(_) => {
+                        addressing.gateway_v4 = Some(a);
+                        None
+                    }
+                },
+                IpAddr::V6(a) => match addressing.ipv6 {
+                    None => Some("an IPv6 gateway, but the port has no IPv6 address".to_owned()),
+                    Some(net) if net.addr() == a => {
+                        Some(format!("{a} is the port's own address, not a gateway"))
+                    }
+                    Some(net) if !(a.is_unicast_link_local() || net.trunc().contains(&a)) => {
+                        Some(format!(
+                            "gateway {a} is neither link-local (fe80::/10) nor on the port's \
+                             subnet {}",
+                            net.trunc()
+                        ))
+                    }
+                    Some(_) => {
+                        addressing.gateway_v6 = Some(a);
+                        None
+                    }
+                },
+            };
+            if let Some(message) = problem {
+                self.problem(Issue::at(gateway.span(), message));
+            }
+        }
+        Some(addressing)
     }
 
     fn workers(&mut self, raw: RawWorkers, total_queues: u32) -> WorkerSettings {
@@ -417,6 +644,8 @@ impl Checker {
         group_names: &mut Namespace<'a>,
         port_names: &mut Namespace<'a>,
         port_devices: &mut HashMap<String, Range<usize>>,
+        vias: &Vias<'_>,
+        own_addresses: &HashMap<IpAddr, Range<usize>>,
     ) -> (Vec<ToolGroup>, Vec<ToolPort>) {
         let mut groups = Vec::new();
         let mut tool_ports = Vec::new();
@@ -430,9 +659,15 @@ impl Checker {
                 ));
             }
             let mut ports = Vec::new();
-            for port in group.ports.get_ref() {
-                let port = port.get_ref();
-                self.define_port(&port.name, &port.device, port_names, port_devices);
+            for spanned in group.ports.get_ref() {
+                let port = spanned.get_ref();
+                port_names.define(&port.name, 0, &mut self.problems);
+                if let Some(device) = &port.device {
+                    self.define_device(device, port_devices);
+                }
+                let Some(output) = self.tool_output(spanned, vias, own_addresses) else {
+                    continue;
+                };
                 if tool_ports.len() == MAX_ITEMS {
                     self.problem(Issue::at(
                         group.ports.span(),
@@ -443,8 +678,8 @@ impl Checker {
                 ports.push(ToolPortId(index(tool_ports.len())));
                 tool_ports.push(ToolPort {
                     name: port.name.get_ref().as_str().to_owned(),
-                    device: port.device.get_ref().clone(),
                     group: GroupId(index(position)),
+                    output,
                 });
             }
             groups.push(ToolGroup {
@@ -457,6 +692,199 @@ impl Checker {
             });
         }
         (groups, tool_ports)
+    }
+
+    /// Where a tool port's copies go: its `device`, or its tunnel (`tunnel`, `remote`, `via`
+    /// and the options of that encapsulation). `None` (and a problem) when neither is complete.
+    fn tool_output(
+        &mut self,
+        spanned: &Spanned<RawToolPort>,
+        vias: &Vias<'_>,
+        own_addresses: &HashMap<IpAddr, Range<usize>>,
+    ) -> Option<ToolOutput> {
+        let port = spanned.get_ref();
+        let tunnel_keys = [
+            ("remote", port.remote.as_ref().map(Spanned::span)),
+            ("via", port.via.as_ref().map(Spanned::span)),
+            ("vni", port.vni.as_ref().map(Spanned::span)),
+            ("dst_port", port.dst_port.as_ref().map(Spanned::span)),
+            ("key", port.key.as_ref().map(Spanned::span)),
+            ("session_id", port.session_id.as_ref().map(Spanned::span)),
+        ];
+        let (encapsulation, tunnel_span) = match (&port.device, &port.tunnel) {
+            (Some(device), None) => {
+                for (key, span) in tunnel_keys {
+                    if let Some(span) = span {
+                        self.problem(Issue::at(
+                            span,
+                            format!(
+                                "{key} belongs to a tunnel port (tunnel = \"vxlan\", …): this \
+                                 port has a device, cabled to its analyzer"
+                            ),
+                        ));
+                    }
+                }
+                return Some(ToolOutput::Device(device.get_ref().clone()));
+            }
+            (Some(device), Some(tunnel)) => {
+                self.problem(
+                    Issue::at(
+                        tunnel.span(),
+                        "a tool port has a device (cabled) or a tunnel (to an address), not both",
+                    )
+                    .first_defined_at(device.span()),
+                );
+                return None;
+            }
+            (None, None) => {
+                self.problem(Issue::at(
+                    spanned.span(),
+                    "a tool port needs device = \"…\" (a port cabled to its analyzer) or \
+                     tunnel = \"vxlan\" with remote = \"…\" and via = \"…\" (an analyzer \
+                     reached over the network)",
+                ));
+                return None;
+            }
+            (None, Some(tunnel)) => (*tunnel.get_ref(), tunnel.span()),
+        };
+        let only_for = |key: &str, allowed: &[Encapsulation]| {
+            let list: Vec<&str> = allowed.iter().map(|e| e.as_str()).collect();
+            format!(
+                "{key} is not a setting of {encapsulation} (only of {})",
+                list.join(" and ")
+            )
+        };
+        let udp = [Encapsulation::Vxlan, Encapsulation::Geneve];
+        if !udp.contains(&encapsulation) {
+            for (key, span) in [
+                ("vni", port.vni.as_ref().map(Spanned::span)),
+                ("dst_port", port.dst_port.as_ref().map(Spanned::span)),
+            ] {
+                if let Some(span) = span {
+                    self.problem(Issue::at(span, only_for(key, &udp)));
+                }
+            }
+        }
+        if let (Some(key), false) = (&port.key, encapsulation == Encapsulation::L2gre) {
+            self.problem(Issue::at(
+                key.span(),
+                only_for("key", &[Encapsulation::L2gre]),
+            ));
+        }
+        if let (Some(id), false) = (&port.session_id, encapsulation == Encapsulation::Erspan2) {
+            self.problem(Issue::at(
+                id.span(),
+                only_for("session_id", &[Encapsulation::Erspan2]),
+            ));
+        }
+        let Some(remote) = &port.remote else {
+            self.problem(Issue::at(
+                tunnel_span,
+                "a tunnel needs remote = \"…\": the analyzer's address",
+            ));
+            return None;
+        };
+        let Some(via) = &port.via else {
+            self.problem(Issue::at(
+                tunnel_span,
+                "a tunnel needs via = \"…\": the addressed [[ingress]] or [[uplink]] port it \
+                 leaves from",
+            ));
+            return None;
+        };
+        let address = remote.get_ref().get();
+        let unusable = match address {
+            IpAddr::V4(a) => {
+                a.is_unspecified()
+                    || a.is_loopback()
+                    || a.is_multicast()
+                    || a == Ipv4Addr::BROADCAST
+            }
+            IpAddr::V6(a) => a.is_unspecified() || a.is_loopback() || a.is_multicast(),
+        };
+        if unusable {
+            self.problem(Issue::at(
+                remote.span(),
+                format!("{address} is not an analyzer's address: a unicast address is needed"),
+            ));
+            return None;
+        }
+        if let Some(own) = own_addresses.get(&address) {
+            self.problem(
+                Issue::at(
+                    remote.span(),
+                    format!("{address} is the broker's own address, not an analyzer's"),
+                )
+                .first_defined_at(own.clone()),
+            );
+            return None;
+        }
+        let (via_id, addressing) = vias.resolve(via, &mut self.problems)?;
+        let Some(own) = addressing.own_address_for(address) else {
+            self.problem(Issue::at(
+                via.span(),
+                format!(
+                    "{} has no {} address: remote {address} cannot be reached from it",
+                    via.get_ref().as_str(),
+                    family_name(address)
+                ),
+            ));
+            return None;
+        };
+        let Some(next_hop) = addressing.next_hop(address) else {
+            self.problem(Issue::at(
+                remote.span(),
+                format!(
+                    "{address} is not on the subnet of {} ({own}) and {} has no {} gateway: \
+                     add gateway = [\"…\"] to it",
+                    via.get_ref().as_str(),
+                    via.get_ref().as_str(),
+                    family_name(address)
+                ),
+            ));
+            return None;
+        };
+        let default_port = match encapsulation {
+            Encapsulation::Geneve => DEFAULT_GENEVE_PORT,
+            _ => DEFAULT_VXLAN_PORT,
+        };
+        let dst_port = port
+            .dst_port
+            .as_ref()
+            .map_or(default_port, |p| p.get_ref().get());
+        if let (Encapsulation::Vxlan, Some(span)) = (
+            encapsulation,
+            port.dst_port
+                .as_ref()
+                .filter(|p| p.get_ref().get() != DEFAULT_VXLAN_PORT)
+                .map(Spanned::span),
+        ) {
+            self.warning(Issue::at(
+                span,
+                format!(
+                    "VXLAN on UDP {dst_port}: Arkime decodes VXLAN on 4789 only, and Suricata and \
+                     Zeek need {dst_port} added to their VXLAN ports"
+                ),
+            ));
+        }
+        Some(ToolOutput::Tunnel(TunnelSpec {
+            encapsulation,
+            remote: address,
+            via: via_id,
+            next_hop,
+            vni: match port.vni.as_ref().map(|v| *v.get_ref()) {
+                None | Some(TunnelVniSetting::Session) => TunnelVni::Session,
+                Some(TunnelVniSetting::Fixed(vni)) => TunnelVni::Fixed(vni),
+            },
+            dst_port,
+            key: port.key.as_ref().map(|k| k.get_ref().get()),
+            erspan_session: port
+                .session_id
+                .as_ref()
+                .map_or(ErspanSession::SessionVni, |id| {
+                    ErspanSession::Fixed(id.get_ref().get())
+                }),
+        }))
     }
 
     fn filters<'a>(
@@ -853,4 +1281,69 @@ fn span_of_port(list: Option<&SpannedList<UdpPort>>, number: u16) -> Option<Rang
 /// An absent `[[…]]` list: no entries, so its span is never reported.
 fn empty_list<T>() -> SpannedList<T> {
     Spanned::new(0..0, Vec::new())
+}
+
+/// `IPv4` or `IPv6`.
+fn family_name(address: IpAddr) -> &'static str {
+    if address.is_ipv4() { "IPv4" } else { "IPv6" }
+}
+
+/// The ports a tunnel may leave from, by name: every ingress port (those without an address are
+/// named, to say so) and every uplink.
+struct Vias<'a> {
+    names: Namespace<'a>,
+    /// By the index the names resolve to.
+    ports: Vec<(AddressedPortId, Option<&'a Addressing>)>,
+}
+
+impl<'a> Vias<'a> {
+    fn new(
+        raw_ingress: &'a SpannedList<RawIngress>,
+        ingress: &'a [IngressPort],
+        raw_uplinks: &'a SpannedList<RawUplink>,
+        uplinks: &'a [UplinkPort],
+    ) -> Vias<'a> {
+        let mut names = Namespace::new("ingress or uplink port");
+        let mut ports = Vec::new();
+        // Duplicate names were reported with the ports; these problems are not reported again.
+        let mut ignored = Vec::new();
+        for (i, (raw, port)) in raw_ingress.get_ref().iter().zip(ingress).enumerate() {
+            names.define(&raw.get_ref().name, ports.len(), &mut ignored);
+            ports.push((
+                AddressedPortId::Ingress(IngressId(index(i))),
+                port.addressing.as_ref(),
+            ));
+        }
+        for (u, (raw, port)) in raw_uplinks.get_ref().iter().zip(uplinks).enumerate() {
+            names.define(&raw.get_ref().name, ports.len(), &mut ignored);
+            ports.push((
+                AddressedPortId::Uplink(UplinkId(index(u))),
+                Some(&port.addressing),
+            ));
+        }
+        Vias { names, ports }
+    }
+
+    /// The addressed port `via` names, or a problem saying why it cannot be one.
+    fn resolve(
+        &self,
+        via: &Spanned<Name>,
+        problems: &mut Vec<Issue>,
+    ) -> Option<(AddressedPortId, &'a Addressing)> {
+        let (id, addressing) = *self.ports.get(self.names.resolve(via, problems)?)?;
+        match addressing {
+            Some(addressing) => Some((id, addressing)),
+            None => {
+                problems.push(Issue::at(
+                    via.span(),
+                    format!(
+                        "ingress {:?} has no address: a tunnel leaves from a port that owns one \
+                         (address = [\"…\"]) or from an [[uplink]]",
+                        via.get_ref().as_str()
+                    ),
+                ));
+                None
+            }
+        }
+    }
 }

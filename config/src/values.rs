@@ -19,8 +19,8 @@ use serde::de::{self, Deserialize, Deserializer, SeqAccess, Unexpected, Visitor}
 use toml::Spanned;
 
 use crate::model::{
-    Action, Balance, Device, DeviceArg, DeviceKind, Direction, OnPortDown, PciAddress, PortRange,
-    Rss, Vni,
+    Action, Balance, Device, DeviceArg, DeviceKind, Direction, Encapsulation, Kernel, OnPortDown,
+    PciAddress, PortRange, Rss, Vni,
 };
 
 /// An integer of the TOML file that must lie in `MIN..=MAX`, stored as `T`.
@@ -323,6 +323,121 @@ impl FromStr for MetricsAddress {
     }
 }
 
+/// An address a port owns, with the length of its subnet's prefix: `"10.20.5.10/24"`. The host
+/// bits are the point here (unlike a [`Cidr`]); the address must be one a host can own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InterfaceAddress(IpNet);
+
+impl InterfaceAddress {
+    pub fn get(self) -> IpNet {
+        self.0
+    }
+}
+
+impl FromStr for InterfaceAddress {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let net: IpNet = text.parse().map_err(|_| {
+            if text.parse::<IpAddr>().is_ok() {
+                format!(
+                    "{text:?} has no prefix length: write the port's subnet too, e.g.                      \"{text}/24\" (the broker reaches hosts on it directly, others through                      the gateway)"
+                )
+            } else {
+                format!(
+                    "{text:?} is not an address with a prefix length (expected e.g.                      \"10.20.5.10/24\" or \"2600:1f18:5::10/64\")"
+                )
+            }
+        })?;
+        let address = net.addr();
+        if address.is_unspecified() || address.is_loopback() || address.is_multicast() {
+            return Err(format!("{address} cannot be a port's own address"));
+        }
+        if let IpNet::V4(v4) = net {
+            // On a /31 or /32 every address is a host (RFC 3021); otherwise the first and the
+            // last are the subnet and its broadcast.
+            if v4.prefix_len() < 31 && (v4.addr() == v4.network() || v4.addr() == v4.broadcast()) {
+                return Err(format!(
+                    "{address} is the {} of {}: give the port a host address",
+                    if v4.addr() == v4.network() {
+                        "network address"
+                    } else {
+                        "broadcast address"
+                    },
+                    v4.trunc()
+                ));
+            }
+        }
+        Ok(InterfaceAddress(net))
+    }
+}
+
+/// A listening socket address (`"0.0.0.0:8080"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenAddress(SocketAddr);
+
+impl ListenAddress {
+    pub fn get(self) -> SocketAddr {
+        self.0
+    }
+}
+
+impl FromStr for ListenAddress {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        text.parse().map(ListenAddress).map_err(|_| {
+            format!(
+                "{text:?} is not a socket address (expected e.g. \"0.0.0.0:8080\" or \"[::]:8080\")"
+            )
+        })
+    }
+}
+
+/// The VNI a tunnel tool port sends under: a number, or `"session"` (the VNI of the mirror
+/// session each copy came from).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TunnelVniSetting {
+    Session,
+    Fixed(Vni),
+}
+
+impl<'de> Deserialize<'de> for TunnelVniSetting {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TunnelVniVisitor;
+        impl Visitor<'_> for TunnelVniVisitor {
+            type Value = TunnelVniSetting;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a VNI (0..=16777215) or \"session\"")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<TunnelVniSetting, E> {
+                match text {
+                    "session" => Ok(TunnelVniSetting::Session),
+                    other => Err(E::invalid_value(Unexpected::Str(other), &self)),
+                }
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<TunnelVniSetting, E> {
+                u32::try_from(value)
+                    .ok()
+                    .and_then(Vni::new)
+                    .map(TunnelVniSetting::Fixed)
+                    .ok_or_else(|| E::invalid_value(Unexpected::Signed(value), &self))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<TunnelVniSetting, E> {
+                i64::try_from(value)
+                    .map_err(|_| E::invalid_value(Unexpected::Unsigned(value), &self))
+                    .and_then(|value| self.visit_i64(value))
+            }
+        }
+        deserializer.deserialize_any(TunnelVniVisitor)
+    }
+}
+
+/// An ERSPAN type II session id: 10 bits.
+pub type ErspanSessionId = Ranged<u16, 0, 1023>;
+/// A GRE key: 32 bits.
+pub type GreKey = Ranged<u32, 0, { u32::MAX as i64 }>;
+
 /// Implements `Deserialize` through `FromStr` for types read from a TOML string.
 macro_rules! deserialize_from_str {
     ($($type:ty => $expecting:literal),* $(,)?) => {$(
@@ -352,6 +467,8 @@ deserialize_from_str! {
     HumanDuration => "a duration such as \"2s\" or \"50ms\"",
     DedupWindow => "a duration such as \"50ms\"",
     MetricsAddress => "a socket address such as \"127.0.0.1:9477\", or \"\"",
+    InterfaceAddress => "an address with its prefix length such as \"10.20.5.10/24\"",
+    ListenAddress => "a socket address such as \"0.0.0.0:8080\"",
 }
 
 /// Descriptors of one RX or TX ring: a power of two in 64..=16384 (DPDK PMDs index their rings
@@ -566,7 +683,15 @@ macro_rules! deserialize_keyword {
     )*};
 }
 
-deserialize_keyword!(Action, Direction, Balance, Rss, OnPortDown);
+deserialize_keyword!(
+    Action,
+    Direction,
+    Balance,
+    Rss,
+    OnPortDown,
+    Kernel,
+    Encapsulation
+);
 
 /// `lcores = "auto"` or `lcores = [2, 3]`; list entries keep their spans for the repeat check.
 #[derive(Clone, Debug, PartialEq)]

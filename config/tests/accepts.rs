@@ -18,6 +18,7 @@ fn defaults_of_a_minimal_config() {
             name: "lab".to_owned(),
             stop_when_idle: None,
             metrics: Some("127.0.0.1:9477".parse::<SocketAddr>().unwrap()),
+            health: None,
         }
     );
     assert_eq!(
@@ -45,8 +46,10 @@ fn defaults_of_a_minimal_config() {
             queues: 1,
             mtu: None,
             rss: Rss::Outer,
+            addressing: None,
         }]
     );
+    assert!(config.uplinks.is_empty());
     assert_eq!(config.decap.vxlan_ports, vec![4789]);
     assert_eq!(config.decap.geneve_ports, vec![6081]);
     assert_eq!(
@@ -82,8 +85,8 @@ fn defaults_of_a_minimal_config() {
         config.tool_ports,
         vec![ToolPort {
             name: "ids-1".to_owned(),
-            device: "net_pcap1,tx_pcap=out.pcap".parse().unwrap(),
             group: GroupId(0),
+            output: ToolOutput::Device("net_pcap1,tx_pcap=out.pcap".parse().unwrap()),
         }]
     );
     assert_eq!(config.warnings, Vec::<String>::new());

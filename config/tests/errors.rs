@@ -90,7 +90,7 @@ fn missing_required_keys() {
         "{ name = \"ids-1\" }",
         0,
         "tool_group[0] (\"ids\").ports[0] (\"ids-1\")",
-        "missing field `device`",
+        "a tool port needs device",
     );
 
     let text = minimal_with("[[filter]]\nname = \"f\"\n[[filter.rule]]\nnumber = 7\n");

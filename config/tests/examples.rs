@@ -126,7 +126,7 @@ fn the_lab_config() {
     let devices: Vec<&str> = ids
         .ports
         .iter()
-        .map(|id| config.tool_ports[id.index()].device.as_str())
+        .map(|id| config.tool_ports[id.index()].device().unwrap().as_str())
         .collect();
     assert_eq!(
         devices,
@@ -141,7 +141,9 @@ fn the_lab_config() {
         ("recorder", Some(128))
     );
     assert_eq!(
-        config.tool_ports[recorder.ports[0].index()].device,
+        *config.tool_ports[recorder.ports[0].index()]
+            .device()
+            .unwrap(),
         "net_pcap3,tx_pcap=out/recorder.pcap"
     );
 

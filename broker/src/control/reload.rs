@@ -40,8 +40,8 @@
 use std::sync::Arc;
 
 use config::{
-    BrokerSettings, DedupSettings, DpdkSettings, IngressPort, ToolPort, ValidatedConfig,
-    WorkerSettings,
+    BrokerSettings, DedupSettings, DpdkSettings, IngressPort, ToolOutput, ToolPort, UplinkPort,
+    ValidatedConfig, WorkerSettings,
 };
 use pipelines::counters::WorkerCounters;
 use pipelines::plan::Plan;
@@ -64,6 +64,7 @@ fn fixed_at_start(config: &ValidatedConfig) -> Vec<(&'static str, String)> {
         dpdk,
         workers,
         ingress,
+        uplinks,
         // Tunnel ports, allowlist, default and untunnelled sessions: in the plan.
         decap: _,
         dedup,
@@ -79,6 +80,7 @@ fn fixed_at_start(config: &ValidatedConfig) -> Vec<(&'static str, String)> {
         // The control loop's own setting, read again after each reload.
         stop_when_idle: _,
         metrics,
+        health,
     } = broker;
     let DpdkSettings {
         eal_args,
@@ -100,10 +102,27 @@ fn fixed_at_start(config: &ValidatedConfig) -> Vec<(&'static str, String)> {
                  queues,
                  mtu,
                  rss,
+                 // The kernel side and the next hops are set up at start.
+                 addressing,
              }| {
                 let mtu = mtu.map_or_else(|| "default".to_owned(), |m| m.to_string());
-                format!("{name} = {device} ({queues} queues, RSS {rss}, MTU {mtu})")
+                let mut text = format!("{name} = {device} ({queues} queues, RSS {rss}, MTU {mtu})");
+                if let Some(addressing) = addressing {
+                    text.push_str(&format!(" {addressing:?}"));
+                }
+                text
             },
+        )
+        .collect();
+    let uplinks: Vec<String> = uplinks
+        .iter()
+        .map(
+            |UplinkPort {
+                 name,
+                 device,
+                 mtu,
+                 addressing,
+             }| format!("{name} = {device} (MTU {mtu:?}) {addressing:?}"),
         )
         .collect();
     let tool_ports: Vec<String> = tool_ports
@@ -111,15 +130,20 @@ fn fixed_at_start(config: &ValidatedConfig) -> Vec<(&'static str, String)> {
         .map(
             |ToolPort {
                  name,
-                 device,
                  // Which group holds a port is the groups' business: in the plan.
                  group: _,
-             }| format!("{name} = {device}"),
+                 // A device is opened, a tunnel's via port given TX queues, at start.
+                 output,
+             }| match output {
+                ToolOutput::Device(device) => format!("{name} = {device}"),
+                ToolOutput::Tunnel(tunnel) => format!("{name} = {tunnel:?}"),
+            },
         )
         .collect();
     let mut fixed = vec![
         ("[broker] name", format!("{name:?}")),
         ("[broker] metrics", format!("{metrics:?}")),
+        ("[broker] health", format!("{health:?}")),
         ("[dpdk] eal_args", format!("{eal_args:?}")),
         ("[dpdk] mbufs", format!("{mbufs:?}")),
         ("[dpdk] mbuf_cache", format!("{mbuf_cache:?}")),
@@ -128,6 +152,7 @@ fn fixed_at_start(config: &ValidatedConfig) -> Vec<(&'static str, String)> {
         ("[workers] lcores", format!("{lcores:?}")),
         ("[workers] control_core", format!("{control_core:?}")),
         ("[[ingress]]", format!("{ingress:?}")),
+        ("[[uplink]]", format!("{uplinks:?}")),
         ("tool ports", format!("{tool_ports:?}")),
     ];
     match dedup {

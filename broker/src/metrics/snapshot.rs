@@ -7,7 +7,7 @@
 
 use std::time::UNIX_EPOCH;
 
-use config::{Device, ValidatedConfig};
+use config::ValidatedConfig;
 use drivers::{Port, PortStats};
 
 use pipelines::plan::Plan;
@@ -53,7 +53,8 @@ struct PortSpec<'a> {
     name: &'a str,
     role: PortRole,
     tool_group: Option<String>,
-    device: &'a Device,
+    /// The DPDK device string, or what stands for it.
+    device: String,
     port: Port,
     rx_queues: u16,
     tx_queues: u16,
@@ -74,7 +75,7 @@ fn read_port(spec: PortSpec<'_>) -> (PortStatus, Option<PortStats>, Vec<(String,
         name: spec.name.to_owned(),
         role: spec.role,
         tool_group: spec.tool_group,
-        device: spec.device.to_string(),
+        device: spec.device,
         driver: info.as_ref().map(|i| i.driver.clone()).unwrap_or_default(),
         numa_node: info.and_then(|i| i.socket),
         rx_queues: spec.rx_queues,
@@ -110,7 +111,7 @@ impl Snapshot {
                 name: &open.name,
                 role: PortRole::Ingress,
                 tool_group: None,
-                device: &spec.device,
+                device: spec.device.to_string(),
                 port: open.port,
                 rx_queues: spec.queues,
                 tx_queues: 0,
@@ -122,7 +123,9 @@ impl Snapshot {
                 name: &open.name,
                 role: PortRole::Tool,
                 tool_group: Some(config.tool_groups[spec.group.index()].name.clone()),
-                device: &spec.device,
+                device: spec
+                    .device()
+                    .map_or_else(String::new, |device| device.to_string()),
                 port: open.port,
                 rx_queues: 0,
                 tx_queues: queues,

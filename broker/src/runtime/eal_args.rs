@@ -22,7 +22,8 @@ pub fn build(config: &ValidatedConfig, lcores: &LcorePlan) -> Vec<String> {
         .ingress
         .iter()
         .map(|i| &i.device)
-        .chain(config.tool_ports.iter().map(|p| &p.device));
+        .chain(config.uplinks.iter().map(|u| &u.device))
+        .chain(config.tool_ports.iter().filter_map(|p| p.device()));
     for device in devices {
         args.push(
             match device.kind() {
