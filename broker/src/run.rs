@@ -11,17 +11,21 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use config::ValidatedConfig;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
+use crate::control::health::HealthWatch;
 use crate::control::stop::{DRAIN_DEADLINE, Watchdog};
 use crate::control::telemetry::Telemetry;
 use crate::control::{self, Signals, state::ControlState};
 use crate::http;
 use crate::metrics::ledger::Totals;
 use crate::metrics::rows;
-use crate::report::{StopReason, Summary};
+use crate::report::{Health, StopReason, Summary};
 use crate::requests;
 use crate::runtime::Appliance;
 
@@ -52,27 +56,56 @@ fn install_signal_handlers() -> anyhow::Result<Signals> {
 /// Runs `config` until a stop; prints the summary (and writes it to `summary_json`).
 pub fn run(config: ValidatedConfig, summary_json: Option<&Path>) -> anyhow::Result<ExitCode> {
     let listener = config.broker.metrics.map(http::bind).transpose()?;
+    let health_listener = config.broker.health.map(http::bind_health).transpose()?;
     let signals = install_signal_handlers()?;
     let app = Appliance::start(&config, signals.stop.clone())?;
     let mut state = ControlState::new(config);
+    let health = Arc::new(ArcSwap::from_pointee(Health::starting()));
+    let mut health_watch = HealthWatch::new(health.clone(), app.workers());
     let (reload_client, reload_requests) = requests::channel();
-    // Started after EAL init, on the main lcore: the endpoint's threads inherit its core.
-    let started = listener
-        .map(|l| Telemetry::start(&app, &state, l, Some(reload_client)))
-        .transpose();
-    let mut telemetry = match started {
-        Ok(t) => t,
+    // Started after EAL init, on the main lcore: the endpoints' threads inherit its core.
+    let started = health_listener
+        .map(|l| http::Endpoint::serve_health(l, health.clone()))
+        .transpose()
+        .and_then(|health_endpoint| {
+            let health_refusals = health_endpoint.as_ref().map(http::Endpoint::refusals);
+            let telemetry = listener
+                .map(|l| {
+                    Telemetry::start(
+                        &app,
+                        &state,
+                        l,
+                        health.clone(),
+                        health_refusals,
+                        Some(reload_client),
+                    )
+                })
+                .transpose()?;
+            Ok((telemetry, health_endpoint))
+        });
+    let (mut telemetry, health_endpoint) = match started {
+        Ok(started) => started,
         Err(e) => {
             finish(app, &state, StopReason::Error);
             return Err(e);
         }
     };
     let requests = telemetry.is_some().then_some(reload_requests);
-    let reason = control::run(&app, &mut state, &signals, telemetry.as_mut(), requests);
+    let reason = control::run(
+        &app,
+        &mut state,
+        &mut health_watch,
+        &signals,
+        telemetry.as_mut(),
+        requests,
+    );
     // From here the stop is bounded: the watchdog ends the process if the drain hangs.
     let watchdog = Watchdog::arm(DRAIN_DEADLINE, "the drain (stopping workers and ports)");
     if let Some(telemetry) = telemetry {
         telemetry.stop();
+    }
+    if let Some(endpoint) = health_endpoint {
+        endpoint.stop();
     }
     let summary = finish(app, &state, reason);
     watchdog.disarm();

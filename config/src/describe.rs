@@ -28,6 +28,9 @@ impl ValidatedConfig {
             Some(address) => writeln!(out, "  metrics: http://{address}/metrics")?,
             None => writeln!(out, "  metrics: off")?,
         }
+        if let Some(allow) = &broker.metrics_allow {
+            writeln!(out, "  endpoint clients allowed from: {}", list(allow))?;
+        }
         if let Some(address) = broker.health {
             writeln!(
                 out,

@@ -124,6 +124,8 @@ pub struct BrokerSettings {
     pub stop_when_idle: Option<Duration>,
     /// Listen address of the Prometheus/status endpoint; `None` when disabled (`metrics = ""`).
     pub metrics: Option<std::net::SocketAddr>,
+    /// Who may connect to the endpoint (peer addresses); `None`: whoever can reach it.
+    pub metrics_allow: Option<Vec<IpNet>>,
     /// Listen address of the health listener (`GET`/`HEAD /healthz` and nothing else), for a
     /// load balancer's health checks; `None`: none.
     pub health: Option<std::net::SocketAddr>,

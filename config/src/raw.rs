@@ -48,7 +48,8 @@ pub struct RawConfig {
 pub struct RawBroker {
     pub name: Name,
     pub stop_when_idle: Option<Spanned<HumanDuration>>,
-    pub metrics: Option<MetricsAddress>,
+    pub metrics: Option<Spanned<MetricsAddress>>,
+    pub metrics_allow: Option<Spanned<Vec<Cidr>>>,
     pub health: Option<Spanned<ListenAddress>>,
 }
 

@@ -240,7 +240,35 @@ impl Checker {
         let metrics = raw
             .broker
             .metrics
-            .map_or(Some(MetricsAddress::DEFAULT), MetricsAddress::get);
+            .as_ref()
+            .map_or(Some(MetricsAddress::DEFAULT), |m| m.get_ref().get());
+        let metrics_allow = raw.broker.metrics_allow.as_ref().map(|allow| {
+            if allow.get_ref().is_empty() {
+                self.problem(Issue::at(
+                    allow.span(),
+                    "an empty metrics_allow would refuse every client, the CLI included: list \
+                     the networks that may connect, or leave the key out",
+                ));
+            }
+            allow
+                .get_ref()
+                .iter()
+                .map(|cidr| cidr.get())
+                .collect::<Vec<_>>()
+        });
+        if let (Some(address), None) = (metrics, &metrics_allow) {
+            if !address.ip().is_loopback() {
+                let warning = format!(
+                    "the endpoint listens on {address}, beyond loopback, and anyone who reaches \
+                     it may POST /reload (it has no authentication): set [broker] metrics_allow \
+                     to the management networks"
+                );
+                self.warning(match &raw.broker.metrics {
+                    Some(m) => Issue::at(m.span(), warning),
+                    None => Issue::about("broker.metrics", warning),
+                });
+            }
+        }
         let health = raw.broker.health.map(|health| {
             if metrics == Some(health.get_ref().get()) {
                 self.problem(Issue::at(
@@ -261,6 +289,7 @@ impl Checker {
                 name: raw.broker.name.into_string(),
                 stop_when_idle,
                 metrics,
+                metrics_allow,
                 health,
             },
             dpdk,

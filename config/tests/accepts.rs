@@ -18,6 +18,7 @@ fn defaults_of_a_minimal_config() {
             name: "lab".to_owned(),
             stop_when_idle: None,
             metrics: Some("127.0.0.1:9477".parse::<SocketAddr>().unwrap()),
+            metrics_allow: None,
             health: None,
         }
     );

@@ -4,6 +4,7 @@
 
 mod conformance;
 mod dedup;
+mod endpoint;
 mod failover;
 mod hostile;
 mod lab;

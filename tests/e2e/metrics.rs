@@ -81,7 +81,7 @@ fn replace(text: &str, from: &str, to: &str) -> String {
 
 /// The lab config, replaying `capture` forever into `net_null` analyzer ports, with the
 /// endpoint on `metrics`.
-fn lab_config(capture: &Path, metrics: SocketAddr) -> String {
+pub(crate) fn lab_config(capture: &Path, metrics: SocketAddr) -> String {
     let lab =
         std::fs::read_to_string(repo_root().join("config/lab.toml")).expect("read config/lab.toml");
     let mut text = replace(

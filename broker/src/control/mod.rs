@@ -11,6 +11,7 @@
 //! new immutable [`pipelines::plan::Plan`] swapped in between bursts. Stopping is bounded in
 //! time ([`stop`]).
 
+pub mod health;
 pub mod links;
 pub mod reload;
 pub mod state;
@@ -27,6 +28,7 @@ use tracing::info;
 use crate::report::StopReason;
 use crate::requests::ReplyTo;
 use crate::runtime::Appliance;
+use health::HealthWatch;
 use links::LinkWatch;
 use state::ControlState;
 use telemetry::Telemetry;
@@ -83,6 +85,7 @@ fn received(app: &Appliance, state: &ControlState) -> u64 {
 pub fn run(
     app: &Appliance,
     state: &mut ControlState,
+    health: &mut HealthWatch,
     signals: &Signals,
     mut telemetry: Option<&mut Telemetry>,
     mut requests: Option<Receiver<ReplyTo>>,
@@ -105,6 +108,7 @@ pub fn run(
             }
         };
         if signals.stop.load(Ordering::Relaxed) {
+            health.stopping();
             return StopReason::Signal;
         }
         let mut changed = !links.poll(app, &state.config).is_empty();
@@ -121,6 +125,7 @@ pub fn run(
             let _ = reply.try_send(outcome);
         }
         state.ledger.settle();
+        health.look(&app.plans.load(), state);
         if let Some(telemetry) = telemetry.as_deref_mut() {
             if changed {
                 telemetry.publish(app, state);
@@ -141,6 +146,7 @@ pub fn run(
                     "ingress idle for {:?} after {rx} packets: stopping",
                     watch.idle
                 );
+                health.stopping();
                 return StopReason::Idle;
             }
         }

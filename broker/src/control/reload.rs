@@ -80,6 +80,7 @@ fn fixed_at_start(config: &ValidatedConfig) -> Vec<(&'static str, String)> {
         // The control loop's own setting, read again after each reload.
         stop_when_idle: _,
         metrics,
+        metrics_allow,
         health,
     } = broker;
     let DpdkSettings {
@@ -143,6 +144,7 @@ fn fixed_at_start(config: &ValidatedConfig) -> Vec<(&'static str, String)> {
     let mut fixed = vec![
         ("[broker] name", format!("{name:?}")),
         ("[broker] metrics", format!("{metrics:?}")),
+        ("[broker] metrics_allow", format!("{metrics_allow:?}")),
         ("[broker] health", format!("{health:?}")),
         ("[dpdk] eal_args", format!("{eal_args:?}")),
         ("[dpdk] mbufs", format!("{mbufs:?}")),

@@ -23,11 +23,11 @@ use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 use super::state::ControlState;
-use crate::http::{Endpoint, Sources};
+use crate::http::{Endpoint, Refusals, Sources};
 use crate::metrics::catalog;
 use crate::metrics::publish::Publisher;
-use crate::metrics::snapshot::Snapshot;
-use crate::report::{ConfigStatus, Status};
+use crate::metrics::snapshot::{Refused, Snapshot};
+use crate::report::{ConfigStatus, Health, Status};
 use crate::requests::ReloadClient;
 use crate::runtime::Appliance;
 
@@ -42,41 +42,50 @@ pub struct Telemetry {
     status: Arc<ArcSwap<Status>>,
     publisher: Publisher,
     last_publish: Instant,
+    /// What each HTTP listener refused (the endpoint, and the health listener if there is one).
+    listeners: Vec<(&'static str, Arc<Refusals>)>,
 }
 
 impl Telemetry {
     /// Installs the Prometheus recorder, publishes a first reading of `app`, then serves
     /// `listener` (bound before EAL started; see [`crate::http::bind`]). Call it on the main
     /// lcore, after EAL initialisation, so the endpoint's threads inherit the control core.
-    /// `POST /reload` goes to `reload`.
+    /// `POST /reload` goes to `reload`, `/healthz` answers from `health`; the refusals of the
+    /// health listener, when there is one, are published beside the endpoint's.
     pub fn start(
         app: &Appliance,
         state: &ControlState,
         listener: TcpListener,
+        health: Arc<ArcSwap<Health>>,
+        health_refusals: Option<Arc<Refusals>>,
         reload: Option<ReloadClient>,
     ) -> anyhow::Result<Telemetry> {
         let handle = PrometheusBuilder::new()
             .install_recorder()
             .context("installing the Prometheus recorder")?;
         catalog::describe();
-        let first = reading(app, state, None);
-        let mut publisher = Publisher::default();
-        publisher.publish(&first);
-        let status = Arc::new(ArcSwap::from_pointee(first.status));
+        let status = Arc::new(ArcSwap::from_pointee(Status::default()));
         let endpoint = Endpoint::serve(
             listener,
             Sources {
                 metrics: handle,
                 status: status.clone(),
+                health,
                 reload,
             },
+            state.config.broker.metrics_allow.clone(),
         )?;
-        Ok(Telemetry {
+        let mut listeners = vec![("endpoint", endpoint.refusals())];
+        listeners.extend(health_refusals.map(|r| ("health", r)));
+        let mut telemetry = Telemetry {
             endpoint,
             status,
-            publisher,
+            publisher: Publisher::default(),
             last_publish: Instant::now(),
-        })
+            listeners,
+        };
+        telemetry.publish(app, state);
+        Ok(telemetry)
     }
 
     /// Publishes a new reading of `app` and `state` if [`INTERVAL`] has passed since the last.
@@ -88,7 +97,12 @@ impl Telemetry {
 
     /// Reads `app` and `state` and publishes the reading now.
     pub fn publish(&mut self, app: &Appliance, state: &ControlState) {
-        let snapshot = reading(app, state, self.endpoint.thread_cpus());
+        let mut snapshot = reading(app, state, self.endpoint.thread_cpus());
+        snapshot.refused = self
+            .listeners
+            .iter()
+            .map(|(listener, refusals)| Refused::of(listener, refusals))
+            .collect();
         self.publisher.publish(&snapshot);
         self.status.store(Arc::new(snapshot.status));
         self.last_publish = Instant::now();

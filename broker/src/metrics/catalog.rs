@@ -59,6 +59,7 @@ pub const PORT: &[&str] = &["port"];
 pub const PORT_INFO: &[&str] = &["port", "role", "driver", "numa_node"];
 pub const PORT_QUEUE: &[&str] = &["port", "queue"];
 pub const PORT_XSTAT: &[&str] = &["port", "xstat"];
+pub const LISTENER_REASON: &[&str] = &["listener", "reason"];
 pub const BUILD_INFO_LABELS: &[&str] = &["broker", "version", "dpdk_version"];
 pub const RELOAD_REASON: &[&str] = &["reason"];
 
@@ -85,6 +86,7 @@ pub const PORT_INFO_NAME: &str = "broker_port_info";
 pub const PORT_LINK_UP: &str = "broker_port_link_up";
 pub const PORT_LINK_SPEED: &str = "broker_port_link_speed_bytes_per_second";
 pub const PORT_XSTATS: &str = "broker_port_xstats_total";
+pub const HTTP_REFUSED: &str = "broker_http_refused_connections_total";
 
 /// DPDK's port statistics (`rte_eth_stats`): metric name, help. The help says what the
 /// driver's field means (the fields' docs in `drivers::PortStats`), with DPDK's field name.
@@ -358,6 +360,12 @@ pub fn catalog() -> Vec<MetricDef> {
         Counter,
         PORT_XSTAT,
         "the driver's extended statistics (rte_eth_xstats), by DPDK's name for each",
+    ));
+    all.push(def(
+        HTTP_REFUSED,
+        Counter,
+        LISTENER_REASON,
+        "connections an HTTP listener (endpoint, health) refused: not_allowed = the peer is not in [broker] metrics_allow; over_capacity = closed to make room for a newer one, or every answering thread busy; timed_out = the request did not arrive in time; malformed = not HTTP, or over a size limit",
     ));
     all
 }

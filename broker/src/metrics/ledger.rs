@@ -262,6 +262,20 @@ impl Ledger {
             + self.pending.iter().map(|r| sum(&r.counters)).sum::<u64>()
             + sum(live)
     }
+
+    /// RX polls worker `worker` has made so far, busy or idle (the same sum, for one worker).
+    pub fn polls(&self, live: &[Arc<WorkerCounters>], worker: usize) -> u64 {
+        let of = |set: &[Arc<WorkerCounters>]| {
+            set.get(worker)
+                .map_or(0, |c| c.busy_polls.get() + c.idle_polls.get())
+        };
+        self.folded
+            .workers
+            .get(worker)
+            .map_or(0, |w| w.counts.busy_polls + w.counts.idle_polls)
+            + self.pending.iter().map(|r| of(&r.counters)).sum::<u64>()
+            + of(live)
+    }
 }
 
 #[cfg(test)]

@@ -125,6 +125,8 @@ pub struct Publisher {
     port_info: BTreeMap<Vec<String>, Gauge>,
     /// By position in the status' ports (fixed for the life of the process).
     port_stats: Vec<PortSeries>,
+    /// By (listener, reason).
+    refused: BTreeMap<(&'static str, &'static str), Counter>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -377,6 +379,17 @@ impl Publisher {
             })
             .set(1.0);
         }
+        for listener in &snapshot.refused {
+            for (reason, count) in listener.by_reason() {
+                handle(&mut self.refused, &(listener.listener, reason), || {
+                    counter(
+                        catalog::HTTP_REFUSED,
+                        &[("listener", listener.listener), ("reason", reason)],
+                    )
+                })
+                .absolute(count);
+            }
+        }
         self.publish_ports(snapshot);
     }
 
@@ -467,6 +480,7 @@ mod tests {
     use super::*;
     use crate::metrics::catalog::{Kind, catalog};
     use crate::metrics::ledger::Totals;
+    use crate::metrics::snapshot::Refused;
     use crate::report::reload::LastReload;
     use crate::report::{
         DedupStatus, GroupPortStatus, GroupStatus, LinkStatus, PortRole, PortStatus, ReloadStats,
@@ -578,6 +592,11 @@ mod tests {
                 }),
             ],
             xstats: vec![vec![("rx_good_packets".into(), 15)], vec![]],
+            refused: vec![Refused {
+                listener: "endpoint",
+                timed_out: 2,
+                ..Refused::default()
+            }],
         }
     }
 
@@ -673,6 +692,7 @@ mod tests {
         has("broker_port_link_speed_bytes_per_second{port=\"in\"} 1250000000");
         has("broker_port_xstats_total{port=\"in\",xstat=\"rx_good_packets\"} 15");
         has("broker_dedup_table_live_entries 3");
+        has("broker_http_refused_connections_total{listener=\"endpoint\",reason=\"timed_out\"} 2");
         has("broker_tool_port_live{tool_group=\"a\",port=\"a-1\"} 1");
         has("broker_tool_port_live{tool_group=\"a\",port=\"a-2\"} 0");
         has("broker_config_reload_failures_total{reason=\"invalid\"} 3");

@@ -14,6 +14,7 @@ use pipelines::plan::Plan;
 
 use super::ledger::Totals;
 use super::rows::outcome_rows;
+use crate::http::Refusals;
 use crate::report::{
     ConfigStatus, ControlStatus, DedupStatus, GroupPortStatus, GroupStatus, LinkStatus, PoolStatus,
     PortRole, PortStatus, Status, WorkerStatus,
@@ -37,6 +38,44 @@ pub struct Snapshot {
     pub port_stats: Vec<Option<PortStats>>,
     /// The driver's extended statistics of each port of `status.ports` (same order).
     pub xstats: Vec<Vec<(String, u64)>>,
+    /// What the HTTP listeners refused.
+    pub refused: Vec<Refused>,
+}
+
+/// What one HTTP listener refused, by reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Refused {
+    /// `endpoint` or `health`.
+    pub listener: &'static str,
+    pub not_allowed: u64,
+    pub over_capacity: u64,
+    pub timed_out: u64,
+    pub malformed: u64,
+}
+
+impl Refused {
+    pub fn of(listener: &'static str, refusals: &Refusals) -> Refused {
+        let read = |count: &std::sync::atomic::AtomicUsize| {
+            count.load(std::sync::atomic::Ordering::Relaxed) as u64
+        };
+        Refused {
+            listener,
+            not_allowed: read(&refusals.not_allowed),
+            over_capacity: read(&refusals.over_capacity),
+            timed_out: read(&refusals.timed_out),
+            malformed: read(&refusals.malformed),
+        }
+    }
+
+    /// (reason label, count), in the catalogue's order.
+    pub fn by_reason(&self) -> [(&'static str, u64); 4] {
+        [
+            ("not_allowed", self.not_allowed),
+            ("over_capacity", self.over_capacity),
+            ("timed_out", self.timed_out),
+            ("malformed", self.malformed),
+        ]
+    }
 }
 
 /// (ingress port name, RX queue) of each worker, in worker order: workers take the RX queues of
@@ -238,6 +277,7 @@ impl Snapshot {
             totals,
             port_stats,
             xstats,
+            refused: Vec::new(),
         }
     }
 }

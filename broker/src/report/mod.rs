@@ -8,11 +8,13 @@
 //! and the CLI deserialises and prints them ([`crate::client`]). They hold data and its
 //! printing only, and depend on no other module of the crate, so every side can use them.
 
+pub mod health;
 pub mod reload;
 pub mod resources;
 pub mod status;
 pub mod summary;
 
+pub use health::Health;
 pub use reload::{CounterChange, ReloadOutcome, ReloadStats, ReloadVerdict};
 pub use resources::Resources;
 pub use status::{

@@ -1,22 +1,29 @@
-//! The control plane's HTTP endpoint: one listener, a table of routes.
+//! The control plane's HTTP listeners: the endpoint and the health listener, each a table of
+//! routes on the bounded server of [`server`].
 //!
-//! | Method | Path       | Answer                                                           |
-//! |--------|------------|------------------------------------------------------------------|
-//! | GET    | `/metrics` | Prometheus text exposition of every metric                       |
-//! | GET    | `/status`  | the live [`Status`] as JSON                                      |
-//! | POST   | `/reload`  | re-read the config file: the [`ReloadOutcome`] as JSON           |
+//! The endpoint (`[broker] metrics`):
+//!
+//! | Method      | Path       | Answer                                                      |
+//! |-------------|------------|-------------------------------------------------------------|
+//! | GET         | `/metrics` | Prometheus text exposition of every metric                  |
+//! | GET         | `/status`  | the live [`Status`] as JSON                                 |
+//! | POST        | `/reload`  | re-read the config file: the [`ReloadOutcome`] as JSON      |
+//! | GET, HEAD   | `/healthz` | `200` or `503` with a one-line reason ([`Health`])          |
+//!
+//! The health listener (`[broker] health`) answers `GET` and `HEAD /healthz` and nothing else:
+//! it is what a load balancer's health check reaches, and its subnets must never reach
+//! `/reload`, `/status` or `/metrics`.
 //!
 //! # Design
-//! `tiny_http` (synchronous, small) accepts connections on its own thread and hands parsed
-//! requests to the endpoint thread, which answers from what the control loop last published:
-//! the Prometheus recorder's rendering and an `ArcSwap<Status>`. Nothing here touches a port, a
-//! queue or a packet; the worst a slow client can do is delay the next scrape.
+//! Both answer from what the control loop last published: the Prometheus recorder's rendering,
+//! an `ArcSwap<Status>` and an `ArcSwap<Health>`. Nothing here touches a port, a queue or a
+//! packet; the server bounds what clients can cost (threads, time, bytes: see [`server`]).
 //!
-//! The listener is bound before DPDK starts (so a busy address is refused before any device is
-//! touched), but its threads are started after EAL initialisation, from the main lcore: threads
-//! inherit the CPU affinity of the thread that spawns them, and EAL pins the main lcore to the
-//! control core, so the endpoint never runs on a worker's core. [`Endpoint::thread_cpus`] reports
-//! the CPUs the endpoint thread may use, read from the kernel, for `/status` to show.
+//! The listeners are bound before DPDK starts (so a busy address is refused before any device
+//! is touched), but their threads are started after EAL initialisation, from the main lcore:
+//! threads inherit the CPU affinity of the thread that spawns them, and EAL pins the main lcore
+//! to the control core, so the endpoint never runs on a worker's core. [`Endpoint::thread_cpus`]
+//! reports the CPUs the endpoint threads may use, read from the kernel, for `/status` to show.
 //!
 //! `POST /reload` hands the request to the control loop (which alone changes the running
 //! appliance) and waits for its outcome: `200` applied, `422` invalid config, `409` a change that
@@ -26,22 +33,24 @@
 //! Adding a route is one entry in [`ROUTES`] and one arm in [`answer`].
 //!
 //! # Limitations
-//! Plain HTTP, no authentication: the default address is loopback; expose it further only on a
-//! management network (anyone who reaches it can trigger a reload, though only of the file the
-//! broker was started with). `tiny_http` gives each open connection a thread; a client that opens
-//! thousands of connections can make the control core busy (never the workers).
+//! Plain HTTP, no authentication: the default address is loopback; expose the endpoint further
+//! only on a management network (anyone who reaches it can trigger a reload, though only of the
+//! file the broker was started with). `broker check` warns when it binds elsewhere.
+
+pub mod server;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
 
 use arc_swap::ArcSwap;
+use ipnet::IpNet;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tiny_http::{Header, Method, Response, Server};
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::report::{ReloadOutcome, Status};
+use crate::report::{Health, ReloadOutcome, Status};
 use crate::requests::ReloadClient;
+pub use server::Refusals;
+use server::{Limits, Method, Reply, Request, Server, Service};
 
 /// What a request asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,13 +58,22 @@ pub enum Route {
     Metrics,
     Status,
     Reload,
+    Health,
 }
 
-/// Method, path, route.
+/// Method, path, route: the endpoint's table.
 const ROUTES: &[(Method, &str, Route)] = &[
     (Method::Get, "/metrics", Route::Metrics),
     (Method::Get, "/status", Route::Status),
     (Method::Post, "/reload", Route::Reload),
+    (Method::Get, "/healthz", Route::Health),
+    (Method::Head, "/healthz", Route::Health),
+];
+
+/// The health listener's table: `/healthz` only.
+const HEALTH_ROUTES: &[(Method, &str, Route)] = &[
+    (Method::Get, "/healthz", Route::Health),
+    (Method::Head, "/healthz", Route::Health),
 ];
 
 /// What the endpoint serves from: the latest publication of the control loop.
@@ -63,6 +81,7 @@ const ROUTES: &[(Method, &str, Route)] = &[
 pub struct Sources {
     pub metrics: PrometheusHandle,
     pub status: Arc<ArcSwap<Status>>,
+    pub health: Arc<ArcSwap<Health>>,
     /// Where `POST /reload` goes; `None`: reload only by SIGHUP.
     pub reload: Option<ReloadClient>,
 }
@@ -73,32 +92,10 @@ impl std::fmt::Debug for Sources {
     }
 }
 
-/// An answer, before it goes on the wire.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reply {
-    pub code: u16,
-    pub content_type: &'static str,
-    pub body: Vec<u8>,
-    /// The `Allow` header of a 405.
-    pub allow: Option<String>,
-}
-
-impl Reply {
-    fn text(code: u16, body: impl Into<String>) -> Reply {
-        Reply {
-            code,
-            content_type: "text/plain; charset=utf-8",
-            body: body.into().into_bytes(),
-            allow: None,
-        }
-    }
-}
-
-/// The route of `method` on `url`, or the refusal to send.
-pub fn route(method: &Method, url: &str) -> Result<Route, Reply> {
-    let path = url.split(['?', '#']).next().unwrap_or_default();
+/// The route of `method` on `path` in `table`, or the refusal to send.
+pub fn route(table: &[(Method, &str, Route)], method: &Method, path: &str) -> Result<Route, Reply> {
     let mut allowed = Vec::new();
-    for (m, p, route) in ROUTES {
+    for (m, p, route) in table {
         if *p == path {
             if m == method {
                 return Ok(*route);
@@ -107,9 +104,13 @@ pub fn route(method: &Method, url: &str) -> Result<Route, Reply> {
         }
     }
     if allowed.is_empty() {
+        let known: Vec<String> = table
+            .iter()
+            .map(|(m, p, _)| format!("{} {p}", m.as_str()))
+            .collect();
         Err(Reply::text(
             404,
-            "not found: GET /metrics or /status, POST /reload\n",
+            format!("not found: {}\n", known.join(", ")),
         ))
     } else {
         let allow = allowed.join(", ");
@@ -118,6 +119,11 @@ pub fn route(method: &Method, url: &str) -> Result<Route, Reply> {
             ..Reply::text(405, format!("{path} accepts {allow}\n"))
         })
     }
+}
+
+/// `/healthz`: the status and the reason line.
+fn health_reply(health: &Health) -> Reply {
+    Reply::text(health.http_code(), format!("{}\n", health.reason))
 }
 
 /// The answer to a routed request.
@@ -143,6 +149,7 @@ pub fn answer(sources: &Sources, route: Route) -> Reply {
             Some(Err(e)) => Reply::text(503, format!("{e}\n")),
             Some(Ok(outcome)) => reload_reply(&outcome),
         },
+        Route::Health => health_reply(&sources.health.load()),
     }
 }
 
@@ -162,6 +169,27 @@ fn reload_reply(outcome: &ReloadOutcome) -> Reply {
     }
 }
 
+impl Service for Sources {
+    fn answer(&self, request: &Request) -> Reply {
+        match route(ROUTES, &request.method, &request.path) {
+            Ok(route) => answer(self, route),
+            Err(refusal) => refusal,
+        }
+    }
+}
+
+/// The health listener's service: `/healthz` from the control loop's latest look.
+struct HealthOnly(Arc<ArcSwap<Health>>);
+
+impl Service for HealthOnly {
+    fn answer(&self, request: &Request) -> Reply {
+        match route(HEALTH_ROUTES, &request.method, &request.path) {
+            Ok(_) => health_reply(&self.0.load()),
+            Err(refusal) => refusal,
+        }
+    }
+}
+
 /// The CPUs the calling thread may run on, as the kernel lists them (`0`, `0-3,8`).
 pub fn allowed_cpus() -> Option<String> {
     let status = std::fs::read_to_string("/proc/thread-self/status").ok()?;
@@ -178,76 +206,80 @@ pub fn bind(address: SocketAddr) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// The running endpoint.
+/// Binds the health listener's address; no thread is started yet.
+pub fn bind_health(address: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address).map_err(|e| {
+        anyhow::anyhow!("cannot listen on {address} for health checks: {e} ([broker] health)")
+    })
+}
+
+/// A running listener.
+#[derive(Debug)]
 pub struct Endpoint {
-    server: Arc<Server>,
-    thread: Option<JoinHandle<()>>,
-    address: SocketAddr,
+    server: Server,
     cpus: Arc<OnceLock<Option<String>>>,
 }
 
-impl std::fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint")
-            .field("address", &self.address)
-            .finish_non_exhaustive()
-    }
-}
-
 impl Endpoint {
-    /// Serves `listener` from `sources` on a new thread (call it from the control thread: see
-    /// the module docs on CPU affinity).
-    pub fn serve(listener: TcpListener, sources: Sources) -> anyhow::Result<Endpoint> {
-        let address = listener.local_addr()?;
-        let server =
-            Arc::new(Server::from_listener(listener, None).map_err(|e| anyhow::anyhow!("{e}"))?);
-        let cpus = Arc::new(OnceLock::new());
-        let thread = {
-            let server = server.clone();
-            let cpus = cpus.clone();
-            std::thread::Builder::new()
-                .name("broker-http".into())
-                .spawn(move || {
-                    let _ = cpus.set(allowed_cpus());
-                    for request in server.incoming_requests() {
-                        let reply = match route(request.method(), request.url()) {
-                            Ok(route) => answer(&sources, route),
-                            Err(refusal) => refusal,
-                        };
-                        let mut response =
-                            Response::from_data(reply.body).with_status_code(reply.code);
-                        if let Ok(h) = Header::from_bytes("Content-Type", reply.content_type) {
-                            response.add_header(h);
-                        }
-                        if let Some(Ok(h)) = reply.allow.map(|a| Header::from_bytes("Allow", a)) {
-                            response.add_header(h);
-                        }
-                        if let Err(e) = request.respond(response) {
-                            warn!("endpoint: answering a request: {e}");
-                        }
-                    }
-                })?
-        };
-        info!("metrics and status on http://{address}/metrics and /status");
-        Ok(Endpoint {
-            server,
-            thread: Some(thread),
-            address,
-            cpus,
-        })
+    /// Serves `listener` from `sources` to the peers `allow` holds (all when `None`; call it from
+    /// the control thread: see the module docs on CPU affinity).
+    pub fn serve(
+        listener: TcpListener,
+        sources: Sources,
+        allow: Option<Vec<IpNet>>,
+    ) -> anyhow::Result<Endpoint> {
+        let endpoint = Endpoint::start(listener, Arc::new(sources), allow, "broker-http")?;
+        info!(
+            "metrics and status on http://{0}/metrics and /status",
+            endpoint.server.address()
+        );
+        Ok(endpoint)
     }
 
-    /// The CPUs the endpoint thread may run on, once it has started.
+    /// Serves `GET`/`HEAD /healthz` on `listener`, and nothing else.
+    pub fn serve_health(
+        listener: TcpListener,
+        health: Arc<ArcSwap<Health>>,
+    ) -> anyhow::Result<Endpoint> {
+        let endpoint = Endpoint::start(
+            listener,
+            Arc::new(HealthOnly(health)),
+            None,
+            "broker-health",
+        )?;
+        info!(
+            "health checks on http://{}/healthz",
+            endpoint.server.address()
+        );
+        Ok(endpoint)
+    }
+
+    fn start(
+        listener: TcpListener,
+        service: Arc<dyn Service>,
+        allow: Option<Vec<IpNet>>,
+        name: &str,
+    ) -> anyhow::Result<Endpoint> {
+        let server = Server::serve(listener, service, Limits::ENDPOINT, allow, name)?;
+        // The threads were spawned from this one and inherit its CPUs: read them here once.
+        let cpus = Arc::new(OnceLock::new());
+        let _ = cpus.set(allowed_cpus());
+        Ok(Endpoint { server, cpus })
+    }
+
+    /// What the listener refused so far.
+    pub fn refusals(&self) -> Arc<Refusals> {
+        self.server.refusals().clone()
+    }
+
+    /// The CPUs the endpoint's threads may run on.
     pub fn thread_cpus(&self) -> Option<String> {
         self.cpus.get().cloned().flatten()
     }
 
-    /// Stops answering and waits for the endpoint thread.
-    pub fn stop(mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+    /// Stops answering and waits for the endpoint's threads.
+    pub fn stop(self) {
+        self.server.stop();
     }
 }
 
@@ -270,23 +302,74 @@ mod tests {
         Sources {
             metrics: handle,
             status: Arc::new(ArcSwap::from_pointee(status)),
+            health: Arc::new(ArcSwap::from_pointee(Health {
+                ok: true,
+                reason: "ok: 1 worker polling".into(),
+            })),
             reload: None,
+        }
+    }
+
+    fn request(method: Method, target: &str) -> Request {
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
+            None => (target.to_owned(), None),
+        };
+        Request {
+            method,
+            path,
+            query,
+            body: Vec::new(),
         }
     }
 
     #[test]
     fn routes_by_method_and_path() {
-        assert_eq!(route(&Method::Get, "/metrics"), Ok(Route::Metrics));
-        assert_eq!(route(&Method::Get, "/metrics?x=1"), Ok(Route::Metrics));
-        assert_eq!(route(&Method::Get, "/status"), Ok(Route::Status));
-        assert_eq!(route(&Method::Post, "/reload"), Ok(Route::Reload));
-        assert_eq!(route(&Method::Get, "/nope").unwrap_err().code, 404);
-        let refused = route(&Method::Get, "/reload").unwrap_err();
+        assert_eq!(route(ROUTES, &Method::Get, "/metrics"), Ok(Route::Metrics));
+        assert_eq!(route(ROUTES, &Method::Get, "/status"), Ok(Route::Status));
+        assert_eq!(route(ROUTES, &Method::Post, "/reload"), Ok(Route::Reload));
+        assert_eq!(route(ROUTES, &Method::Head, "/healthz"), Ok(Route::Health));
+        assert_eq!(route(ROUTES, &Method::Get, "/nope").unwrap_err().code, 404);
+        let refused = route(ROUTES, &Method::Get, "/reload").unwrap_err();
         assert_eq!(
             (refused.code, refused.allow.as_deref()),
             (405, Some("POST"))
         );
-        assert_eq!(route(&Method::Post, "/metrics").unwrap_err().code, 405);
+        assert_eq!(
+            route(ROUTES, &Method::Post, "/metrics").unwrap_err().code,
+            405
+        );
+        // A query does not change the route.
+        let s = sources();
+        assert_eq!(s.answer(&request(Method::Get, "/metrics?x=1")).code, 200);
+    }
+
+    #[test]
+    fn the_health_listener_answers_healthz_and_nothing_else() {
+        let health = Arc::new(ArcSwap::from_pointee(Health::starting()));
+        let service = HealthOnly(health.clone());
+        let starting = service.answer(&request(Method::Get, "/healthz"));
+        assert_eq!(
+            (starting.code, starting.body.as_slice()),
+            (503, &b"starting\n"[..])
+        );
+        health.store(Arc::new(Health {
+            ok: true,
+            reason: "ok".into(),
+        }));
+        assert_eq!(service.answer(&request(Method::Head, "/healthz")).code, 200);
+        for (method, path) in [
+            (Method::Post, "/reload"),
+            (Method::Get, "/metrics"),
+            (Method::Get, "/status"),
+        ] {
+            assert_eq!(
+                service.answer(&request(method, path)).code,
+                404,
+                "{path} is not served here"
+            );
+        }
+        assert_eq!(service.answer(&request(Method::Post, "/healthz")).code, 405);
     }
 
     #[test]
@@ -314,6 +397,11 @@ mod tests {
             answer(&s, Route::Reload).code,
             503,
             "no reload channel: unavailable"
+        );
+        let health = answer(&s, Route::Health);
+        assert_eq!(
+            (health.code, health.body.as_slice()),
+            (200, &b"ok: 1 worker polling\n"[..])
         );
     }
 
@@ -374,7 +462,7 @@ mod tests {
     fn serves_over_tcp_and_stops() {
         let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let address = listener.local_addr().unwrap();
-        let endpoint = Endpoint::serve(listener, sources()).unwrap();
+        let endpoint = Endpoint::serve(listener, sources(), None).unwrap();
         let answer = get(address, "GET /metrics HTTP/1.0\r\n\r\n");
         assert!(
             answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
@@ -391,7 +479,7 @@ mod tests {
         assert_eq!(
             endpoint.thread_cpus(),
             allowed_cpus(),
-            "the endpoint thread inherits this thread's CPUs"
+            "the endpoint threads inherit this thread's CPUs"
         );
         endpoint.stop();
     }
@@ -401,5 +489,9 @@ mod tests {
         let first = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let err = bind(first.local_addr().unwrap()).unwrap_err().to_string();
         assert!(err.contains("[broker] metrics"), "{err}");
+        let err = bind_health(first.local_addr().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[broker] health"), "{err}");
     }
 }
