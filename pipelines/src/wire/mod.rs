@@ -17,6 +17,7 @@
 //!
 //! Checksums are not verified by any view (see `stage::decap` for why).
 
+pub mod checksum;
 pub mod ethernet;
 pub mod geneve;
 pub mod ipv4;
