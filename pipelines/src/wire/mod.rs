@@ -18,8 +18,10 @@
 //! Checksums are not verified by any view (see `stage::decap` for why).
 
 pub mod checksum;
+pub mod erspan;
 pub mod ethernet;
 pub mod geneve;
+pub mod gre;
 pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;
