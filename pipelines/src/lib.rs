@@ -3,6 +3,7 @@
 
 pub mod buf;
 pub mod counters;
+pub mod egress;
 pub mod fixed_pool;
 pub mod flow;
 #[doc(hidden)]

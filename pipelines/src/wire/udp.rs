@@ -29,6 +29,17 @@ mod field {
 /// Length of the UDP header.
 pub const HEADER_LEN: usize = 8;
 
+/// The checksum field of a datagram over IPv6 whose pseudo-header, header and data sum to
+/// `sum`: its complement, except that a computed 0 is sent as 0xffff (RFC 8200 §8.1), 0 meaning
+/// "no checksum".
+#[inline]
+pub const fn ipv6_checksum_field(sum: u16) -> u16 {
+    match checksum::finish(sum) {
+        0 => 0xffff,
+        value => value,
+    }
+}
+
 /// A read/write view of a UDP header and the payload bytes present after it.
 #[derive(Debug, Clone)]
 pub struct Packet<T: AsRef<[u8]>> {
@@ -131,8 +142,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// UDP header."
     pub fn fill_checksum_ipv6(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
         self.set_checksum(0);
-        let value = checksum::finish(self.sum_ipv6(src, dst));
-        self.set_checksum(if value == 0 { 0xffff } else { value });
+        let sum = self.sum_ipv6(src, dst);
+        self.set_checksum(ipv6_checksum_field(sum));
     }
 
     /// The data bytes present (see [`Packet::payload`]), writable.
