@@ -9,6 +9,7 @@ pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod inner;
+pub mod neighbour;
 pub mod outcome;
 pub mod pipeline;
 pub mod plan;
