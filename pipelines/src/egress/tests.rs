@@ -93,12 +93,12 @@ fn from_scratch(spec: &TemplateSpec, fields: &PacketFields, inner: &[u8]) -> Vec
             dst_port,
             vni: choice,
         } => {
-            let mut udp = udp::Packet::new_unchecked(&mut tunnel[..]);
-            udp.set_src_port(source_port);
-            udp.set_dst_port(dst_port);
-            udp.set_len(datagram_len);
-            udp.set_checksum(0);
-            let mut vxlan = vxlan::Packet::new_unchecked(udp.payload_mut());
+            let mut vxlan = vxlan::Packet::new_unchecked(udp_header(
+                tunnel,
+                source_port,
+                dst_port,
+                datagram_len,
+            ));
             vxlan.set_flags(0x08);
             vxlan.set_vni(vni_of(choice));
             17
@@ -108,12 +108,12 @@ fn from_scratch(spec: &TemplateSpec, fields: &PacketFields, inner: &[u8]) -> Vec
             vni: choice,
             broker_hash,
         } => {
-            let mut udp = udp::Packet::new_unchecked(&mut tunnel[..]);
-            udp.set_src_port(source_port);
-            udp.set_dst_port(dst_port);
-            udp.set_len(datagram_len);
-            udp.set_checksum(0);
-            let mut geneve = geneve::Packet::new_unchecked(udp.payload_mut());
+            let mut geneve = geneve::Packet::new_unchecked(udp_header(
+                tunnel,
+                source_port,
+                dst_port,
+                datagram_len,
+            ));
             geneve.set_version_and_options_len(0, 12);
             geneve.set_flags(false, false);
             geneve.set_protocol_type(EtherType::TransparentEthernet);
@@ -188,6 +188,16 @@ fn from_scratch(spec: &TemplateSpec, fields: &PacketFields, inner: &[u8]) -> Vec
         _ => unreachable!("the strategy pairs addresses of one family"),
     }
     packet
+}
+
+/// Writes a UDP header with checksum 0 at the start of `datagram` and returns the rest.
+fn udp_header(datagram: &mut [u8], src_port: u16, dst_port: u16, len: u16) -> &mut [u8] {
+    let mut udp = udp::Packet::new_unchecked(datagram);
+    udp.set_src_port(src_port);
+    udp.set_dst_port(dst_port);
+    udp.set_len(len);
+    udp.set_checksum(0);
+    &mut udp.into_inner()[udp::HEADER_LEN..]
 }
 
 /// Decodes `packet` with etherparse (outer Ethernet, IP and UDP) and our own views (the

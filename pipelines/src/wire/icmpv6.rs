@@ -22,7 +22,7 @@
 //! all have a second 32-bit word), so `new_checked` checks those; a neighbour solicitation or
 //! advertisement must also hold its target address (24 bytes), which `new_checked` checks too,
 //! so that [`Packet::target_addr`] cannot fail on a checked view. Options are walked by
-//! [`NdpOptions`], bounded by the bytes given.
+//! [`NdOptions`], bounded by the bytes given.
 //!
 //! The checksum covers a pseudo-header. RFC 4443 §2.3: "The checksum is the 16-bit one's
 //! complement of the one's complement sum of the entire ICMPv6 message, starting with the
