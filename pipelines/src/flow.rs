@@ -61,6 +61,7 @@ pub mod ip_proto {
     pub const ICMP: u8 = 1;
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
+    pub const GRE: u8 = 47;
     pub const ICMPV6: u8 = 58;
     pub const SCTP: u8 = 132;
 }

@@ -3,11 +3,13 @@
 
 pub mod buf;
 pub mod counters;
+pub mod egress;
 pub mod fixed_pool;
 pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod inner;
+pub mod neighbour;
 pub mod outcome;
 pub mod pipeline;
 pub mod plan;

@@ -149,9 +149,9 @@ impl DecapConfig {
         contains_port(&self.vxlan_ports, udp_dst_port)
     }
 
-    /// A VXLAN or a GENEVE port.
+    /// Whether `udp_dst_port` is a VXLAN or a GENEVE port.
     #[inline]
-    fn is_tunnel_port(&self, udp_dst_port: u16) -> bool {
+    pub fn is_tunnel_port(&self, udp_dst_port: u16) -> bool {
         self.is_vxlan_port(udp_dst_port) || contains_port(&self.geneve_ports, udp_dst_port)
     }
 

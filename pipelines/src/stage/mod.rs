@@ -4,4 +4,5 @@ pub mod balance;
 pub mod decap;
 pub mod dedup;
 pub mod filter;
+pub mod local;
 pub mod maglev;

@@ -23,8 +23,11 @@ pub enum EtherType {
     QinQ,
     /// The pre-standard QinQ outer tag some switches still emit (0x9100).
     QinQLegacy,
-    /// Transparent Ethernet bridging (0x6558): GENEVE's protocol type for an Ethernet payload.
+    /// Transparent Ethernet bridging (0x6558): GENEVE's and GRE's protocol type for an Ethernet
+    /// payload.
     TransparentEthernet,
+    /// ERSPAN types I and II (0x88BE), as a GRE protocol type.
+    Erspan,
     /// Any other value, kept as it was read.
     Unknown(u16),
 }
@@ -49,6 +52,7 @@ impl From<u16> for EtherType {
             0x88A8 => EtherType::QinQ,
             0x9100 => EtherType::QinQLegacy,
             0x6558 => EtherType::TransparentEthernet,
+            0x88BE => EtherType::Erspan,
             other => EtherType::Unknown(other),
         }
     }
@@ -64,6 +68,7 @@ impl From<EtherType> for u16 {
             EtherType::QinQ => 0x88A8,
             EtherType::QinQLegacy => 0x9100,
             EtherType::TransparentEthernet => 0x6558,
+            EtherType::Erspan => 0x88BE,
             EtherType::Unknown(other) => other,
         }
     }
@@ -210,7 +215,7 @@ mod tests {
     fn unknown_ethertype_is_kept() {
         assert_eq!(EtherType::from(0x1234), EtherType::Unknown(0x1234));
         for v in [
-            0x0800u16, 0x0806, 0x86dd, 0x8100, 0x88a8, 0x9100, 0x6558, 0x1234,
+            0x0800u16, 0x0806, 0x86dd, 0x8100, 0x88a8, 0x9100, 0x6558, 0x88be, 0x1234,
         ] {
             assert_eq!(u16::from(EtherType::from(v)), v);
         }

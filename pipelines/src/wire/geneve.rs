@@ -167,6 +167,107 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
+/// Length of an option's header (class, type, length).
+pub const OPTION_HEADER_LEN: usize = 4;
+
+/// The largest option data the 5-bit length can announce (31 × 4 bytes).
+pub const MAX_OPTION_DATA_LEN: usize = 31 * 4;
+
+const OPTION_CRITICAL: u8 = 0x80;
+
+/// One option (RFC 8926 §3.5), at the start of `buffer`:
+///
+/// ```text
+///  0                   1                   2                   3
+///  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+/// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+/// |          Option Class         |      Type     |R|R|R| Length  |
+/// |                      Variable-Length Option Data              |
+/// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+/// ```
+/// "Length (5 bits): Length of the option, expressed in 4-byte multiples, excluding the Option
+/// Header." The high bit of the type is the critical bit: a receiver that does not know a
+/// critical option must drop the packet, so the broker's own option is not critical.
+#[derive(Debug, Clone)]
+pub struct Tlv<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Tlv<T> {
+    /// Wraps `buffer` without checking it; getters may panic on a short buffer.
+    pub const fn new_unchecked(buffer: T) -> Tlv<T> {
+        Tlv { buffer }
+    }
+
+    /// Wraps `buffer` after checking that the option header (`Truncated`) and the data its
+    /// length announces (`OptionsOverrun`) are present.
+    pub fn new_checked(buffer: T) -> Result<Tlv<T>> {
+        let option = Tlv::new_unchecked(buffer);
+        let len = option.buffer.as_ref().len();
+        if len < OPTION_HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        if len < option.option_len() {
+            return Err(Error::OptionsOverrun);
+        }
+        Ok(option)
+    }
+
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    pub fn class(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), 0..2)
+    }
+
+    /// The type, critical bit included.
+    pub fn option_type(&self) -> u8 {
+        self.buffer.as_ref()[2]
+    }
+
+    /// Whether the type's critical bit is set.
+    pub fn is_critical(&self) -> bool {
+        self.option_type() & OPTION_CRITICAL != 0
+    }
+
+    /// Length of the data in bytes.
+    pub fn data_len(&self) -> usize {
+        usize::from(self.buffer.as_ref()[3] & 0x1f) * 4
+    }
+
+    /// Length of the whole option: where the next one starts.
+    pub fn option_len(&self) -> usize {
+        OPTION_HEADER_LEN + self.data_len()
+    }
+
+    pub fn data(&self) -> &[u8] {
+        &self.buffer.as_ref()[OPTION_HEADER_LEN..self.option_len()]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Tlv<T> {
+    pub fn set_class(&mut self, value: u16) {
+        write_u16(self.buffer.as_mut(), 0..2, value);
+    }
+
+    /// Sets the type, critical bit included.
+    pub fn set_option_type(&mut self, value: u8) {
+        self.buffer.as_mut()[2] = value;
+    }
+
+    /// Sets the data length in bytes (a multiple of 4, at most [`MAX_OPTION_DATA_LEN`]), the
+    /// reserved bits zero.
+    pub fn set_data_len(&mut self, len: usize) {
+        self.buffer.as_mut()[3] = (len / 4) as u8 & 0x1f;
+    }
+
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let end = self.option_len();
+        &mut self.buffer.as_mut()[OPTION_HEADER_LEN..end]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +356,44 @@ mod tests {
         assert_eq!(geneve.protocol_type(), EtherType::Ipv6);
     }
 
+    #[test]
+    fn deconstruct_option() {
+        let geneve = Packet::new_checked(&HEADER[..]).unwrap();
+        let first = Tlv::new_checked(geneve.options()).unwrap();
+        assert_eq!((first.class(), first.option_type()), (0x0108, 1));
+        assert!(!first.is_critical());
+        assert_eq!((first.data_len(), first.option_len()), (8, 12));
+        assert_eq!(first.data(), &[0xaa; 8]);
+        let second = Tlv::new_checked(&geneve.options()[first.option_len()..]).unwrap();
+        assert_eq!((second.option_type(), second.data()), (3, &[0xbb; 8][..]));
+    }
+
+    #[test]
+    fn construct_option() {
+        let mut bytes = [0xffu8; 12];
+        let mut option = Tlv::new_unchecked(&mut bytes[..]);
+        option.set_class(0x0108);
+        option.set_option_type(1);
+        option.set_data_len(8);
+        option.data_mut().copy_from_slice(&[0xaa; 8]);
+        assert_eq!(bytes, HEADER[8..20]);
+    }
+
+    #[test]
+    fn truncated_option_header_and_data() {
+        assert_eq!(
+            Tlv::new_checked(&HEADER[8..11]).unwrap_err(),
+            Error::Truncated
+        );
+        assert_eq!(
+            Tlv::new_checked(&HEADER[8..19]).unwrap_err(),
+            Error::OptionsOverrun
+        );
+        let critical = [0xff, 0xf0, 0x81, 0x00];
+        let option = Tlv::new_checked(&critical[..]).unwrap();
+        assert!(option.is_critical() && option.data().is_empty());
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
@@ -262,6 +401,10 @@ mod tests {
                 prop_assert!(geneve.header_len() <= bytes.len());
                 let _ = (geneve.is_control(), geneve.has_critical_options(), geneve.protocol_type(), geneve.vni());
                 let _ = (geneve.options(), geneve.payload());
+                if let Ok(option) = Tlv::new_checked(geneve.options()) {
+                    prop_assert!(option.option_len() <= geneve.options_len());
+                    let _ = (option.class(), option.is_critical(), option.data());
+                }
             }
         }
 
@@ -281,6 +424,21 @@ mod tests {
             prop_assert_eq!((geneve.is_control(), geneve.has_critical_options()), (control, critical));
             prop_assert_eq!((u16::from(geneve.protocol_type()), geneve.vni()), (protocol, vni));
             prop_assert_eq!(geneve.payload(), &payload[..]);
+        }
+
+        #[test]
+        fn emit_then_parse_option(class: u16, option_type: u8, words in 0usize..32,
+                                  fill: u8) {
+            let mut bytes = vec![0x5au8; OPTION_HEADER_LEN + words * 4];
+            let mut option = Tlv::new_unchecked(&mut bytes[..]);
+            option.set_class(class);
+            option.set_option_type(option_type);
+            option.set_data_len(words * 4);
+            option.data_mut().fill(fill);
+            let option = Tlv::new_checked(&bytes[..]).unwrap();
+            prop_assert_eq!((option.class(), option.option_type()), (class, option_type));
+            prop_assert_eq!(option.is_critical(), option_type >= 0x80);
+            prop_assert_eq!(option.data(), &vec![fill; words * 4][..]);
         }
     }
 }

@@ -19,7 +19,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Error, Field, Result, read_u16, write_u16};
+use super::{Error, Field, Result, checksum, read_u16, write_u16};
 
 mod field {
     use super::Field;
@@ -169,7 +169,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Whether the header checksum is right (RFC 791: the one's complement sum of the header,
     /// checksum included, is all ones).
     pub fn verify_checksum(&self) -> bool {
-        ones_complement_sum(&self.buffer.as_ref()[..self.header_len()]) == 0xffff
+        checksum::sum(&self.buffer.as_ref()[..self.header_len()]) == 0xffff
     }
 
     /// The payload bytes present: from the end of the header to the total length, or to the end
@@ -242,8 +242,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);
         let header_len = self.header_len();
-        let sum = ones_complement_sum(&self.buffer.as_ref()[..header_len]);
-        self.set_checksum(!sum);
+        let sum = checksum::sum(&self.buffer.as_ref()[..header_len]);
+        self.set_checksum(checksum::finish(sum));
     }
 
     /// The payload bytes present (see [`Packet::payload`]), writable.
@@ -254,22 +254,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
             .min(self.buffer.as_ref().len());
         &mut self.buffer.as_mut()[start..end]
     }
-}
-
-/// The 16-bit one's complement sum of `bytes` (an odd last byte padded with zero).
-fn ones_complement_sum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut words = bytes.chunks_exact(2);
-    for w in &mut words {
-        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
-    }
-    if let [last] = words.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
 }
 
 #[cfg(test)]

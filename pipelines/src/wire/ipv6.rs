@@ -185,6 +185,22 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
+/// The solicited-node multicast group of `addr`. RFC 4291 §2.7.1: "A Solicited-Node multicast
+/// address is formed by taking the low-order 24 bits of an address (unicast or anycast) and
+/// appending those bits to the prefix FF02:0:0:0:0:1:FF00::/104".
+pub const fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
+    Ipv6Addr::from_bits(0xff02_0000_0000_0000_0000_0001_ff00_0000 | (addr.to_bits() & 0xff_ffff))
+}
+
+/// The Ethernet address an IPv6 multicast group is sent to. RFC 2464 §7: "An IPv6 packet with a
+/// multicast destination address DST [...] is transmitted to the Ethernet multicast address
+/// whose first two octets are the value 3333 hexadecimal and whose last four octets are the last
+/// four octets of DST."
+pub const fn multicast_mac(group: Ipv6Addr) -> [u8; 6] {
+    let o = group.octets();
+    [0x33, 0x33, o[12], o[13], o[14], o[15]]
+}
+
 fn addr_bytes(slice: &[u8]) -> [u8; 16] {
     let mut out = [0; 16];
     out.copy_from_slice(slice);
@@ -610,6 +626,18 @@ mod tests {
         );
         let chain = walk_extension_headers(next_header::NO_NEXT_HEADER, &[1, 2, 3]).unwrap();
         assert_eq!(chain.protocol, next_header::NO_NEXT_HEADER);
+    }
+
+    #[test]
+    fn solicited_node_groups_and_their_macs() {
+        let addr: Ipv6Addr = "2600:1f18:5::12:3456".parse().unwrap();
+        let group = solicited_node(addr);
+        assert_eq!(group, "ff02::1:ff12:3456".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(multicast_mac(group), [0x33, 0x33, 0xff, 0x12, 0x34, 0x56]);
+        assert_eq!(
+            multicast_mac("ff02::1".parse().unwrap()),
+            [0x33, 0x33, 0, 0, 0, 1]
+        );
     }
 
     #[test]

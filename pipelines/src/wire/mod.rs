@@ -17,8 +17,14 @@
 //!
 //! Checksums are not verified by any view (see `stage::decap` for why).
 
+pub mod arp;
+pub mod checksum;
+pub mod erspan;
 pub mod ethernet;
 pub mod geneve;
+pub mod gre;
+pub mod icmpv4;
+pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;

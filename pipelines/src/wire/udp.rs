@@ -12,7 +12,10 @@
 //! stops `payload()` at it; whether it is below 8 or beyond the IP payload is the caller's check,
 //! because only the caller knows the IP payload length.
 
-use super::{Error, Field, Result, read_u16, write_u16};
+use std::net::Ipv6Addr;
+
+use super::{Error, Field, Result, checksum, read_u16, write_u16};
+use crate::flow::ip_proto;
 
 mod field {
     use super::Field;
@@ -25,6 +28,17 @@ mod field {
 
 /// Length of the UDP header.
 pub const HEADER_LEN: usize = 8;
+
+/// The checksum field of a datagram over IPv6 whose pseudo-header, header and data sum to
+/// `sum`: its complement, except that a computed 0 is sent as 0xffff (RFC 8200 §8.1), 0 meaning
+/// "no checksum".
+#[inline]
+pub const fn ipv6_checksum_field(sum: u16) -> u16 {
+    match checksum::finish(sum) {
+        0 => 0xffff,
+        value => value,
+    }
+}
 
 /// A read/write view of a UDP header and the payload bytes present after it.
 #[derive(Debug, Clone)]
@@ -82,6 +96,20 @@ impl<T: AsRef<[u8]>> Packet<T> {
         read_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
+    /// The sum the checksum protects over IPv6 (RFC 8200 §8.1): the pseudo-header, and the
+    /// header and data present up to the length. The buffer must hold the whole datagram.
+    fn sum_ipv6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> u16 {
+        let datagram = &self.buffer.as_ref()[..HEADER_LEN + self.payload().len()];
+        let pseudo = checksum::pseudo_header_v6(src, dst, ip_proto::UDP, datagram.len() as u32);
+        checksum::add(pseudo, checksum::sum(datagram))
+    }
+
+    /// Whether the checksum of a datagram sent over IPv6 from `src` to `dst` is right (0, "not
+    /// computed", is wrong over IPv6 outside the tunnel exceptions of RFC 6935).
+    pub fn verify_checksum_ipv6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
+        self.checksum() != 0 && self.sum_ipv6(src, dst) == 0xffff
+    }
+
     /// The data bytes present: from the header to the length, or to the end of the buffer when
     /// the length reaches beyond it (empty when it is below 8).
     pub fn payload(&self) -> &[u8] {
@@ -106,6 +134,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     pub fn set_checksum(&mut self, value: u16) {
         write_u16(self.buffer.as_mut(), field::CHECKSUM, value);
+    }
+
+    /// Computes and writes the checksum of a datagram sent over IPv6 from `src` to `dst`; the
+    /// length must be set and the buffer hold the whole datagram. RFC 8200 §8.1: "if that
+    /// computation yields a result of zero, it must be changed to hex FFFF for placement in the
+    /// UDP header."
+    pub fn fill_checksum_ipv6(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
+        self.set_checksum(0);
+        let sum = self.sum_ipv6(src, dst);
+        self.set_checksum(ipv6_checksum_field(sum));
     }
 
     /// The data bytes present (see [`Packet::payload`]), writable.
@@ -180,6 +218,54 @@ mod tests {
         );
         bytes[4..6].copy_from_slice(&400u16.to_be_bytes());
         assert_eq!(Packet::new_checked(&bytes[..]).unwrap().payload().len(), 6);
+    }
+
+    #[test]
+    fn ipv6_checksum_matches_an_independent_encoder() {
+        let (src, dst): (Ipv6Addr, Ipv6Addr) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        );
+        let mut bytes = PACKET[..12].to_vec();
+        Packet::new_unchecked(&mut bytes[..]).fill_checksum_ipv6(src, dst);
+        let (header, payload) = etherparse::UdpHeader::from_slice(&bytes).unwrap();
+        let ip = etherparse::Ipv6Header {
+            payload_length: 12,
+            next_header: etherparse::IpNumber::UDP,
+            source: src.octets(),
+            destination: dst.octets(),
+            ..Default::default()
+        };
+        assert_eq!(
+            header.calc_checksum_ipv6(&ip, payload).unwrap(),
+            header.checksum
+        );
+        let udp = Packet::new_checked(&bytes[..]).unwrap();
+        assert!(udp.verify_checksum_ipv6(src, dst));
+        assert!(!udp.verify_checksum_ipv6(src, "2001:db8::3".parse().unwrap()));
+        bytes[6..8].copy_from_slice(&[0, 0]);
+        assert!(
+            !Packet::new_checked(&bytes[..])
+                .unwrap()
+                .verify_checksum_ipv6(src, dst)
+        );
+    }
+
+    #[test]
+    fn a_zero_ipv6_checksum_is_sent_as_all_ones() {
+        // Data chosen so that the sum is all ones: the checksum computes to 0.
+        let (src, dst) = (Ipv6Addr::UNSPECIFIED, Ipv6Addr::UNSPECIFIED);
+        let mut bytes = [0u8; 10];
+        bytes[4..6].copy_from_slice(&10u16.to_be_bytes());
+        let partial = checksum::add(
+            checksum::pseudo_header_v6(src, dst, ip_proto::UDP, 10),
+            checksum::sum(&bytes),
+        );
+        bytes[8..10].copy_from_slice(&(!partial).to_be_bytes());
+        let mut udp = Packet::new_unchecked(&mut bytes[..]);
+        udp.fill_checksum_ipv6(src, dst);
+        assert_eq!(udp.checksum(), 0xffff);
+        assert!(udp.verify_checksum_ipv6(src, dst));
     }
 
     proptest! {
