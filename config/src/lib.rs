@@ -22,6 +22,7 @@
 
 mod describe;
 mod error;
+mod fleet;
 mod locate;
 pub mod model;
 mod raw;
