@@ -3,11 +3,14 @@
 //! # Design
 //! As in VPP and DPDK's l3fwd, a burst is processed in passes over the whole burst, writing one
 //! `Decision` per packet into a fixed array (no allocation):
-//! 1. **decide**: decap, session, filter, balance (the tool port of every tool group) and the
-//!    dedup key; errors are data (a drop outcome), not control flow;
+//! 1. **decide**: decap, session, filter, balance (the tool port of every tool group), the
+//!    sender rule (the copy taken at a packet's receiver leaves each group that the copy taken at
+//!    its sender reaches on the same port: [`crate::stage::dedup::sender`]) and the dedup key;
+//!    errors are data (a drop outcome), not control flow;
 //! 2. **prefetch** (large dedup tables only): the table buckets of every key of the burst start
 //!    loading, so that their cache misses overlap instead of being paid one after the other;
-//! 3. **dedup and dispatch**, in arrival order: each tool group's dedup check, the outcome, then
+//! 3. **dedup and dispatch**, in arrival order: the window's check of each copy (under its port,
+//!    or its group for round-robin: [`GroupPlan::window_scope`]), the outcome, then
 //!    dropped packets go to the sink to be freed in bulk, delivered packets go to the sink once
 //!    per tool group — extra groups get a shared handle (an mbuf clone, no payload copy), and
 //!    slicing cuts only the handle of the group that asked for it.
@@ -33,7 +36,9 @@
 //!   test measured 2 to 7 inversions in 650 packets). Analyzers reassemble TCP and tolerate
 //!   this. An ingress port with `rss = "inner"` (a NIC hashing the inner headers with a
 //!   symmetric key) puts both copies and both directions of a connection on one queue, and then
-//!   every flow keeps its order; so does a single RX queue.
+//!   every flow keeps its order; so does a single RX queue. The sender rule keeps the copies of
+//!   the sender where both would meet: one outer flow per direction, so each direction of a
+//!   connection keeps its order there too.
 //! - Round-robin takes a port's turn only for a copy actually delivered (after dedup), so
 //!   duplicates do not skew it; turns are per worker, so with several workers the ports are
 //!   used evenly overall but not in strict alternation.
@@ -44,12 +49,13 @@ use config::{Action, Balance, MAX_TOOLS_PER_SESSION};
 
 use crate::buf::{PacketBuf, Sink};
 use crate::counters::WorkerCounters;
+use crate::flow::FlowKey;
 use crate::inner::parse_inner;
 use crate::outcome::Outcome;
 use crate::plan::{GroupPlan, Plan};
 use crate::stage::balance::{flow_hash, ip_pair_hash, source_hash};
 use crate::stage::decap::{Decapped, decap};
-use crate::stage::dedup::{DedupKey, DedupKeyer, DedupTable, Seen};
+use crate::stage::dedup::{DedupKey, DedupKeyer, DedupTable, Seen, SenderRule, Viewpoint};
 
 /// Packets per RX burst, as in DPDK's examples: big enough to amortise a poll, small enough that
 /// the burst's headers stay in L1.
@@ -76,6 +82,8 @@ struct Decision {
     targets: [Target; MAX_TOOLS_PER_SESSION],
     /// The packet's dedup key, when its session de-duplicates.
     dedup_key: Option<DedupKey>,
+    /// The sender rule withheld the packet from some of its groups (they left `targets`).
+    sender_withheld: bool,
 }
 
 impl Decision {
@@ -84,6 +92,7 @@ impl Decision {
         copies: 0,
         targets: [Target { group: 0, port: 0 }; MAX_TOOLS_PER_SESSION],
         dedup_key: None,
+        sender_withheld: false,
     };
 }
 
@@ -187,7 +196,8 @@ impl Pipeline {
                 for (slot, decision) in chunk.iter().zip(self.decisions.iter()) {
                     if let (Some(_), Some(key)) = (slot, decision.dedup_key) {
                         for target in &decision.targets[..usize::from(decision.copies)] {
-                            d.table.prefetch(key, target.group);
+                            let group = &plan.groups[usize::from(target.group)];
+                            d.table.prefetch(key, group.window_scope(target.port));
                         }
                     }
                 }
@@ -248,6 +258,7 @@ fn decide<B: PacketBuf>(
     decision.session = None;
     decision.copies = 0;
     decision.dedup_key = None;
+    decision.sender_withheld = false;
 
     let (session_id, tunnel) = match decap(&plan.decap, pkt) {
         Err(outcome) => return counters.outcome(outcome),
@@ -285,11 +296,12 @@ fn decide<B: PacketBuf>(
         session_counters.truncated_by_source.incr();
     }
     let flow = inner.flow.as_ref();
+    let viewpoint = session.viewpoint(flow);
 
     if let Some(filter_id) = session.filter {
         let filter_id = usize::from(filter_id);
         if let Some(filter) = plan.filters.get(filter_id) {
-            let verdict = filter.classify(flow, session.direction(flow));
+            let verdict = filter.classify(flow, viewpoint.direction());
             if let Some(hits) = counters.filters.get(filter_id) {
                 match verdict.rule.and_then(|r| hits.rules.get(usize::from(r))) {
                     Some(rule_hits) => rule_hits.incr(),
@@ -303,11 +315,14 @@ fn decide<B: PacketBuf>(
         }
     }
 
-    // The source key: the mirror source for tunnelled traffic, the frame's own source otherwise.
-    let source_key = || match (&tunnel, flow) {
-        (Some(t), _) => source_hash(t.mirror_source, t.vni),
-        (None, Some(f)) => source_hash(f.src, 0),
-        (None, None) => 0,
+    // The source key (a fleet contract): the interface the copy was taken at, when the
+    // session's source_ips say which, under the session's VNI; else the mirror source for
+    // tunnelled traffic, the frame's own source otherwise.
+    let source_key = || match (viewpoint.interface(flow), &tunnel, flow) {
+        (Some(interface), _, _) => source_hash(interface, session.vni),
+        (None, Some(t), _) => source_hash(t.mirror_source, t.vni),
+        (None, None, Some(f)) => source_hash(f.src, 0),
+        (None, None, None) => 0,
     };
     if let Some(d) = dedup.filter(|_| session.dedup) {
         decision.dedup_key = Some(d.keyer.key(
@@ -344,6 +359,58 @@ fn decide<B: PacketBuf>(
             decision.copies += 1;
         }
     }
+
+    // The sender rule, for the copy taken at the receiver: it leaves every group that a copy
+    // taken at the sender reaches on the same port.
+    if let (Some(rule), Some(f), Viewpoint::Receiver, true) =
+        (&plan.sender, flow, viewpoint, session.dedup)
+    {
+        withhold_for_senders(counters, plan, rule, f, decision);
+    }
+}
+
+/// Drops from `decision.targets` each group that a copy of `flow` taken at its sender reaches on
+/// the same port (the sender rule; see [`crate::stage::dedup::sender`]).
+#[inline]
+fn withhold_for_senders(
+    counters: &WorkerCounters,
+    plan: &Plan,
+    rule: &SenderRule,
+    flow: &FlowKey,
+    decision: &mut Decision,
+) {
+    let targets = &mut decision.targets[..usize::from(decision.copies)];
+    let mut reached = 0u32;
+    for copy in rule.sender_copies(flow, &plan.filters) {
+        for (i, target) in targets.iter().enumerate() {
+            let group = &plan.groups[usize::from(target.group)];
+            let same_port = match group.balance {
+                Balance::Source => group.port_for_hash(copy.source_key) == Some(target.port),
+                // Symmetric hashes: the sender's copy keys to this port; round-robin: the group.
+                Balance::Flow | Balance::IpPair | Balance::RoundRobin => true,
+            };
+            if group.dedup && copy.sends_to(target.group) && same_port {
+                reached |= 1 << i;
+            }
+        }
+    }
+    if reached == 0 {
+        return;
+    }
+    let mut kept = 0;
+    for i in 0..targets.len() {
+        if reached & 1 << i != 0 {
+            counters.groups[usize::from(targets[i].group)]
+                .sender_duplicates
+                .incr();
+        } else {
+            targets[kept] = targets[i];
+            kept += 1;
+        }
+    }
+    // At most `copies`, a u8.
+    decision.copies = kept as u8;
+    decision.sender_withheld = true;
 }
 
 /// The last pass's decisions for a packet the first pass kept: each group's dedup check (the
@@ -360,20 +427,20 @@ fn finish(
     session: u16,
     decision: &mut Decision,
 ) {
-    let mut duplicate = false;
+    let mut window_duplicate = false;
     if let (Some(d), Some(key)) = (dedup, decision.dedup_key) {
         let mut kept = 0;
         for i in 0..usize::from(decision.copies) {
             let target = decision.targets[i];
             let g = usize::from(target.group);
-            if plan.groups.get(g).is_some_and(|group| group.dedup) {
+            if let Some(group) = plan.groups.get(g).filter(|group| group.dedup) {
                 let group_counters = counters.groups.get(g);
-                match d.table.check(key, target.group, now_ns) {
+                match d.table.check(key, group.window_scope(target.port), now_ns) {
                     Seen::Duplicate => {
                         if let Some(c) = group_counters {
                             c.duplicates.incr();
                         }
-                        duplicate = true;
+                        window_duplicate = true;
                         continue;
                     }
                     Seen::NewEvictedLive => {
@@ -408,8 +475,11 @@ fn finish(
     let outcome = if decision.copies > 0 {
         session_counters.delivered.incr();
         Outcome::Delivered
-    } else if duplicate {
+    } else if window_duplicate || decision.sender_withheld {
         session_counters.duplicate.incr();
+        if !window_duplicate {
+            session_counters.duplicate_sender.incr();
+        }
         Outcome::Duplicate
     } else {
         session_counters.no_live_port.incr();

@@ -21,6 +21,7 @@ use config::{Balance, Direction, OnPortDown, ValidatedConfig};
 use crate::counters::WorkerCounters;
 use crate::flow::FlowKey;
 use crate::stage::decap::DecapConfig;
+use crate::stage::dedup::{SenderRule, Viewpoint};
 use crate::stage::filter::CompiledFilter;
 use crate::stage::maglev::Maglev;
 
@@ -32,23 +33,24 @@ pub struct SessionPlan {
     pub groups: Box<[u16]>,
     /// The mirrored interface's addresses (`source_ips`).
     source_ips: AddressSet,
+    /// The session's VNI (0 without one): with the interface's address, a copy's `source` key.
+    pub vni: u32,
     /// At least one of the session's groups takes part in de-duplication.
     pub dedup: bool,
 }
 
 impl SessionPlan {
+    /// Which end of the packet a copy under this session was taken at, from its `source_ips`.
+    #[inline]
+    pub fn viewpoint(&self, flow: Option<&FlowKey>) -> Viewpoint {
+        Viewpoint::of(flow, |address| self.source_ips.contains(address))
+    }
+
     /// The packet's direction relative to the mirrored interface: ingress when the inner
     /// destination is one of the session's `source_ips`, egress when the inner source is
     /// (ingress wins for a packet from one of them to another), none otherwise.
     pub fn direction(&self, flow: Option<&FlowKey>) -> Option<Direction> {
-        let flow = flow?;
-        if self.source_ips.contains(flow.dst) {
-            Some(Direction::Ingress)
-        } else if self.source_ips.contains(flow.src) {
-            Some(Direction::Egress)
-        } else {
-            None
-        }
+        self.viewpoint(flow).direction()
     }
 }
 
@@ -109,6 +111,9 @@ pub struct GroupPlan {
     /// Cut copies to this many bytes.
     pub slice: Option<usize>,
     pub dedup: bool,
+    /// What the dedup window remembers a round-robin group's packets under: its first port (a
+    /// port belongs to one group, so no other group or port shares it).
+    round_robin_scope: u16,
     /// Maps a key hash to a position in `ports`. With `on_port_down = "rebalance"` it only holds
     /// live ports; with `"drop"` it is the table of all ports and `live` filters the result.
     pub table: Maglev,
@@ -121,6 +126,18 @@ pub struct GroupPlan {
 }
 
 impl GroupPlan {
+    /// The identity the dedup window checks a copy for `port` under: the port itself for a
+    /// hash-balanced group (each analyzer receives a packet once; two copies that key to two
+    /// ports both go), the group for round-robin (whose port is chosen after the check).
+    #[inline]
+    pub fn window_scope(&self, port: u16) -> u16 {
+        if self.balance == Balance::RoundRobin {
+            self.round_robin_scope
+        } else {
+            port
+        }
+    }
+
     /// The tool port for a key hash, `None` when no live port may take it.
     #[inline]
     pub fn port_for_hash(&self, hash: u64) -> Option<u16> {
@@ -157,6 +174,8 @@ pub struct Plan {
     pub untunneled_session: Option<u16>,
     pub filters: Box<[CompiledFilter]>,
     pub groups: Box<[GroupPlan]>,
+    /// The sender rule, in `[dedup]` modes `"sender"` and `"sender+window"`.
+    pub sender: Option<SenderRule>,
     /// Number of tool ports (indices of `Sink::deliver` are below it).
     pub tool_ports: usize,
     /// One set of counters per worker, shaped for this plan's config.
@@ -196,6 +215,8 @@ impl Plan {
                     balance: g.balance,
                     slice: g.slice.map(usize::from),
                     dedup: g.dedup && config.dedup.is_some(),
+                    // A group has at least one port (the config refuses one without).
+                    round_robin_scope: g.ports[0].0,
                     table,
                     ports: g.ports.iter().map(|p| p.0).collect(),
                     live,
@@ -210,6 +231,7 @@ impl Plan {
                 filter: s.filter.map(|f| f.0),
                 groups: s.tools.iter().map(|g| g.0).collect(),
                 source_ips: AddressSet::new(&s.source_ips),
+                vni: s.vni.map_or(0, |v| v.get()),
                 dedup: s.tools.iter().any(|g| groups[g.index()].dedup),
             })
             .collect();
@@ -229,6 +251,11 @@ impl Plan {
             untunneled_session: config.decap.untunneled_session.map(|s| s.0),
             filters: config.filters.iter().map(CompiledFilter::compile).collect(),
             groups,
+            sender: config
+                .dedup
+                .as_ref()
+                .filter(|d| d.mode.uses_sender_rule())
+                .map(|_| SenderRule::new(config)),
             tool_ports: config.tool_ports.len(),
             counters,
         }
