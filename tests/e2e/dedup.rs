@@ -115,29 +115,6 @@ struct SessionSpec {
     source_ips: Vec<IpAddr>,
 }
 
-/// The inner packet from L3 on with TTL / hop limit and the IPv4 header checksum blanked: equal
-/// for the two copies of one packet, different for different packets.
-fn normalised_l3(frame: &[u8]) -> Vec<u8> {
-    let mut offset = 12;
-    while matches!(
-        frame.get(offset..offset + 2),
-        Some([0x81, 0x00] | [0x88, 0xa8] | [0x91, 0x00])
-    ) {
-        offset += 4;
-    }
-    let mut l3 = frame[offset + 2..].to_vec();
-    match l3.first().map(|b| b >> 4) {
-        Some(4) if l3.len() >= 20 => {
-            l3[8] = 0;
-            l3[10] = 0;
-            l3[11] = 0;
-        }
-        Some(6) if l3.len() >= 40 => l3[7] = 0,
-        _ => {}
-    }
-    l3
-}
-
 fn read_sidecar(input: &Path) -> Value {
     let path = PathBuf::from(format!("{}.json", input.display()));
     serde_json::from_str(&std::fs::read_to_string(&path).expect("read sidecar"))

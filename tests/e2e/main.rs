@@ -6,6 +6,7 @@ mod conformance;
 mod dedup;
 mod endpoint;
 mod failover;
+mod fleet;
 mod hostile;
 mod lab;
 mod metrics;

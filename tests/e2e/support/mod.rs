@@ -330,6 +330,29 @@ fn udp_of(frame: &[u8]) -> Option<(IpAddr, u16, Vec<u8>)> {
     }
 }
 
+/// The inner packet from L3 on with TTL / hop limit and the IPv4 header checksum blanked: equal
+/// for the two copies of one packet, different for different packets.
+pub fn normalised_l3(frame: &[u8]) -> Vec<u8> {
+    let mut offset = 12;
+    while matches!(
+        frame.get(offset..offset + 2),
+        Some([0x81, 0x00] | [0x88, 0xa8] | [0x91, 0x00])
+    ) {
+        offset += 4;
+    }
+    let mut l3 = frame[offset + 2..].to_vec();
+    match l3.first().map(|b| b >> 4) {
+        Some(4) if l3.len() >= 20 => {
+            l3[8] = 0;
+            l3[10] = 0;
+            l3[11] = 0;
+        }
+        Some(6) if l3.len() >= 40 => l3[7] = 0,
+        _ => {}
+    }
+    l3
+}
+
 /// The inner flow of a frame (addresses, protocol, ports), as etherparse reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InnerFlow {
