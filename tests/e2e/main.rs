@@ -8,6 +8,7 @@ mod failover;
 mod hostile;
 mod lab;
 mod metrics;
+mod pcapng;
 mod reload;
 mod rss;
 mod running;
