@@ -2,6 +2,7 @@
 //! `net_ring`, `net_tap`), its outputs checked frame by frame against an independent decoding of
 //! its inputs.
 
+mod alerts;
 mod conformance;
 mod dedup;
 mod failover;
