@@ -13,5 +13,6 @@ mod pcapng;
 mod reload;
 mod rss;
 mod running;
+mod span_port;
 mod stop;
 mod support;
