@@ -10,6 +10,7 @@ mod hostile;
 mod lab;
 mod metrics;
 mod pcapng;
+mod readme;
 mod reload;
 mod rss;
 mod running;
