@@ -1,4 +1,5 @@
-//! The command line: `broker run`, `broker check`, `broker status`, `broker reload`.
+//! The command line: `broker run`, `broker check`, `broker status`, `broker reload`,
+//! `broker import`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -66,5 +67,22 @@ pub enum Command {
         /// reloads the file it was started with).
         #[arg(short, long)]
         config: Option<PathBuf>,
+    },
+    /// Convert another tool's configuration into the broker's TOML, printed on standard output.
+    #[command(subcommand)]
+    Import(Import),
+}
+
+/// What `broker import` converts.
+#[derive(Debug, Subcommand)]
+pub enum Import {
+    /// AWS Traffic Mirroring filters, from the JSON output of `aws ec2
+    /// describe-traffic-mirror-filters`, as `[[filter]]` tables: inbound rules get
+    /// `direction = "ingress"`, outbound rules `"egress"`, both lists merged by AWS rule number
+    /// and renumbered 10, 20, …; anything a broker filter cannot express is refused, by name.
+    AwsFilters {
+        /// The JSON file (`-`: standard input).
+        #[arg(value_name = "FILE.json")]
+        file: PathBuf,
     },
 }

@@ -3,6 +3,7 @@
 mod cli;
 mod control;
 mod http;
+mod import;
 mod metrics;
 mod runtime;
 mod status;
@@ -123,6 +124,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Import(what) => import::run(what),
         Command::Reload { address, config } => {
             let address = endpoint_address(address, config)?;
             let outcome = control::reload::request(address)?;

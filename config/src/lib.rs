@@ -18,6 +18,7 @@
 //! file, so only the first such error is reported; the checks of step 3 report all their problems
 //! at once.
 
+pub mod aws_import;
 mod describe;
 mod error;
 mod locate;

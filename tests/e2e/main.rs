@@ -7,6 +7,7 @@ mod conformance;
 mod dedup;
 mod failover;
 mod hostile;
+mod import;
 mod lab;
 mod metrics;
 mod pcapng;
