@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Packet broker appliance: receives cloud traffic mirrors (VXLAN, GENEVE) on DPDK ports,
 /// decapsulates, filters, de-duplicates and fans them out to analyzers.
@@ -71,6 +71,23 @@ pub enum Command {
     /// Convert another tool's configuration into the broker's TOML, printed on standard output.
     #[command(subcommand)]
     Import(Import),
+    /// Write the shell completions or the man pages of this command line into DIR (for
+    /// packaging: scripts/package.sh).
+    #[command(hide = true)]
+    Generate {
+        what: Generated,
+        /// The directory to write into (created if missing).
+        dir: PathBuf,
+    },
+}
+
+/// What `broker generate` writes.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Generated {
+    /// `broker.bash`, `_broker` (zsh) and `broker.fish`.
+    Completions,
+    /// `broker.1` and one page per subcommand (`broker-run.1`, …).
+    Man,
 }
 
 /// What `broker import` converts.

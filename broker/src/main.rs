@@ -2,6 +2,7 @@
 
 mod cli;
 mod control;
+mod generate;
 mod http;
 mod import;
 mod metrics;
@@ -125,6 +126,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Import(what) => import::run(what),
+        Command::Generate { what, dir } => generate::run(what, &dir),
         Command::Reload { address, config } => {
             let address = endpoint_address(address, config)?;
             let outcome = control::reload::request(address)?;
