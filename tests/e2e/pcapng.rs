@@ -75,24 +75,15 @@ stop_when_idle = "1s"
 metrics = ""
 [dpdk]
 eal_args = {EAL_ARGS}
-[workers]
-lcores = "auto"
 [[ingress]]
 name = "mirror0"
 device = "net_pcap0,rx_pcap={}{}"
 [decap]
 allowed_sources = ["10.0.0.0/8", "fd00::/8"]
+# The sample's three mirror sessions (VNIs 101-103) in one.
+default_session = "mirrored"
 [[session]]
-name = "web"
-vni = 101
-tools = ["ids"]
-[[session]]
-name = "db"
-vni = 102
-tools = ["ids"]
-[[session]]
-name = "edge"
-vni = 103
+name = "mirrored"
 tools = ["ids"]
 [[tool_group]]
 name = "ids"
