@@ -60,6 +60,12 @@ gzip -9n "$generated"/man/*.1
 
 log "packaging"
 # --no-build: the binary above is the one packaged, with the completions and pages made from it.
-deb=$(cargo deb --locked -p broker --no-build --profile "$profile" 2>&1 | tee /dev/stderr | tail -n 1)
+# (Not `tee /dev/stderr`: when stderr is a log file, reopening it truncates it.)
+output=$(cargo deb --locked -p broker --no-build --profile "$profile" 2>&1) || {
+	printf '%s\n' "$output" >&2
+	die "cargo deb failed"
+}
+printf '%s\n' "$output" >&2
+deb=$(printf '%s\n' "$output" | tail -n 1)
 [ -f "$deb" ] || die "cargo deb did not say where the package is (last line: $deb)"
 echo "$deb"
