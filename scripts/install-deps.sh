@@ -21,7 +21,7 @@ Usage: scripts/install-deps.sh [--bench] [--fuzz] [-h|--help]
 
 Installs on Debian 12, idempotently:
   base       libdpdk-dev dpdk dpdk-dev clang libclang-dev pkg-config libhwloc-dev libudev-dev
-             libpcap-dev python3-scapy tshark prometheus iproute2 tcpdump
+             libpcap-dev python3-scapy tshark prometheus iproute2 tcpdump dpkg-dev
   --bench    linux-perf valgrind hyperfine
   --fuzz     a nightly Rust toolchain (rustup) and cargo-fuzz (cargo install), each only if missing;
              installed for the invoking user (SUDO_USER when run through sudo)
@@ -34,8 +34,8 @@ EOF
 
 # DPDK and its bindings (bindgen needs clang/libclang, the -sys build needs pkg-config), hwlocality
 # (hwloc, udev), the net_pcap PMD and pcap-based tests (libpcap), the generator (scapy), the
-# independent decoder of the tests (tshark), the metrics checks (prometheus, promtool), and the lab
-# tooling (ip, tcpdump).
+# independent decoder of the tests (tshark), the metrics checks (prometheus, promtool), the lab
+# tooling (ip, tcpdump), and the Debian package (dpkg-shlibdeps works out its library dependencies).
 BASE_PACKAGES=(
 	libdpdk-dev dpdk dpdk-dev
 	clang libclang-dev pkg-config
@@ -44,6 +44,7 @@ BASE_PACKAGES=(
 	python3-scapy tshark
 	prometheus
 	iproute2 tcpdump
+	dpkg-dev
 )
 BENCH_PACKAGES=(linux-perf valgrind hyperfine)
 

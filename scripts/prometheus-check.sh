@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks the monitoring files with Prometheus' own tools, and optionally a running broker:
-#   - dashboards/prometheus/prometheus.yml with `promtool check config`,
+#   - dashboards/prometheus/prometheus.yml with `promtool check config` (which checks the alert
+#     rules it loads too), and the rules' unit tests with `promtool test rules`,
 #   - dashboards/broker.json parses, and every target has an expression,
 #   - with an address, a scrape of that broker's /metrics with `promtool check metrics`
 #     (the metric names, types and help lines Prometheus' linter expects).
@@ -17,7 +18,7 @@ set -euo pipefail
 
 case "${1:-}" in
 -h | --help)
-	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
 	exit 0
 	;;
 esac
@@ -25,8 +26,10 @@ esac
 cd "$(repo_root)"
 need_cmd promtool "install Debian's prometheus package (scripts/install-deps.sh)"
 
-log "promtool check config dashboards/prometheus/prometheus.yml"
+log "promtool check config dashboards/prometheus/prometheus.yml (and the alert rules it loads)"
 promtool check config dashboards/prometheus/prometheus.yml >&2
+log "promtool test rules dashboards/prometheus/alerts.test.yml"
+promtool test rules dashboards/prometheus/alerts.test.yml >&2
 
 log "dashboards/broker.json"
 "$PYTHON" - dashboards/broker.json <<'PY'

@@ -2,7 +2,8 @@
 # Runs every test of the repository, from a fresh clone: installs what is missing (apt, idempotent),
 # checks formatting and lints, runs the capture generator's self-test, then the whole Rust test
 # suite — unit, property, corpus replay, DPDK driver tests and the end-to-end tests that run the
-# real `broker` binary on DPDK virtual devices.
+# real `broker` binary on DPDK virtual devices — and finally packages the broker as a .deb and
+# installs it into a scratch root (scripts/package.sh, scripts/package-test.sh).
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    skip fmt/clippy (for iterating)
@@ -18,7 +19,7 @@ for arg in "$@"; do
 	case "$arg" in
 	--quick) quick=true ;;
 	-h | --help)
-		sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*) die "unknown option: $arg (see --help)" ;;
@@ -50,5 +51,11 @@ scripts/gen/selftest.sh
 
 log "Rust tests (unit, property, corpora, DPDK drivers, end to end)"
 cargo test --workspace --locked
+
+# The debug build the tests just made, packaged: the layout, maintainer script, units and the
+# installed binary are what a release package has, without a release build in CI.
+log "Debian package: built from the debug binary, installed into a scratch root, checked, removed"
+scripts/package.sh --profile dev >/dev/null
+scripts/package-test.sh
 
 log "all tests passed in $((SECONDS - started)) s"

@@ -1,9 +1,10 @@
-//! The command line: `broker run`, `broker check`, `broker status`, `broker reload`.
+//! The command line: `broker run`, `broker check`, `broker status`, `broker reload`,
+//! `broker import`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Packet broker appliance: receives cloud traffic mirrors (VXLAN, GENEVE) on DPDK ports,
 /// decapsulates, filters, de-duplicates and fans them out to analyzers.
@@ -66,5 +67,39 @@ pub enum Command {
         /// reloads the file it was started with).
         #[arg(short, long)]
         config: Option<PathBuf>,
+    },
+    /// Convert another tool's configuration into the broker's TOML, printed on standard output.
+    #[command(subcommand)]
+    Import(Import),
+    /// Write the shell completions or the man pages of this command line into DIR (for
+    /// packaging: scripts/package.sh).
+    #[command(hide = true)]
+    Generate {
+        what: Generated,
+        /// The directory to write into (created if missing).
+        dir: PathBuf,
+    },
+}
+
+/// What `broker generate` writes.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Generated {
+    /// `broker.bash`, `_broker` (zsh) and `broker.fish`.
+    Completions,
+    /// `broker.1` and one page per subcommand (`broker-run.1`, …).
+    Man,
+}
+
+/// What `broker import` converts.
+#[derive(Debug, Subcommand)]
+pub enum Import {
+    /// AWS Traffic Mirroring filters, from the JSON output of `aws ec2
+    /// describe-traffic-mirror-filters`, as `[[filter]]` tables: inbound rules get
+    /// `direction = "ingress"`, outbound rules `"egress"`, both lists merged by AWS rule number
+    /// and renumbered 10, 20, …; anything a broker filter cannot express is refused, by name.
+    AwsFilters {
+        /// The JSON file (`-`: standard input).
+        #[arg(value_name = "FILE.json")]
+        file: PathBuf,
     },
 }

@@ -4,7 +4,9 @@
 mod cli;
 mod client;
 mod control;
+mod generate;
 mod http;
+mod import;
 mod metrics;
 mod report;
 mod requests;
@@ -67,6 +69,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Import(what) => import::run(what),
+        Command::Generate { what, dir } => generate::run(what, &dir),
         Command::Reload { address, config } => {
             let address = endpoint_address(address, config)?;
             let outcome = client::request_reload(address)?;

@@ -436,7 +436,7 @@ fn describe_rule(rule: &Rule) -> String {
     text
 }
 
-fn port_range(ports: PortRange) -> String {
+pub(crate) fn port_range(ports: PortRange) -> String {
     if ports.first == ports.last {
         ports.first.to_string()
     } else {

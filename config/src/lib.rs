@@ -20,6 +20,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod aws_import;
 mod describe;
 mod error;
 mod fleet;

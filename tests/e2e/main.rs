@@ -2,16 +2,21 @@
 //! `net_ring`, `net_tap`), its outputs checked frame by frame against an independent decoding of
 //! its inputs.
 
+mod alerts;
 mod conformance;
 mod dedup;
 mod endpoint;
 mod failover;
 mod fleet;
 mod hostile;
+mod import;
 mod lab;
 mod metrics;
+mod pcapng;
+mod readme;
 mod reload;
 mod rss;
 mod running;
+mod span_port;
 mod stop;
 mod support;

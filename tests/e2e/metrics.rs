@@ -365,8 +365,17 @@ fn a_real_prometheus_answers_every_dashboard_expression_and_status_shows_the_lab
     let shipped =
         std::fs::read_to_string(repo_root().join("dashboards/prometheus/prometheus.yml")).unwrap();
     let mut prometheus_config = replace(&shipped, "scrape_interval: 10s", "scrape_interval: 1s");
+    prometheus_config = replace(
+        &prometheus_config,
+        "evaluation_interval: 10s",
+        "evaluation_interval: 1s",
+    );
     prometheus_config = replace(&prometheus_config, "127.0.0.1:9477", &metrics.to_string());
     let prometheus_yml = s.write("prometheus.yml", &prometheus_config);
+    // The shipped rules, beside the config as `rule_files` expects them.
+    let rules =
+        std::fs::read_to_string(repo_root().join("dashboards/prometheus/alerts.yml")).unwrap();
+    s.write("alerts.yml", &rules);
     let prometheus_log = s.path("prometheus.log");
     let prometheus = Command::new("prometheus")
         .arg(format!("--config.file={}", prometheus_yml.display()))
@@ -444,6 +453,44 @@ fn a_real_prometheus_answers_every_dashboard_expression_and_status_shows_the_lab
     )
     .expect("scraped");
     assert_eq!(instances.len(), 1);
+
+    // Every alert rule loaded and evaluated on the live broker's series without error, and none
+    // fires on this healthy lab (rules with a `for:` may be pending, never firing this soon).
+    let alerts = crate::alerts::alert_names(&rules);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let problems = loop {
+        let (_, body) = get(&format!("{api}/api/v1/rules"), &[]).expect("rules API");
+        let json: Value = serde_json::from_str(&body).expect("rules JSON");
+        let loaded: Vec<&Value> = json["data"]["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+            .collect();
+        let mut problems = Vec::new();
+        for name in &alerts {
+            match loaded.iter().find(|r| r["name"] == name.as_str()) {
+                None => problems.push(format!("{name}: not loaded")),
+                Some(r)
+                    if r["lastEvaluation"]
+                        .as_str()
+                        .is_none_or(|t| t.starts_with("0001")) =>
+                {
+                    problems.push(format!("{name}: not evaluated yet"))
+                }
+                Some(r) if r["health"] != "ok" || r["state"] == "firing" => problems.push(format!(
+                    "{name}: health {} ({}), state {}",
+                    r["health"], r["lastError"], r["state"]
+                )),
+                Some(_) => {}
+            }
+        }
+        if problems.is_empty() || Instant::now() > deadline {
+            break problems;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(problems.is_empty(), "alert rules: {problems:#?}");
 
     // The broker stops cleanly on SIGTERM and its exit summary holds the identities.
     let id = broker.0.id().to_string();

@@ -30,20 +30,48 @@ fn infinite_rx_packets(device: &Device) -> u64 {
         .sum()
 }
 
-/// Number of packets in a pcap file; 0 if it cannot be read (DPDK will report the error).
+/// Number of packets in a capture file, legacy pcap or pcapng (what tshark and dumpcap write by
+/// default; DPDK's `net_pcap` reads both through libpcap); 0 if it cannot be read (DPDK will
+/// report the error). The format is told by the file's first four bytes, as libpcap does.
 fn count_pcap_packets(path: &Path) -> u64 {
-    let Ok(file) = std::fs::File::open(path) else {
+    use pcap_file::pcapng::Block;
+    use std::io::{BufReader, Read, Seek};
+    let Ok(mut file) = std::fs::File::open(path) else {
         return 0;
     };
-    let Ok(mut reader) = pcap_file::pcap::PcapReader::new(std::io::BufReader::new(file)) else {
+    let mut magic = [0u8; 4];
+    if file.read_exact(&mut magic).is_err() || file.rewind().is_err() {
         return 0;
-    };
+    }
     let mut n = 0;
-    while let Some(Ok(_)) = reader.next_packet() {
-        n += 1;
+    // A pcapng file starts with a Section Header Block, whose type reads the same in either byte
+    // order; anything else is left to the legacy reader, which checks its own magic numbers.
+    if u32::from_le_bytes(magic) == PCAPNG_SECTION_HEADER {
+        let Ok(mut reader) = pcap_file::pcapng::PcapNgReader::new(BufReader::new(file)) else {
+            return 0;
+        };
+        // libpcap returns the packets of Enhanced, Simple and (obsolete) Packet blocks.
+        while let Some(Ok(block)) = reader.next_block() {
+            if matches!(
+                block,
+                Block::EnhancedPacket(_) | Block::SimplePacket(_) | Block::Packet(_)
+            ) {
+                n += 1;
+            }
+        }
+    } else {
+        let Ok(mut reader) = pcap_file::pcap::PcapReader::new(BufReader::new(file)) else {
+            return 0;
+        };
+        while let Some(Ok(_)) = reader.next_packet() {
+            n += 1;
+        }
     }
     n
 }
+
+/// The block type of a pcapng Section Header Block, a palindrome in bytes (0x0A0D0D0A).
+const PCAPNG_SECTION_HEADER: u32 = 0x0A0D_0D0A;
 
 /// The pool for `config` with `workers` workers, `tx_queues[i]` TX queues on tool port `i`, and
 /// `idle_rx` mbufs in the RX rings some tool ports' drivers insist on (never polled).
@@ -116,14 +144,11 @@ mod tests {
         assert_eq!(plan(&config, 1, &[1], 0).mbufs, 4095);
     }
 
-    #[test]
-    fn infinite_rx_replay_is_counted_from_the_file() {
-        let dir = std::env::temp_dir().join(format!("pool-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("three.pcap");
-        let file = std::fs::File::create(&path).unwrap();
+    /// Writes `packets` 60-byte frames as legacy pcap.
+    fn write_pcap(path: &Path, packets: u8) {
+        let file = std::fs::File::create(path).unwrap();
         let mut w = pcap_file::pcap::PcapWriter::new(file).unwrap();
-        for i in 0..3u8 {
+        for i in 0..packets {
             let data = [i; 60];
             w.write_packet(&pcap_file::pcap::PcapPacket::new(
                 std::time::Duration::ZERO,
@@ -132,19 +157,79 @@ mod tests {
             ))
             .unwrap();
         }
-        drop(w);
-        let device = |text: String| text.parse::<Device>().unwrap();
-        assert_eq!(
-            infinite_rx_packets(&device(format!(
+    }
+
+    /// Writes `packets` 60-byte frames as pcapng in `endianness`: an interface, then Enhanced
+    /// Packet Blocks, with an interface statistics block (not a packet) in the middle and a
+    /// Simple Packet Block at the end.
+    fn write_pcapng(path: &Path, packets: u8, endianness: pcap_file::Endianness) {
+        use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+        use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionBlock;
+        use pcap_file::pcapng::blocks::interface_statistics::InterfaceStatisticsBlock;
+        use pcap_file::pcapng::blocks::simple_packet::SimplePacketBlock;
+        let file = std::fs::File::create(path).unwrap();
+        let mut w = pcap_file::pcapng::PcapNgWriter::with_endianness(file, endianness).unwrap();
+        w.write_pcapng_block(InterfaceDescriptionBlock::new(
+            pcap_file::DataLink::ETHERNET,
+            0,
+        ))
+        .unwrap();
+        for i in 0..packets - 1 {
+            let data = [i; 60];
+            w.write_pcapng_block(EnhancedPacketBlock {
+                interface_id: 0,
+                timestamp: std::time::Duration::ZERO,
+                original_len: 60,
+                data: data.as_slice().into(),
+                options: vec![],
+            })
+            .unwrap();
+            if i == 0 {
+                w.write_pcapng_block(InterfaceStatisticsBlock {
+                    interface_id: 0,
+                    timestamp: 0,
+                    options: vec![],
+                })
+                .unwrap();
+            }
+        }
+        w.write_pcapng_block(SimplePacketBlock {
+            original_len: 60,
+            data: [0xEE; 60].as_slice().into(),
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn infinite_rx_replay_is_counted_from_the_file() {
+        let dir = std::env::temp_dir().join(format!("pool-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pcap = dir.join("three.pcap");
+        write_pcap(&pcap, 3);
+        let pcapng_le = dir.join("four-le.pcapng");
+        write_pcapng(&pcapng_le, 4, pcap_file::Endianness::Little);
+        let pcapng_be = dir.join("five-be.pcapng");
+        write_pcapng(&pcapng_be, 5, pcap_file::Endianness::Big);
+        let not_a_capture = dir.join("text.pcap");
+        std::fs::write(&not_a_capture, "not a capture\n").unwrap();
+
+        for (path, packets) in [
+            (&pcap, 3),
+            (&pcapng_le, 4),
+            (&pcapng_be, 5),
+            (&not_a_capture, 0),
+            (&dir.join("missing.pcap"), 0),
+        ] {
+            let device = |text: String| text.parse::<Device>().unwrap();
+            let replayed = device(format!(
                 "net_pcap0,rx_pcap={},infinite_rx=1",
                 path.display()
-            ))),
-            3
-        );
-        assert_eq!(
-            infinite_rx_packets(&device(format!("net_pcap0,rx_pcap={}", path.display()))),
-            0
-        );
+            ));
+            assert_eq!(infinite_rx_packets(&replayed), packets, "{}", path.display());
+            // Without infinite_rx nothing is cached for replay.
+            let once = device(format!("net_pcap0,rx_pcap={}", path.display()));
+            assert_eq!(infinite_rx_packets(&once), 0, "{}", path.display());
+        }
         std::fs::remove_dir_all(dir).ok();
     }
 }

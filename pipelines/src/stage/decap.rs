@@ -21,6 +21,13 @@
 //! whatever it sends behind its IP header. Lookups are a binary search over the CIDRs compiled into
 //! sorted, merged address ranges: O(log n) per packet, however long the list.
 //!
+//! With `pass_untunneled` the allowlist is about who may send *tunnels*: on a SPAN port or TAP the
+//! untunnelled frames come from the switch's mirror, and their IP source is the monitored host,
+//! not a sender to trust or refuse. So a denied source's frame is read on to its UDP destination
+//! port: to a tunnel port it is `source_denied` (before the tunnel header is read), anything else
+//! is untunnelled and passed like every other untunnelled frame; a malformed outer header stays
+//! `malformed`, as for any untunnelled frame.
+//!
 //! **Which layers can make a packet malformed.** Only the outermost tunnel: its headers were
 //! written by the cloud, and a lie there (a length past the frame, a fragment, a VXLAN header
 //! without a VNI) means the packet cannot be decapsulated. An inner layer that looks like a
@@ -420,6 +427,9 @@ struct Transport {
     protocol: u8,
     /// Offset of the transport header, from the region's start.
     offset: usize,
+    /// Whether the IP source may send tunnels (always, in a nested layer). `false` only with
+    /// `pass_untunneled`; otherwise a denied source ends the parse at its IP header.
+    sender_allowed: bool,
     /// Bytes of IP payload from `offset` on, as the IP header says (checked against the packet).
     len: usize,
 }
@@ -478,6 +488,9 @@ fn parse_layer(
     let Some(kind) = cfg.tunnel_kind(udp.dst_port()) else {
         return Ok(Step::NotTunnel);
     };
+    if !transport.sender_allowed {
+        return Ok(Step::Denied);
+    }
     let tunnel_offset = udp_offset + udp::HEADER_LEN;
     let tunnel_end = udp_offset + udp_len;
     // `udp.payload()` stops at the UDP length (or the first segment's end).
@@ -524,8 +537,16 @@ fn parse_layer(
     }))
 }
 
+/// Whether `source` may send tunnels, or `None` when the frame is `source_denied` here and now:
+/// a denied outermost source without `pass_untunneled` (nothing after its IP header is read).
+/// With `pass_untunneled` the verdict waits for the UDP destination port: only a tunnel is denied.
+fn sender_allowed(cfg: &DecapConfig, source: IpAddr, trust: Trust) -> Option<bool> {
+    let allowed = trust == Trust::Nested || cfg.is_allowed_source(source);
+    (allowed || cfg.pass_untunneled).then_some(allowed)
+}
+
 /// Parses an IPv4 header: `bytes` are those present from the header on, `available` the bytes
-/// the frame has from there. `Ok(None)`: the source is not allowed.
+/// the frame has from there. `Ok(None)`: `source_denied` (see [`sender_allowed`]).
 fn parse_ipv4(
     cfg: &DecapConfig,
     bytes: &[u8],
@@ -545,9 +566,9 @@ fn parse_ipv4(
         return Err(Reason::Ipv4BadLength);
     }
     let ip_source = IpAddr::V4(ip.src_addr());
-    if trust == Trust::Outermost && !cfg.is_allowed_source(ip_source) {
+    let Some(sender_allowed) = sender_allowed(cfg, ip_source, trust) else {
         return Ok(None);
-    }
+    };
     if ip.is_fragment() {
         return Err(Reason::OuterFragment);
     }
@@ -556,6 +577,7 @@ fn parse_ipv4(
         protocol: ip.protocol(),
         offset: header_len,
         len: total_len - header_len,
+        sender_allowed,
     }))
 }
 
@@ -575,9 +597,9 @@ fn parse_ipv6(
         return Err(Reason::Ipv6BadLength);
     }
     let ip_source = IpAddr::V6(ip.src_addr());
-    if trust == Trust::Outermost && !cfg.is_allowed_source(ip_source) {
+    let Some(sender_allowed) = sender_allowed(cfg, ip_source, trust) else {
         return Ok(None);
-    }
+    };
     let chain =
         ipv6::walk_extension_headers(ip.next_header(), ip.payload()).map_err(|e| match e.kind {
             ipv6::ChainErrorKind::Truncated => Reason::Ipv6ExtTruncated,
@@ -591,6 +613,7 @@ fn parse_ipv6(
         protocol: chain.protocol,
         offset: ipv6::HEADER_LEN + chain.len,
         len: payload_len - chain.len,
+        sender_allowed,
     }))
 }
 

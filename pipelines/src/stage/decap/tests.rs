@@ -503,6 +503,64 @@ fn allowlist_checks_the_outermost_source() {
     assert_eq!(run(&nobody, &arp).0, Ok(Decapped::Untunneled));
 }
 
+/// A SPAN port with an allowlist for the tunnels that arrive on it too (config/examples/
+/// span-port.toml): with `pass_untunneled`, only a tunnel from outside the list is denied; the
+/// untunnelled frames of every host pass, and a malformed header is still malformed.
+#[test]
+fn allowlist_with_pass_untunneled_denies_tunnels_only() {
+    let vteps: Vec<IpNet> = ["172.31.0.0/24", "2001:db8::/64"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let span = DecapConfig::new(&[4789], &[6081], Some(&vteps), true);
+    let cloud = DecapConfig::new(&[4789], &[6081], Some(&vteps), false);
+    let host = [192, 0, 2, 7];
+    let mut outsider_v6 = SENDER_V6;
+    outsider_v6[7] = 1;
+
+    // A VTEP's tunnel is decapsulated; a tunnel from anyone else is denied, VXLAN or GENEVE,
+    // IPv4 or IPv6, with or without pass_untunneled.
+    assert_eq!(run(&span, &aws_vxlan(1)).0, tunnel(ENI, ENI, 1, 1));
+    for bytes in [
+        udp_v4(host, 4789, &vxlan(1, &customer_frame())),
+        udp_v4(host, 6081, &geneve(0, 0x6558, &[], &customer_frame())),
+        udp_v6(outsider_v6, 4789, &vxlan(1, &customer_frame())),
+    ] {
+        assert_eq!(run(&span, &bytes).0, Err(Outcome::SourceDenied));
+        assert_eq!(run(&cloud, &bytes).0, Err(Outcome::SourceDenied));
+    }
+    // Even one whose tunnel header is broken: the tunnel header is not read from a denied sender.
+    let no_vni = udp_v4(host, 4789, &[0u8; 8]);
+    assert_eq!(run(&span, &no_vni).0, Err(Outcome::SourceDenied));
+
+    // The monitored hosts' own frames, as a switch mirrors them: passed unchanged on a SPAN
+    // port, denied where untunnelled frames are not passed (before anything past IP is read).
+    let mut tcp = Vec::new();
+    PacketBuilder::ethernet2(MAC_OUT_A, MAC_OUT_B)
+        .ipv4(host, TARGET, 64)
+        .tcp(40000, 443, 0, 0)
+        .write(&mut tcp, b"GET /")
+        .unwrap();
+    let dns = udp_v4(host, 53, b"dns query");
+    let dns_v6 = udp_v6(outsider_v6, 53, b"dns query");
+    for bytes in [&tcp, &dns, &dns_v6] {
+        let (result, pkt) = run(&span, bytes);
+        assert_eq!(result, Ok(Decapped::Untunneled));
+        assert_eq!(&pkt.to_vec(), bytes, "an untunneled packet is unchanged");
+        assert_eq!(run(&cloud, bytes).0, Err(Outcome::SourceDenied));
+    }
+
+    // A malformed outer header is malformed from anyone on a SPAN port, as for any untunnelled
+    // frame; without pass_untunneled the denied source is decided first.
+    let mut bad_udp = udp_v4(host, 53, b"dns query");
+    udp::Packet::new_unchecked(&mut bad_udp[UDP..]).set_len(4);
+    assert_eq!(
+        run(&span, &bad_udp).0,
+        Err(Outcome::Malformed(Reason::UdpBadLength))
+    );
+    assert_eq!(run(&cloud, &bad_udp).0, Err(Outcome::SourceDenied));
+}
+
 #[test]
 fn allowlist_ranges_merge_and_search() {
     let nets: Vec<IpNet> = [
