@@ -385,7 +385,7 @@ fn withhold_for_senders(
         for (i, target) in targets.iter().enumerate() {
             let group = &plan.groups[usize::from(target.group)];
             let same_port = match group.balance {
-                Balance::Source => group.port_for_hash(copy.source_key) == Some(target.port),
+                Balance::Source => group.port_for_hash(copy.source_key()) == Some(target.port),
                 // Symmetric hashes: the sender's copy keys to this port; round-robin: the group.
                 Balance::Flow | Balance::IpPair | Balance::RoundRobin => true,
             };

@@ -107,8 +107,9 @@ struct SenderSession {
 #[derive(Clone, Copy, Debug)]
 pub struct SenderCopy<'a> {
     groups: &'a [u16],
-    /// Its key for `balance = "source"`: the sender's interface under its session's VNI.
-    pub source_key: u64,
+    /// The sender's interface (the packet's source) and its session's VNI.
+    interface: IpAddr,
+    vni: u32,
 }
 
 impl SenderCopy<'_> {
@@ -116,6 +117,13 @@ impl SenderCopy<'_> {
     #[inline]
     pub fn sends_to(&self, group: u16) -> bool {
         self.groups.contains(&group)
+    }
+
+    /// Its key for `balance = "source"`: the sender's interface under its session's VNI (hashed
+    /// only when a `source` group asks).
+    #[inline]
+    pub fn source_key(&self) -> u64 {
+        source_hash(self.interface, self.vni)
     }
 }
 
@@ -167,9 +175,14 @@ impl SenderRule {
         flow: &'a FlowKey,
         filters: &'a [CompiledFilter],
     ) -> impl Iterator<Item = SenderCopy<'a>> + 'a {
-        let receivers = self.mirrored.get(flow.dst);
-        self.mirrored
-            .get(flow.src)
+        let senders = self.mirrored.get(flow.src);
+        // Looked up only when some session mirrors the source (the common miss costs one lookup).
+        let receivers = if senders.is_empty() {
+            &[][..]
+        } else {
+            self.mirrored.get(flow.dst)
+        };
+        senders
             .iter()
             .filter(move |s| !receivers.contains(s))
             .filter_map(move |&s| {
@@ -182,9 +195,10 @@ impl SenderRule {
                         .action
                         == Action::Accept
                 });
-                accepted.then(|| SenderCopy {
+                accepted.then_some(SenderCopy {
                     groups: &session.groups,
-                    source_key: source_hash(flow.src, session.vni),
+                    interface: flow.src,
+                    vni: session.vni,
                 })
             })
     }
@@ -411,7 +425,7 @@ ports = [{ name = "rec-1", device = "net_null2" }]
         flow: &FlowKey,
     ) -> Vec<(Vec<u16>, u64)> {
         rule.sender_copies(flow, filters)
-            .map(|c| (c.groups.to_vec(), c.source_key))
+            .map(|c| (c.groups.to_vec(), c.source_key()))
             .collect()
     }
 
@@ -489,7 +503,7 @@ ports = [{ name = "rec-1", device = "net_null2" }]
             prop_assume!(src.is_ipv4() == dst.is_ipv4());
             let protocol = if tcp { ip_proto::TCP } else { ip_proto::UDP };
             let flow = FlowKey::with_ports(src, dst, protocol, 1000, 2000);
-            let got: BTreeSet<u64> = rule.sender_copies(&flow, &filters).map(|c| c.source_key).collect();
+            let got: BTreeSet<u64> = rule.sender_copies(&flow, &filters).map(|c| c.source_key()).collect();
             let wanted: BTreeSet<u64> = config
                 .sessions
                 .iter()
