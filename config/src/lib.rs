@@ -20,6 +20,8 @@
 
 mod describe;
 mod error;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 mod locate;
 pub mod model;
 mod raw;

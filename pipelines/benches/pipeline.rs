@@ -27,12 +27,12 @@ use std::sync::Arc;
 
 use common::{BURST, Cost, fixed_calls, least_cost, print_costs};
 use criterion::{Criterion, Throughput};
+use pipelines::Outcome;
 use pipelines::counters::WorkerCounters;
 use pipelines::fixed_pool::{CountingSink, FixedPool, PoolBuf};
 use pipelines::pipeline::{Dedup, Pipeline};
 use pipelines::plan::Plan;
 use pipelines::stage::dedup::{DedupKeyer, DedupTable};
-use pipelines::{Outcome, testing};
 
 const SINGLE: &str = include_str!("pipeline/single.toml");
 const FANOUT: &str = include_str!("pipeline/fanout.toml");
@@ -103,7 +103,7 @@ struct Rig {
 impl Rig {
     fn new(case: &Case, frames: Rc<Vec<Vec<u8>>>) -> Rig {
         let toml = case.toml.as_str();
-        let config = testing::config(toml);
+        let config = config::fixtures::config(toml);
         let dedup_settings = config.dedup.as_ref();
         assert!(
             toml.contains("[dedup]") == dedup_settings.is_some(),

@@ -1,6 +1,7 @@
 //! The packet buffer the stages work on ([`PacketBuf`]) and where finished packets go
 //! ([`Sink`]): the traits live in the `packet` crate, shared with `drivers`, and are re-exported
-//! here. [`VecBuf`] is a heap-backed buffer for tests, benches and fuzzing.
+//! here. `VecBuf`, a heap-backed buffer, is test harness (tests, benches, fuzzing: compiled with
+//! `cfg(test)` or the `testing` feature).
 
 pub use packet::{PacketBuf, Sink};
 
@@ -8,6 +9,7 @@ pub use packet::{PacketBuf, Sink};
 ///
 /// Segments are separate vectors so multi-segment behaviour (jumbo frames) is exercised without
 /// DPDK. `share` copies: tests observe behaviour, not memory.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VecBuf {
     /// The segments, first to last; the first holds `head` bytes of headroom before `start`.
@@ -16,6 +18,7 @@ pub struct VecBuf {
     start: usize,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl VecBuf {
     /// A one-segment packet holding `bytes`.
     pub fn new(bytes: &[u8]) -> VecBuf {
@@ -43,6 +46,7 @@ impl VecBuf {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl PacketBuf for VecBuf {
     fn data(&self) -> &[u8] {
         &self.segs[0][self.start..]

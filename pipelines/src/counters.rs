@@ -469,7 +469,7 @@ mod tests {
         assert_eq!(burst_class_bounds(0), (1, Some(1)));
         assert_eq!(burst_class_bounds(2), (4, Some(7)));
         assert_eq!(burst_class_bounds(5), (32, None));
-        let config = crate::testing::config(crate::testing::MINIMAL);
+        let config = config::fixtures::config(config::fixtures::MINIMAL);
         let w = WorkerCounters::new(&config);
         w.burst(32);
         w.burst(5);
@@ -481,7 +481,7 @@ mod tests {
 
     #[test]
     fn outcome_counters_are_indexed_by_outcome() {
-        let config = crate::testing::config(crate::testing::MINIMAL);
+        let config = config::fixtures::config(config::fixtures::MINIMAL);
         let w = WorkerCounters::new(&config);
         w.outcome(Outcome::Filtered);
         w.outcome(Outcome::Malformed(crate::Reason::VxlanNoVni));

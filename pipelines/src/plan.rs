@@ -310,19 +310,19 @@ impl VniTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing;
+    use config::fixtures;
 
     #[test]
     fn vni_lookup_with_and_without_default() {
-        let config = testing::config(testing::TWO_SESSIONS);
+        let config = fixtures::config(fixtures::TWO_SESSIONS);
         let plan = Plan::build(&config, 1, &[], WorkerCounters::for_workers(&config, 1));
         assert_eq!(plan.session_for_vni(101), Some(0));
         assert_eq!(plan.session_for_vni(202), Some(1));
         assert_eq!(plan.session_for_vni(7), None);
 
-        let with_default = testing::config(&format!(
+        let with_default = fixtures::config(&format!(
             "{}\n[decap]\ndefault_session = \"b\"\n",
-            testing::TWO_SESSIONS
+            fixtures::TWO_SESSIONS
         ));
         let plan = Plan::build(
             &with_default,
@@ -356,7 +356,7 @@ mod tests {
 
     #[test]
     fn direction_from_source_ips() {
-        let config = testing::config(testing::TWO_SESSIONS);
+        let config = fixtures::config(fixtures::TWO_SESSIONS);
         let plan = Plan::build(&config, 1, &[], WorkerCounters::for_workers(&config, 1));
         let a: IpAddr = "10.0.1.10".parse().unwrap();
         let b: IpAddr = "192.0.2.1".parse().unwrap();
@@ -405,7 +405,7 @@ mod tests {
 
     #[test]
     fn dead_port_leaves_round_robin_and_drop_groups_refuse_its_keys() {
-        let config = testing::config(testing::TWO_SESSIONS);
+        let config = fixtures::config(fixtures::TWO_SESSIONS);
         // Tool ports: 0 = a-1, 1 = a-2 (group "a", rebalance), 2 = b-1 (group "b").
         let plan = Plan::build(
             &config,
