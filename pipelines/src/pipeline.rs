@@ -6,7 +6,8 @@
 //! 1. **decide**: decap, session, filter, balance (the tool port of every tool group) and the
 //!    dedup key; errors are data (a drop outcome), not control flow;
 //! 2. **prefetch** (large dedup tables only): the table buckets of every key of the burst start
-//!    loading, so that their cache misses overlap instead of being paid one after the other;
+//!    loading ([`PacketBuf::prefetch`], a prefetch instruction on mbufs), so that their cache
+//!    misses overlap instead of being paid one after the other;
 //! 3. **dedup and dispatch**, in arrival order: each tool group's dedup check, the outcome, then
 //!    dropped packets go to the sink to be freed in bulk, delivered packets go to the sink once
 //!    per tool group — extra groups get a shared handle (an mbuf clone, no payload copy), and
@@ -16,7 +17,7 @@
 //! full-pipeline bench costs 188 ns per packet with it and 302 without (one tool group; 362 and
 //! 629 with three); with the 256 KiB table of the end-to-end config it cost 1–2 % in the bench
 //! and 3 % end to end (BENCHMARKS.md). So it is on for tables of [`DEDUP_PREFETCH_MIN_BYTES`] or
-//! more. (Safe Rust has no prefetch instruction: [`DedupTable::prefetch`] loads and discards.)
+//! more.
 //!
 //! Accounting: every packet handed to [`Pipeline::run`] is counted in `rx_packets` and in
 //! exactly one outcome counter; every copy given to the sink is counted on its port (`copies`),
@@ -187,7 +188,8 @@ impl Pipeline {
                 for (slot, decision) in chunk.iter().zip(self.decisions.iter()) {
                     if let (Some(_), Some(key)) = (slot, decision.dedup_key) {
                         for target in &decision.targets[..usize::from(decision.copies)] {
-                            d.table.prefetch(key, target.group);
+                            B::prefetch(d.table.bucket_of(key, target.group));
+                            B::prefetch(d.table.second_bucket_of(key, target.group));
                         }
                     }
                 }
