@@ -154,6 +154,7 @@ impl Pipeline {
 
     /// Turns the prefetch of dedup buckets on or off, whatever the table's size (benches compare
     /// the two).
+    #[cfg(any(test, feature = "testing"))]
     pub fn set_dedup_prefetch(&mut self, on: bool) {
         self.prefetch_dedup = on;
     }

@@ -21,7 +21,6 @@ pub mod ethernet;
 pub mod geneve;
 pub mod ipv4;
 pub mod ipv6;
-pub mod tcp;
 pub mod udp;
 pub mod vlan;
 pub mod vxlan;

@@ -36,9 +36,6 @@
 //! address-containing rule and no rule free of both addresses lies, and stops at the first
 //! chunk with a match.
 //!
-//! [`CompiledFilter::classify_burst`] does the lookups of a whole burst before any intersection
-//! (as VPP stages do), so the independent searches of successive packets overlap.
-//!
 //! # Measurements
 //! `cargo bench -p broker-pipelines --bench filter` on the shared 2-core development VM (AMD
 //! EPYC, x86-64 baseline target). Filters of random but realistic rules: mostly IPv4 VPC blocks
@@ -139,14 +136,10 @@ use address::AddressMap;
 use class::ClassTable;
 pub use linear::classify_linear;
 use port_map::PortMap;
-use rule_set::{AddressSets, Lookup, RowId, RuleBits, RuleSets, RuleSetsBuilder};
+use rule_set::{Lookup, RowId, RuleBits, RuleSets, RuleSetsBuilder};
 
 /// Rules beyond this many cannot be named by a `u16` rule index and are ignored.
 const MAX_RULES: usize = u16::MAX as usize + 1;
-
-/// Packets whose lookups [`CompiledFilter::classify_burst`] completes before intersecting: a
-/// DPDK burst.
-const GROUP: usize = 32;
 
 /// What the filter decided for one packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -178,8 +171,6 @@ pub struct CompiledFilter {
     naming_no_address: RowId,
     src_ports: PortMap,
     dst_ports: PortMap,
-    /// A lookup no rule matches, for packets that are not IP.
-    no_match: Lookup<3>,
     sets: RuleSets,
 }
 
@@ -201,15 +192,6 @@ impl CompiledFilter {
             }
         }
         let naming_no_address = sets.intern(&naming_no_address);
-        let nothing = sets.intern(&RuleBits::empty(rules.len()));
-        let no_match = Lookup {
-            sets: [nothing; 3],
-            addresses: [AddressSets {
-                any: nothing,
-                containing: nothing,
-            }; 2],
-            naming_no_address: nothing,
-        };
         CompiledFilter {
             default: filter.default,
             actions: rules.iter().map(|rule| rule.action).collect(),
@@ -219,7 +201,6 @@ impl CompiledFilter {
             naming_no_address,
             src_ports,
             dst_ports,
-            no_match,
             sets: sets.finish(),
         }
     }
@@ -232,34 +213,6 @@ impl CompiledFilter {
             None => return self.default_verdict(),
         };
         self.verdict(self.sets.first_match(&lookup))
-    }
-
-    /// The verdicts of a burst: `verdicts[i]` for `keys[i]` travelling in `directions[i]`, for
-    /// as many packets as the shortest of the three slices holds (the rest of `verdicts` is left
-    /// as it was). The same verdicts as [`Self::classify`], faster on bursts: see the module docs.
-    pub fn classify_burst(
-        &self,
-        keys: &[Option<FlowKey>],
-        directions: &[Option<Direction>],
-        verdicts: &mut [FilterVerdict],
-    ) {
-        let mut lookups = [self.no_match; GROUP];
-        for ((keys, directions), verdicts) in keys
-            .chunks(GROUP)
-            .zip(directions.chunks(GROUP))
-            .zip(verdicts.chunks_mut(GROUP))
-        {
-            let packets = keys.len().min(directions.len());
-            for ((lookup, key), &direction) in lookups.iter_mut().zip(keys).zip(directions) {
-                *lookup = match key {
-                    Some(key) => self.lookup(key, direction),
-                    None => self.no_match,
-                };
-            }
-            for (verdict, lookup) in verdicts.iter_mut().zip(&lookups).take(packets) {
-                *verdict = self.verdict(self.sets.first_match(lookup));
-            }
-        }
     }
 
     /// The sets of the rules accepting each field of the packet.
