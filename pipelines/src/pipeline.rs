@@ -13,11 +13,11 @@
 //!    per tool group — extra groups get a shared handle (an mbuf clone, no payload copy), and
 //!    slicing cuts only the handle of the group that asked for it.
 //!
-//! The prefetch pays only when the table does not fit the caches. With a 16 MiB table the
-//! full-pipeline bench costs 188 ns per packet with it and 302 without (one tool group; 362 and
-//! 629 with three); with the 256 KiB table of the end-to-end config it cost 1–2 % in the bench
-//! and 3 % end to end (BENCHMARKS.md). So it is on for tables of [`DEDUP_PREFETCH_MIN_BYTES`] or
-//! more.
+//! The prefetch pays only when the table does not fit the caches: then a check is a memory
+//! access, and a burst's checks waiting for memory one after the other cost more than the rest
+//! of the pipeline; a table that fits the caches only pays for the extra pass (BENCHMARKS.md has
+//! the figures). So it is on for tables of [`DEDUP_PREFETCH_MIN_BYTES`] or more. Both buckets of
+//! a key are prefetched: a check reads both, and prefetching only the first did not pay.
 //!
 //! Every index the passes use (session, filter, rule, tool group, tool port) was checked once,
 //! when the plan was built, to be inside the plan's tables and the workers' counters

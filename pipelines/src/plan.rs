@@ -166,7 +166,7 @@ impl Plan {
     ///
     /// # Panics
     /// If a worker's counters are not shaped for `config`, or the plan would hold an index
-    /// outside its own tables (see [`Plan::assert_indices_fit`]): both are programming errors of
+    /// outside its own tables (what `assert_indices_fit` lists): both are programming errors of
     /// the control plane, which builds counters for the config it compiles. They are checked
     /// here, once, so that the workers can index without checking.
     pub fn build(
