@@ -23,6 +23,8 @@
 pub mod aws_import;
 mod describe;
 mod error;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 mod locate;
 pub mod model;
 mod raw;

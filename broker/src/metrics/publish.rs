@@ -473,9 +473,9 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
     use std::sync::Arc;
 
+    use config::fixtures;
     use drivers::PortStats;
     use metrics_exporter_prometheus::PrometheusBuilder;
-    use pipelines::testing;
 
     use super::*;
     use crate::metrics::catalog::{Kind, catalog};
@@ -490,12 +490,12 @@ mod tests {
     /// A snapshot with something in every part: a filter, dedup, an ingress port with two RX
     /// queues, a tool port, xstats.
     pub(crate) fn sample() -> Snapshot {
-        let text = testing::TWO_SESSIONS.replace(
+        let text = fixtures::TWO_SESSIONS.replace(
             "name = \"a\"\nvni = 101",
             "name = \"a\"\nvni = 101\nfilter = \"f\"",
         ) + "[[filter]]\nname = \"f\"\ndefault = \"reject\"\n[[filter.rule]]\nnumber = 100\naction = \"accept\"\n"
             + "[dedup]\nwindow = \"50ms\"\n";
-        let config = testing::config(&text);
+        let config = fixtures::config(&text);
         let workers = pipelines::counters::WorkerCounters::for_workers(&config, 2);
         workers[0].rx_packets.add(10);
         workers[1].rx_packets.add(5);

@@ -18,4 +18,4 @@ mod key;
 mod table;
 
 pub use key::{DedupKey, DedupKeyer};
-pub use table::{DedupTable, Seen};
+pub use table::{Bucket, DedupTable, Seen};
