@@ -19,3 +19,4 @@ mod running;
 mod span_port;
 mod stop;
 mod support;
+mod systemd;

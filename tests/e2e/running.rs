@@ -44,6 +44,18 @@ pub struct Ended {
 impl Running {
     /// Starts the broker on `config` from `cwd`, under `wrap` (empty: directly).
     pub fn start(config: &Path, cwd: &Path, wrap: &[&str]) -> Running {
+        Running::start_with(config, cwd, wrap, &[], &[])
+    }
+
+    /// As [`Running::start`], with `options` before `run` (`--log-format json`) and `env` added
+    /// to its environment.
+    pub fn start_with(
+        config: &Path,
+        cwd: &Path,
+        wrap: &[&str],
+        options: &[&str],
+        env: &[(&str, &str)],
+    ) -> Running {
         let stdout = config.with_extension("stdout");
         let stderr = config.with_extension("stderr");
         let summary = config.with_extension("summary.json");
@@ -57,6 +69,8 @@ impl Running {
             None => Command::new(env!("CARGO_BIN_EXE_broker")),
         };
         let child = command
+            .args(options)
+            .envs(env.iter().copied())
             .arg("run")
             .arg("--config")
             .arg(config)
