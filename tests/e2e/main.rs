@@ -3,6 +3,7 @@
 //! its inputs.
 
 mod alerts;
+mod cli;
 mod conformance;
 mod dedup;
 mod endpoint;
