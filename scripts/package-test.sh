@@ -82,6 +82,7 @@ for file in \
 	lib/systemd/system/broker.service lib/systemd/system/broker-hugepages.service \
 	usr/lib/sysusers.d/broker.conf lib/udev/rules.d/60-broker-vfio.rules \
 	usr/share/doc/broker/systemd/virtual-devices.conf \
+	usr/share/doc/broker/systemd.md \
 	etc/broker/broker.toml \
 	usr/share/doc/broker/examples/aws-vpc-mirroring.toml usr/share/doc/broker/examples/gwlb.toml \
 	usr/share/doc/broker/examples/span-port.toml \
