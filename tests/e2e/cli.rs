@@ -2,7 +2,6 @@
 //! a missing file's cause once, a duplicate key named), `broker check --json`,
 //! `--log-format json`, `broker status --watch`, and `--version`.
 
-use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -144,41 +143,14 @@ fn version_names_the_revision() {
     }
 }
 
-/// A config replaying `capture` forever into two groups, endpoint at `metrics`.
-fn endless(capture: &Path, metrics: &str) -> String {
-    format!(
-        r#"
-[broker]
-name = "e2e-cli"
-metrics = "{metrics}"
-[dpdk]
-eal_args = {EAL_ARGS}
-[[ingress]]
-name = "mirror0"
-device = "net_pcap0,rx_pcap={},infinite_rx=1"
-[decap]
-allowed_sources = ["10.0.0.0/8", "fd00::/8"]
-default_session = "all"
-[[session]]
-name = "all"
-tools = ["ids", "recorder"]
-[[tool_group]]
-name = "ids"
-ports = [{{ name = "ids-1", device = "net_null1" }}, {{ name = "ids-2", device = "net_null2" }}]
-[[tool_group]]
-name = "recorder"
-ports = [{{ name = "recorder-1", device = "net_null3" }}]
-"#,
-        capture.display()
-    )
-}
-
 #[test]
 fn json_logs_and_status_watch_on_a_running_broker() {
     let s = Scratch::new("cli-watch");
     let capture = generate(&s.path("mirror.pcap"), "lab", None, &[]).remove(0);
     let address = free_address();
-    let config = s.write("broker.toml", &endless(&capture, &address.to_string()));
+    let groups: &[(&str, &[&str])] = &[("ids", &["ids-1", "ids-2"]), ("recorder", &["recorder-1"])];
+    let config = endless_config("e2e-cli", &capture, &address.to_string(), groups);
+    let config = s.write("broker.toml", &config);
     let mut running = Running::start_with(&config, &s.dir, &[], &["--log-format", "json"], &[]);
     running.wait_for_log("metrics and status on", Duration::from_secs(30));
 

@@ -338,3 +338,51 @@ pub fn require_capabilities(bits: &[u32], names: &str, test: &str) -> bool {
         panic!("{message}");
     }
 }
+
+/// A config named `name` replaying `capture` (mirrorgen's `lab` profile) forever: every VNI to
+/// one session, sent to each of `groups` (name, its ports: `net_null` devices), the endpoint at
+/// `metrics` (`""`: off).
+pub fn endless_config(
+    name: &str,
+    capture: &Path,
+    metrics: &str,
+    groups: &[(&str, &[&str])],
+) -> String {
+    let group_names: Vec<String> = groups.iter().map(|(g, _)| format!("{g:?}")).collect();
+    let mut text = format!(
+        r#"
+[broker]
+name = "{name}"
+metrics = "{metrics}"
+[dpdk]
+eal_args = {}
+[[ingress]]
+name = "mirror0"
+device = "net_pcap0,rx_pcap={},infinite_rx=1"
+[decap]
+allowed_sources = ["10.0.0.0/8", "fd00::/8"]
+default_session = "all"
+[[session]]
+name = "all"
+tools = [{}]
+"#,
+        crate::support::EAL_ARGS,
+        capture.display(),
+        group_names.join(", ")
+    );
+    let mut device = 0;
+    for (group, ports) in groups {
+        let ports: Vec<String> = ports
+            .iter()
+            .map(|port| {
+                device += 1;
+                format!("{{ name = {port:?}, device = \"net_null{device}\" }}")
+            })
+            .collect();
+        text.push_str(&format!(
+            "[[tool_group]]\nname = {group:?}\nports = [{}]\n",
+            ports.join(", ")
+        ));
+    }
+    text
+}

@@ -11,31 +11,20 @@ use std::time::{Duration, Instant};
 use crate::running::*;
 use crate::support::*;
 
-/// A config replaying `capture` (the `lab` profile: VNIs 101–103) forever into one `net_null`
-/// analyzer, endpoint at `metrics` (or off with `""`).
+/// A config replaying `capture` forever into one `net_null` analyzer, endpoint at `metrics`
+/// (`""`: off).
 fn endless(capture: &Path, metrics: &str) -> String {
-    format!(
-        r#"
-[broker]
-name = "e2e-systemd"
-metrics = "{metrics}"
-[dpdk]
-eal_args = {EAL_ARGS}
-[[ingress]]
-name = "mirror0"
-device = "net_pcap0,rx_pcap={},infinite_rx=1"
-[decap]
-allowed_sources = ["10.0.0.0/8", "fd00::/8"]
-default_session = "all"
-[[session]]
-name = "all"
-tools = ["ids"]
-[[tool_group]]
-name = "ids"
-ports = [{{ name = "ids-1", device = "net_null1" }}]
-"#,
-        capture.display()
-    )
+    endless_config("e2e-systemd", capture, metrics, &[("ids", &["ids-1"])])
+}
+
+/// Binds a notify socket in `s` and starts the broker on `config` with `NOTIFY_SOCKET` naming
+/// it, and `env` besides.
+fn start_notified(s: &Scratch, config: &Path, env: &[(&str, &str)]) -> (Listener, Running) {
+    let socket = s.path("notify.sock");
+    let notify = Listener::bind(&socket);
+    let mut env = env.to_vec();
+    env.push(("NOTIFY_SOCKET", socket.to_str().unwrap()));
+    (notify, Running::start_with(config, &s.dir, &[], &[], &env))
 }
 
 /// The notifications sent to a socket the test binds, each with when it arrived.
@@ -110,19 +99,8 @@ fn ready_after_the_workers_run_then_status_watchdog_reload_and_stopping() {
     let capture = generate(&s.path("mirror.pcap"), "lab", None, &[]).remove(0);
     let address = free_address();
     let config = s.write("broker.toml", &endless(&capture, &address.to_string()));
-    let socket = s.path("notify.sock");
-    let mut notify = Listener::bind(&socket);
     // A 300 ms watchdog: pings every 150 ms.
-    let mut broker = Running::start_with(
-        &config,
-        &s.dir,
-        &[],
-        &[],
-        &[
-            ("NOTIFY_SOCKET", socket.to_str().unwrap()),
-            ("WATCHDOG_USEC", "300000"),
-        ],
-    );
+    let (mut notify, mut broker) = start_notified(&s, &config, &[("WATCHDOG_USEC", "300000")]);
 
     let ready = notify.until(Duration::from_secs(30), |t| t.starts_with("READY=1"));
     assert_eq!(ready, "READY=1\nSTATUS=running");
@@ -197,19 +175,11 @@ fn no_watchdog_pings_for_another_process_and_stopping_when_idle() {
         .replace(",infinite_rx=1", "")
         .replace("metrics = \"\"", "metrics = \"\"\nstop_when_idle = \"1s\"");
     let config = s.write("broker.toml", &config);
-    let socket = s.path("notify.sock");
-    let mut notify = Listener::bind(&socket);
     // WATCHDOG_PID names another process: the watchdog is not this broker's to ping.
-    let mut broker = Running::start_with(
+    let (mut notify, mut broker) = start_notified(
+        &s,
         &config,
-        &s.dir,
-        &[],
-        &[],
-        &[
-            ("NOTIFY_SOCKET", socket.to_str().unwrap()),
-            ("WATCHDOG_USEC", "200000"),
-            ("WATCHDOG_PID", "1"),
-        ],
+        &[("WATCHDOG_USEC", "200000"), ("WATCHDOG_PID", "1")],
     );
     notify.until(Duration::from_secs(30), |t| t.starts_with("READY=1"));
     notify.until(Duration::from_secs(30), |t| {
