@@ -3,10 +3,12 @@
 //! # Design
 //! In order: the endpoint's listener is bound (before DPDK, so a busy address stops the broker
 //! before it touches a device), signal handlers are installed, the data plane starts
-//! ([`Appliance::start`]), the endpoint starts on the control core ([`Telemetry::start`]), the
-//! control loop runs until a stop ([`control::run`]), and the stop is bounded by a watchdog:
-//! the endpoint stops, the data plane drains ([`Appliance::stop`]), and the summary is built from
-//! the control state's totals and printed.
+//! ([`Appliance::start`]), the endpoint starts on the control core ([`Telemetry::start`]),
+//! systemd is told the broker is ready when it started it ([`Notifier`]), the control loop runs
+//! until a stop ([`control::run`]), and the stop is bounded by a watchdog: the endpoint stops,
+//! the data plane drains ([`Appliance::stop`]), and the summary is built from the control
+//! state's totals and printed. A config that does not load never gets here: `main` prints it
+//! with its source lines and exits 78.
 
 use std::path::Path;
 use std::process::ExitCode;

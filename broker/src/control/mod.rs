@@ -9,7 +9,8 @@
 //! once a second ([`telemetry`], and at once after a plan change). It never
 //! touches a packet and never blocks a worker: everything it changes reaches the data plane as a
 //! new immutable [`pipelines::plan::Plan`] swapped in between bursts. Stopping is bounded in
-//! time ([`stop`]).
+//! time ([`stop`]). Under systemd it also tells the service manager how it is doing
+//! ([`systemd`]: status, watchdog pings from the loop itself, reloads, the stop).
 
 pub mod health;
 pub mod links;
