@@ -3,6 +3,7 @@
 //! its inputs.
 
 mod alerts;
+mod cli;
 mod conformance;
 mod dedup;
 mod endpoint;
@@ -19,3 +20,4 @@ mod running;
 mod span_port;
 mod stop;
 mod support;
+mod systemd;

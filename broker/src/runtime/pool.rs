@@ -225,7 +225,12 @@ mod tests {
                 "net_pcap0,rx_pcap={},infinite_rx=1",
                 path.display()
             ));
-            assert_eq!(infinite_rx_packets(&replayed), packets, "{}", path.display());
+            assert_eq!(
+                infinite_rx_packets(&replayed),
+                packets,
+                "{}",
+                path.display()
+            );
             // Without infinite_rx nothing is cached for replay.
             let once = device(format!("net_pcap0,rx_pcap={}", path.display()));
             assert_eq!(infinite_rx_packets(&once), 0, "{}", path.display());
