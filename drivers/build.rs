@@ -49,6 +49,7 @@ const FUNCTIONS: &[&str] = &[
     "rte_pktmbuf_chain",
     "rte_mbuf_refcnt_read",
     "rte_mbuf_ext_refcnt_read",
+    "rte_prefetch0",
     // ethdev
     "rte_eth_dev_get_port_by_name",
     "rte_eth_dev_get_name_by_port",

@@ -21,7 +21,7 @@ Usage: scripts/install-deps.sh [--bench] [--fuzz] [-h|--help]
 
 Installs on Debian 12, idempotently:
   base       libdpdk-dev dpdk dpdk-dev clang libclang-dev pkg-config libhwloc-dev libudev-dev
-             libpcap-dev python3-scapy tshark prometheus iproute2 tcpdump dpkg-dev
+             libpcap-dev python3-scapy python3-seccomp tshark prometheus iproute2 tcpdump dpkg-dev
   --bench    linux-perf valgrind hyperfine
   --fuzz     a nightly Rust toolchain (rustup) and cargo-fuzz (cargo install), each only if missing;
              installed for the invoking user (SUDO_USER when run through sudo)
@@ -35,13 +35,15 @@ EOF
 # DPDK and its bindings (bindgen needs clang/libclang, the -sys build needs pkg-config), hwlocality
 # (hwloc, udev), the net_pcap PMD and pcap-based tests (libpcap), the generator (scapy), the
 # independent decoder of the tests (tshark), the metrics checks (prometheus, promtool), the lab
-# tooling (ip, tcpdump), and the Debian package (dpkg-shlibdeps works out its library dependencies).
+# tooling (ip, tcpdump), the systemd unit's system-call filter applied in the tests
+# (python3-seccomp: scripts/systemd/syscall-filter.py), and the Debian package (dpkg-shlibdeps
+# works out its library dependencies).
 BASE_PACKAGES=(
 	libdpdk-dev dpdk dpdk-dev
 	clang libclang-dev pkg-config
 	libhwloc-dev libudev-dev
 	libpcap-dev
-	python3-scapy tshark
+	python3-scapy python3-seccomp tshark
 	prometheus
 	iproute2 tcpdump
 	dpkg-dev

@@ -5,8 +5,8 @@
 #     DPKG_ROOT set, and creates the broker user in the scratch root's /etc/passwd); dependencies
 #     are checked against this system above, since the scratch root has none;
 #   - every file the package should hold is there; /etc/broker/broker.toml is a conffile;
-#   - the installed `broker` runs: --version, and `broker check` on the installed config and on
-#     every installed example;
+#   - the installed `broker` runs: --version (with the git revision), `broker check` on the
+#     installed config and on every installed example, and exits 78 (EX_CONFIG) on a bad config;
 #   - the bash completions load, every man page renders, the units pass `systemd-analyze verify`;
 #   - `dpkg -r` then `--purge` remove it all (the conffile only on purge).
 #
@@ -82,6 +82,7 @@ for file in \
 	lib/systemd/system/broker.service lib/systemd/system/broker-hugepages.service \
 	usr/lib/sysusers.d/broker.conf lib/udev/rules.d/60-broker-vfio.rules \
 	usr/share/doc/broker/systemd/virtual-devices.conf \
+	usr/share/doc/broker/systemd.md \
 	etc/broker/broker.toml \
 	usr/share/doc/broker/examples/aws-vpc-mirroring.toml usr/share/doc/broker/examples/gwlb.toml \
 	usr/share/doc/broker/examples/span-port.toml \
@@ -101,14 +102,19 @@ dpkg-query --root="$root" -W -f='${Conffiles}' broker | grep -q ' /etc/broker/br
 grep -q '^broker:' "$root/etc/passwd" || die "the postinst did not create the broker user"
 
 broker=$root/usr/bin/broker
-"$broker" --version | grep -qx "broker $version" || die "installed broker --version: $("$broker" --version)"
+"$broker" --version | grep -qE "^broker $version \(([0-9a-f]+|unknown)\)$" ||
+	die "installed broker --version: $("$broker" --version)"
 for config in "$root/etc/broker/broker.toml" "$root"/usr/share/doc/broker/examples/*.toml; do
 	"$broker" check --config "$config" >"$root/check.out" 2>&1 || {
 		cat "$root/check.out" >&2
 		die "the installed broker check refuses the installed ${config#"$root"}"
 	}
 done
-log "installed broker $version checks /etc/broker/broker.toml and every example"
+printf '[broker]\nname = "x"\nname = "y"\n' >"$root/bad.toml"
+status=0
+"$broker" check --config "$root/bad.toml" >"$root/check.out" 2>&1 || status=$?
+[ "$status" -eq 78 ] || die "the installed broker check exits $status on a bad config, not 78 (EX_CONFIG)"
+log "installed broker $version checks /etc/broker/broker.toml and every example; a bad config exits 78"
 
 bash -c '. "$1" && complete -p broker' _ "$root/usr/share/bash-completion/completions/broker" >/dev/null ||
 	die "the bash completions do not load"
@@ -129,6 +135,8 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 	done
 	grep -q "^ExecStart=$root/usr/bin/broker run" "$root/verify/broker.service" ||
 		die "broker.service does not run /usr/bin/broker run"
+	grep -q "^ExecReload=$root/usr/bin/broker reload" "$root/verify/broker.service" ||
+		die "broker.service does not reload with /usr/bin/broker reload"
 	systemd-analyze verify "$root/verify/broker.service" "$root/verify/broker-hugepages.service" \
 		>"$root/verify.out" 2>&1 || {
 		cat "$root/verify.out" >&2

@@ -3,16 +3,39 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+/// `broker --version`: the package version and the git revision it was built from
+/// (`broker/build.rs`).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("BROKER_REVISION"),
+    ")"
+);
 
 /// Packet broker appliance: receives cloud traffic mirrors (VXLAN, GENEVE) on DPDK ports,
 /// decapsulates, filters, de-duplicates and fans them out to analyzers.
 #[derive(Debug, Parser)]
-#[command(name = "broker", version, about, long_about = None)]
+#[command(name = "broker", version = VERSION, about, long_about = None)]
 pub struct Cli {
+    /// How log lines are written to standard error: `text` for people, `json` (one object a
+    /// line) for log collectors. `RUST_LOG` chooses what is logged (default `info`).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The shape of log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `2026-01-01T12:00:00.000000Z  INFO broker::runtime: 1 worker(s) running`.
+    Text,
+    /// `{"timestamp":"…","level":"INFO","message":"1 worker(s) running","target":"broker::runtime"}`.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -27,11 +50,17 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         summary_json: Option<PathBuf>,
     },
-    /// Validate a configuration and print what the broker understood; touches no device.
+    /// Validate a configuration and print what the broker understood; touches no device. Exits
+    /// 0 when the config is valid, 78 (EX_CONFIG) when it is not.
     Check {
         /// The configuration file (TOML).
         #[arg(short, long)]
         config: PathBuf,
+        /// Print the result as one JSON document instead: validity, errors and warnings (file,
+        /// line, column, key path, message) and a summary of the config (README "broker check
+        /// --json").
+        #[arg(long)]
+        json: bool,
     },
     /// Print the live status of a running broker (ports and links, workers and their cores,
     /// tool groups and their live ports, outcome totals), from its `GET /status`.
@@ -48,8 +77,19 @@ pub enum Command {
         #[arg(short, long)]
         config: Option<PathBuf>,
         /// Print the JSON document itself.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "watch")]
         json: bool,
+        /// Print per-second rates instead, every interval, until interrupted: packets and bits
+        /// received per ingress port, sent per tool port and tool group, and the outcomes.
+        /// Redrawn in place on a terminal; one block per interval otherwise.
+        #[arg(short, long)]
+        watch: bool,
+        /// With --watch: how often (e.g. `1s`, `500ms`; the broker publishes once a second).
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration, requires = "watch")]
+        interval: Duration,
+        /// With --watch: stop after this many intervals.
+        #[arg(long, value_name = "N", requires = "watch")]
+        count: Option<u64>,
     },
     /// Make a running broker re-read its config file (as SIGHUP does), through its
     /// `POST /reload`; print the new config generation, or why the config was refused (the

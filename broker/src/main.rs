@@ -1,17 +1,20 @@
 //! `broker`: the packet broker appliance's binary.
 #![forbid(unsafe_code)]
 
+mod check;
 mod cli;
 mod client;
 mod control;
 mod generate;
 mod http;
 mod import;
+mod logging;
 mod metrics;
 mod report;
 mod requests;
 mod run;
 mod runtime;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,37 +23,32 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use cli::{Cli, Command};
+use config::ConfigError;
 use report::ReloadVerdict;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal: not in journald, files or pipes.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match dispatch(Cli::parse()) {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    match dispatch(cli) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        // A config that does not read or validate: every problem with its source line and a
+        // caret, and EX_CONFIG, which the systemd unit does not restart on.
+        Err(e) => match e.downcast_ref::<ConfigError>() {
+            Some(config_error) => {
+                eprintln!("error: {}", config_error.detailed());
+                ExitCode::from(check::EXIT_CONFIG)
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Check { config } => {
-            let config = config::load(&config)?;
-            for warning in &config.warnings {
-                eprintln!("warning: {warning}");
-            }
-            println!("{}", config.describe());
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Check { config, json } => check::run(&config, json),
         Command::Run {
             config,
             summary_json,
@@ -59,8 +57,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             address,
             config,
             json,
+            watch,
+            interval,
+            count,
         } => {
             let address = endpoint_address(address, config)?;
+            if watch {
+                return watch::run(address, interval, count);
+            }
             let (status, body) = client::fetch_status(address)?;
             if json {
                 println!("{}", body.trim_end());
@@ -84,12 +88,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The endpoint's address: from `config`'s `[broker] metrics` when a file is given.
+/// The endpoint's address: from `config`'s `[broker] metrics` when a file is given, read even
+/// when the rest of the file is not a valid config (the running broker judges that: see
+/// [`config::endpoint_address`]).
 fn endpoint_address(address: SocketAddr, config: Option<PathBuf>) -> anyhow::Result<SocketAddr> {
     match config {
-        Some(path) => config::load(&path)?
-            .broker
-            .metrics
+        Some(path) => config::endpoint_address(&path)?
             .with_context(|| format!("{}: [broker] metrics is off (\"\")", path.display())),
         None => Ok(address),
     }

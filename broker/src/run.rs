@@ -3,10 +3,12 @@
 //! # Design
 //! In order: the endpoint's listener is bound (before DPDK, so a busy address stops the broker
 //! before it touches a device), signal handlers are installed, the data plane starts
-//! ([`Appliance::start`]), the endpoint starts on the control core ([`Telemetry::start`]), the
-//! control loop runs until a stop ([`control::run`]), and the stop is bounded by a watchdog:
-//! the endpoint stops, the data plane drains ([`Appliance::stop`]), and the summary is built from
-//! the control state's totals and printed.
+//! ([`Appliance::start`]), the endpoint starts on the control core ([`Telemetry::start`]),
+//! systemd is told the broker is ready when it started it ([`Notifier`]), the control loop runs
+//! until a stop ([`control::run`]), and the stop is bounded by a watchdog: the endpoint stops,
+//! the data plane drains ([`Appliance::stop`]), and the summary is built from the control
+//! state's totals and printed. A config that does not load never gets here: `main` prints it
+//! with its source lines and exits 78.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -20,6 +22,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::control::health::HealthWatch;
 use crate::control::stop::{DRAIN_DEADLINE, Watchdog};
+use crate::control::systemd::Notifier;
 use crate::control::telemetry::Telemetry;
 use crate::control::{self, Signals, state::ControlState};
 use crate::http;
@@ -39,6 +42,9 @@ const EXIT_SECOND_SIGNAL: i32 = 130;
 fn install_signal_handlers() -> anyhow::Result<Signals> {
     let signals = Signals::default();
     for signal in [SIGINT, SIGTERM] {
+        // Before `stop` is set, so the control loop that sees `stop` can name the signal.
+        signal_hook::flag::register_usize(signal, signals.stop_signal.clone(), signal as usize)
+            .context("installing signal handlers")?;
         signal_hook::flag::register_conditional_shutdown(
             signal,
             EXIT_SECOND_SIGNAL,
@@ -91,6 +97,11 @@ pub fn run(config: ValidatedConfig, summary_json: Option<&Path>) -> anyhow::Resu
         }
     };
     let requests = telemetry.is_some().then_some(reload_requests);
+    // Every port started, the workers poll, the endpoint serves: ready (under systemd).
+    let mut notifier = Notifier::from_env();
+    if let Some(notifier) = notifier.as_mut() {
+        notifier.ready();
+    }
     let reason = control::run(
         &app,
         &mut state,
@@ -98,6 +109,7 @@ pub fn run(config: ValidatedConfig, summary_json: Option<&Path>) -> anyhow::Resu
         &signals,
         telemetry.as_mut(),
         requests,
+        notifier.as_mut(),
     );
     // From here the stop is bounded: the watchdog ends the process if the drain hangs.
     let watchdog = Watchdog::arm(DRAIN_DEADLINE, "the drain (stopping workers and ports)");

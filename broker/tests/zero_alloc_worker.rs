@@ -33,12 +33,12 @@ use alloc_counter::{Counting, allocations_in};
 use arc_swap::ArcSwap;
 use drivers::{Eal, Mempool, Port, PortSetup};
 use pcap_file::pcap::{PcapPacket, PcapWriter};
+use pipelines::Outcome;
 use pipelines::counters::WorkerCounters;
 use pipelines::pipeline::{Dedup, Pipeline};
 use pipelines::plan::Plan;
 use pipelines::stage::dedup::{DedupKeyer, DedupTable};
 use pipelines::testing::{aws_vxlan, inner_tcp4, inner_udp6, v4, v6};
-use pipelines::{Outcome, testing};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -184,7 +184,7 @@ fn the_warm_worker_loop_allocates_nothing() {
         queues.push(tx::TxQueueRef::Own(port.take_tx_queue(0).unwrap()));
     }
 
-    let config = testing::config(CONFIG);
+    let config = config::fixtures::config(CONFIG);
     let counters = Arc::new(WorkerCounters::new(&config));
     let plan = Plan::build(&config, 1, &[], Box::new([counters.clone()]));
     let dedup = config.dedup.as_ref().map(|d| Dedup {

@@ -13,6 +13,9 @@ use crate::locate::SourceMap;
 /// Name used in messages for a config that was not read from a file.
 const NO_FILE: &str = "<string>";
 
+/// What `toml` says of a key set twice in one table (and nothing more).
+const DUPLICATE_KEY: &str = "duplicate key";
+
 /// One problem of a config (or one warning, rendered the same way).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -86,12 +89,14 @@ impl Diagnostic {
 }
 
 /// Why a config was refused. Holds at least one [`Diagnostic`], sorted by position in the file.
+///
+/// It has no [`std::error::Error::source`]: the cause of an unreadable file is in its message
+/// already, and an error chain printed in full (`{:#}`) would say it twice.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", Summary(self))]
 pub struct ConfigError {
     origin: Option<PathBuf>,
     diagnostics: Vec<Diagnostic>,
-    source: Option<std::io::Error>,
 }
 
 impl ConfigError {
@@ -107,7 +112,6 @@ impl ConfigError {
                 source_line: None,
                 width: 0,
             }],
-            source: Some(error),
         }
     }
 
@@ -125,7 +129,6 @@ impl ConfigError {
         ConfigError {
             origin: origin.map(Path::to_owned),
             diagnostics,
-            source: None,
         }
     }
 
@@ -251,11 +254,21 @@ impl Issue {
         self
     }
 
-    pub(crate) fn from_toml(error: &toml::de::Error) -> Self {
+    /// What `toml` refused in `text`. Its "duplicate key" names no key: the key is the text
+    /// of the span, so the message names it.
+    pub(crate) fn from_toml(error: &toml::de::Error, text: &str) -> Self {
+        let mut message = error.message().trim_end().to_owned();
+        let key = error
+            .span()
+            .and_then(|span| text.get(span))
+            .map(|key| key.trim_matches(|c| c == '"' || c == '\''));
+        if let (DUPLICATE_KEY, Some(key)) = (message.as_str(), key) {
+            message = format!("{DUPLICATE_KEY} {key:?}: a key may be set once per table");
+        }
         Issue {
             span: error.span(),
             key_path: None,
-            message: error.message().trim_end().to_owned(),
+            message,
             first_defined: None,
         }
     }

@@ -22,7 +22,10 @@
 
 pub mod aws_import;
 mod describe;
+mod endpoint;
 mod error;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 mod fleet;
 mod locate;
 pub mod model;
@@ -32,6 +35,7 @@ mod values;
 
 use std::path::Path;
 
+pub use endpoint::endpoint_address;
 pub use error::{ConfigError, Diagnostic};
 pub use model::*;
 
@@ -42,14 +46,32 @@ use locate::SourceMap;
 /// with it.
 pub const MAX_TOOLS_PER_SESSION: usize = 16;
 
+/// A valid config with its warnings one by one: where each is (line, column, key path) and what
+/// it says, for tools that read them separately (`broker check --json`).
+/// [`ValidatedConfig::warnings`] holds the same warnings, rendered one line each.
+#[derive(Debug)]
+pub struct Checked {
+    pub config: ValidatedConfig,
+    /// In file order.
+    pub warnings: Vec<Diagnostic>,
+}
+
 /// Reads and checks the config file at `path`.
 ///
 /// # Errors
 /// The file cannot be read, or [`parse`] refuses its text.
 pub fn load(path: &Path) -> Result<ValidatedConfig, ConfigError> {
+    load_checked(path).map(|checked| checked.config)
+}
+
+/// As [`load`], with the warnings as [`Diagnostic`]s.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_checked(path: &Path) -> Result<Checked, ConfigError> {
     let text =
         std::fs::read_to_string(path).map_err(|error| ConfigError::unreadable(path, error))?;
-    parse(&text, Some(path))
+    parse_checked(&text, Some(path))
 }
 
 /// Checks the config in `text`; `origin` is the file it came from, used in messages and kept in
@@ -58,9 +80,17 @@ pub fn load(path: &Path) -> Result<ValidatedConfig, ConfigError> {
 /// # Errors
 /// Every problem found, each with its line, column and key path (see [`ConfigError`]).
 pub fn parse(text: &str, origin: Option<&Path>) -> Result<ValidatedConfig, ConfigError> {
+    parse_checked(text, origin).map(|checked| checked.config)
+}
+
+/// As [`parse`], with the warnings as [`Diagnostic`]s.
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_checked(text: &str, origin: Option<&Path>) -> Result<Checked, ConfigError> {
     let source_map = SourceMap::new(text);
     let raw: raw::RawConfig = toml::from_str(text).map_err(|error| {
-        ConfigError::in_text(origin, &source_map, vec![Issue::from_toml(&error)])
+        ConfigError::in_text(origin, &source_map, vec![Issue::from_toml(&error, text)])
     })?;
     let (mut config, warnings) = validate::validate(raw, origin.map(Path::to_owned))
         .map_err(|problems| ConfigError::in_text(origin, &source_map, problems))?;
@@ -74,5 +104,5 @@ pub fn parse(text: &str, origin: Option<&Path>) -> Result<ValidatedConfig, Confi
         .iter()
         .map(|warning| warning.render(&origin_name))
         .collect();
-    Ok(config)
+    Ok(Checked { config, warnings })
 }

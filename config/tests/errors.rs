@@ -815,7 +815,44 @@ fn a_missing_file_names_the_file() {
             .starts_with("/nonexistent/lab.toml: cannot read the config:"),
         "{error}"
     );
-    assert!(std::error::Error::source(&error).is_some());
+    // The cause is in the message, once, and not again as a source an error chain would print.
+    let chain = error_chain(&error);
+    assert_eq!(chain.matches("No such file").count(), 1, "{chain}");
+    assert!(std::error::Error::source(&error).is_none());
+}
+
+/// The error and its sources, joined as `anyhow`'s `{:#}` prints them.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+#[test]
+fn a_duplicate_key_is_named_with_its_line() {
+    // `toml` reports the duplicate's own span (no key path: its tree keeps only the first).
+    let text = MINIMAL.replace("vni = 101", "vni = 101\nvni = 102");
+    let error = refused(&text);
+    let (line, column) = position(&text, "vni = 102", 0);
+    assert_eq!(
+        error.to_string(),
+        format!("<string>:{line}:{column}: duplicate key \"vni\": a key may be set once per table")
+    );
+    assert!(
+        error
+            .detailed()
+            .to_string()
+            .ends_with("| vni = 102\n   | ^^^"),
+        "{}",
+        error.detailed()
+    );
+    // A table opened twice: its header names it.
+    let text = minimal_with("[broker]\nname = \"again\"\n");
+    assert_refused_at(&text, "broker]", 1, "broker", "duplicate key \"broker\"");
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //!    only raw FFI.
 //! 2. The safe wrappers, one idea per module: [`eal`] (init once, lcores, launch, TSC),
 //!    [`mempool`] (pools that live for the process), [`mbuf`] (the owned packet, implementing
-//!    [`pipelines::PacketBuf`]), [`port`] (configure, start, stats, and the RX/TX queue handles
+//!    [`packet::PacketBuf`]), [`port`] (configure, start, stats, and the RX/TX queue handles
 //!    of the data path), [`flow`] (flow rules: RSS on the inner headers), [`error`] (`rte_errno` typed once). Every `unsafe` block states the
 //!    invariant it relies on in a `// SAFETY:` comment.
 //! 3. Every other crate of the workspace uses only this safe API.

@@ -15,6 +15,9 @@
 //! - `share` is `rte_pktmbuf_clone` into the mbuf's own pool: indirect mbufs that point at the
 //!   same data, each with its own start, length and chain, so truncating a clone leaves the
 //!   original as it was.
+//! - `prefetch` is `rte_prefetch0` (`prefetcht0`), which safe code cannot issue; the pipeline
+//!   uses it for the dedup table's buckets, and `prefetch_data` (the trait's default) for the
+//!   first line of the packet's bytes.
 //!
 //! Writing: bytes are only handed out mutably ([`PacketBuf::data_mut`], [`Mbuf::append`]) while
 //! this handle is the only one that can see them: a direct segment with a reference count of 1
@@ -34,7 +37,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
-use pipelines::PacketBuf;
+use packet::PacketBuf;
 
 use crate::sys;
 
@@ -337,6 +340,13 @@ impl PacketBuf for Mbuf {
         }
         // At most the old nb_segs, a u16.
         self.set_head_counts(len, (last_index + 1) as u16);
+    }
+
+    fn prefetch<T>(value: &T) {
+        // SAFETY: `rte_prefetch0` is DPDK's `prefetcht0`, a hint: it reads nothing the program
+        // can observe, writes nothing, and never faults, whatever the address (an unmapped one is
+        // ignored); the pointer comes from a reference anyway.
+        unsafe { sys::rte_prefetch0((value as *const T).cast()) }
     }
 
     fn share(&self) -> Option<Mbuf> {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use common::{bytes_of, eal_args, frame, port_setup, receive};
 use drivers::{DpdkError, Eal, Mbuf, Mempool, Port, PortSetup, RxQueue, Tunnel, TxQueue};
-use pipelines::PacketBuf;
+use packet::PacketBuf;
 
 fn assert_send<T: Send>() {}
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::{bytes_of, eal_args, frame, port_setup, receive, scratch_dir};
 use drivers::{DpdkError, Eal, Mbuf, Mempool, Port, PortSetup, free_bulk};
+use packet::PacketBuf;
 use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
-use pipelines::PacketBuf;
 
 const DATA_ROOM: u16 = 2048;
 

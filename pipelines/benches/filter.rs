@@ -1,9 +1,10 @@
 //! Filter classification per packet, compiled vs linear scan, for filters of 10 to 10,000 rules.
+//! The compiled filter is measured as the pipeline calls it: `classify`, one packet at a time.
 //!
 //! The filters are random but shaped like real mirror filters (see `filter/workload.rs`). Each
 //! measured iteration classifies one burst of 32 packets; the iterations take 256 different
 //! bursts in turn, so that neither the caches nor the branch predictor can learn one burst (a
-//! repeated burst flatters branchy code: `classify_burst_hot` shows by how much). Criterion's
+//! repeated burst flatters branchy code: `classify_hot` shows by how much). Criterion's
 //! throughput is packets: its time per element is the cost per packet.
 //!
 //! Before criterion runs, a short pass prints the *minimum* cost per packet (ns and TSC cycles) over many rounds for
@@ -22,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use common::{fixed_calls, least_cost, print_costs};
 
-use config::{Action, Direction};
+use config::Direction;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use pipelines::FlowKey;
-use pipelines::stage::filter::{CompiledFilter, FilterVerdict, classify_linear};
+use pipelines::stage::filter::{CompiledFilter, classify_linear};
 use workload::{BURST, Rng, SIZES, realistic_filter, varied_burst};
 
 /// Bursts per filter, taken in turn.
@@ -72,7 +73,7 @@ fn bench_filter(c: &mut Criterion) {
         .collect::<Vec<Case>>();
 
     if let Some(calls) = fixed_calls() {
-        // For callgrind: `calls` bursts through the classify_burst of one size (BENCH_CASE).
+        // For callgrind: `calls` bursts through the classify of one size (BENCH_CASE).
         let size: usize = std::env::var("BENCH_CASE")
             .ok()
             .and_then(|c| c.parse().ok())
@@ -81,14 +82,8 @@ fn bench_filter(c: &mut Criterion) {
             .iter()
             .find(|c| c.0 == size)
             .expect("BENCH_CASE: a filter size");
-        let mut verdicts = [FilterVerdict {
-            action: Action::Accept,
-            rule: None,
-        }; BURST];
         for call in 0..calls {
-            let burst = &bursts[call % BURSTS];
-            compiled.classify_burst(&burst.keys, &burst.directions, &mut verdicts);
-            black_box(&verdicts);
+            classify(compiled, &bursts[call % BURSTS]);
         }
         std::process::exit(0);
     }
@@ -98,31 +93,11 @@ fn bench_filter(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BURST as u64));
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(3));
-    let mut verdicts = [FilterVerdict {
-        action: Action::Accept,
-        rule: None,
-    }; BURST];
     for (size, filter, compiled, bursts) in &cases {
         let mut turn = (0..BURSTS).cycle();
         let mut next_burst = move || &bursts[turn.next().unwrap_or(0)];
-        group.bench_function(BenchmarkId::new("classify_burst", size), |b| {
-            b.iter(|| {
-                let burst = next_burst();
-                compiled.classify_burst(
-                    black_box(&burst.keys),
-                    black_box(&burst.directions),
-                    &mut verdicts,
-                );
-                black_box(&verdicts);
-            })
-        });
         group.bench_function(BenchmarkId::new("classify", size), |b| {
-            b.iter(|| {
-                let burst = next_burst();
-                for (key, &direction) in burst.keys.iter().zip(&burst.directions) {
-                    black_box(compiled.classify(black_box(key.as_ref()), direction));
-                }
-            })
+            b.iter(|| classify(compiled, next_burst()))
         });
         group.bench_function(BenchmarkId::new("linear", size), |b| {
             b.iter(|| {
@@ -132,16 +107,8 @@ fn bench_filter(c: &mut Criterion) {
                 }
             })
         });
-        group.bench_function(BenchmarkId::new("classify_burst_hot", size), |b| {
-            let burst = &bursts[0];
-            b.iter(|| {
-                compiled.classify_burst(
-                    black_box(&burst.keys),
-                    black_box(&burst.directions),
-                    &mut verdicts,
-                );
-                black_box(&verdicts);
-            })
+        group.bench_function(BenchmarkId::new("classify_hot", size), |b| {
+            b.iter(|| classify(compiled, &bursts[0]))
         });
     }
     group.finish();
@@ -149,26 +116,22 @@ fn bench_filter(c: &mut Criterion) {
 
 type Case = (usize, config::Filter, CompiledFilter, Vec<Burst>);
 
+/// The verdicts of a burst, one packet at a time, as the pipeline asks for them.
+#[inline]
+fn classify(compiled: &CompiledFilter, burst: &Burst) {
+    for (key, &direction) in burst.keys.iter().zip(&burst.directions) {
+        black_box(compiled.classify(black_box(key.as_ref()), direction));
+    }
+}
+
 /// The least cost per packet of each filter size (TSC cycles and ns), and the 1,000-to-10 ratio.
 fn print_minimum_costs(cases: &[Case]) {
-    let mut verdicts = [FilterVerdict {
-        action: Action::Accept,
-        rule: None,
-    }; BURST];
     let mut rows = Vec::new();
     let mut ratio_inputs = Vec::new();
     for (size, filter, compiled, bursts) in cases {
         let mut turn = (0..BURSTS).cycle();
-        let burst = least_cost(BURST, 300, BURSTS, || {
-            let burst = &bursts[turn.next().unwrap_or(0)];
-            compiled.classify_burst(&burst.keys, &burst.directions, &mut verdicts);
-            black_box(&verdicts);
-        });
         let single = least_cost(BURST, 300, BURSTS, || {
-            let burst = &bursts[turn.next().unwrap_or(0)];
-            for (key, &direction) in burst.keys.iter().zip(&burst.directions) {
-                black_box(compiled.classify(black_box(key.as_ref()), direction));
-            }
+            classify(compiled, &bursts[turn.next().unwrap_or(0)]);
         });
         let linear = least_cost(BURST, if *size > 1000 { 2 } else { 10 }, BURSTS, || {
             let burst = &bursts[turn.next().unwrap_or(0)];
@@ -176,18 +139,16 @@ fn print_minimum_costs(cases: &[Case]) {
                 black_box(classify_linear(filter, black_box(key.as_ref()), direction));
             }
         });
-        rows.push((format!("{size} rules, classify_burst"), burst));
         rows.push((format!("{size} rules, classify"), single));
         rows.push((format!("{size} rules, linear scan"), linear));
-        ratio_inputs.push((*size, burst, single));
+        ratio_inputs.push((*size, single));
     }
     print_costs("filter, burst 32", &rows);
     let at = |rules: usize| ratio_inputs.iter().find(|row| row.0 == rules);
     if let (Some(small), Some(large)) = (at(10), at(1_000)) {
         eprintln!(
-            "1,000 rules / 10 rules: classify_burst {:.2}, classify {:.2}",
-            large.1.cycles / small.1.cycles,
-            large.2.cycles / small.2.cycles
+            "1,000 rules / 10 rules: classify {:.2}",
+            large.1.cycles / small.1.cycles
         );
     }
 }

@@ -3,7 +3,8 @@
 //! allowlist, 64 sessions, a 100-rule filter, dedup, one tool group of 4 ports balanced by flow;
 //! or three tool groups for the fan-out).
 //!
-//! The packets live in a [`FixedPool`] (no allocation per packet). Each call takes 32 fresh
+//! The packets live in a [`FixedPool`] (no allocation per packet), wrapped in a buffer that
+//! prefetches as the broker's mbufs do ([`Prefetching`]). Each call takes 32 fresh
 //! copies of the next frames of a 32,768-frame loop into pool buffers, as the `net_pcap` driver
 //! copies its cached frames into fresh mbufs, and runs the pipeline on them; the clock advances
 //! 3.2 µs per burst (10 Mpps), so a loop of the frames lasts 3.3 ms, far longer than the 200 µs
@@ -34,7 +35,7 @@ use pipelines::fixed_pool::{CountingSink, FixedPool, PoolBuf};
 use pipelines::pipeline::{Dedup, Pipeline};
 use pipelines::plan::Plan;
 use pipelines::stage::dedup::{DedupKeyer, DedupTable};
-use pipelines::{Outcome, testing};
+use pipelines::{Outcome, PacketBuf};
 
 const SINGLE: &str = include_str!("pipeline/single.toml");
 const FANOUT: &str = include_str!("pipeline/fanout.toml");
@@ -127,6 +128,51 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// A pool buffer whose prefetch hint is a prefetch instruction, as an mbuf's is (`drivers`
+/// implements it with `rte_prefetch0`); a pool buffer alone, like every buffer of safe code,
+/// ignores the hint.
+#[derive(Debug)]
+struct Prefetching(PoolBuf);
+
+impl PacketBuf for Prefetching {
+    fn data(&self) -> &[u8] {
+        self.0.data()
+    }
+
+    fn data_mut(&mut self) -> &mut [u8] {
+        self.0.data_mut()
+    }
+
+    fn pkt_len(&self) -> usize {
+        self.0.pkt_len()
+    }
+
+    fn segments(&self) -> usize {
+        self.0.segments()
+    }
+
+    fn for_each_segment(&self, f: impl FnMut(&[u8])) {
+        self.0.for_each_segment(f);
+    }
+
+    fn strip_front(&mut self, n: usize) -> bool {
+        self.0.strip_front(n)
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.0.truncate(len);
+    }
+
+    fn share(&self) -> Option<Self> {
+        self.0.share().map(Prefetching)
+    }
+
+    #[inline(always)]
+    fn prefetch<T>(value: &T) {
+        common::prefetch(value);
+    }
+}
+
 /// A pipeline with its plan, the frames, a pool and a sink: everything one call needs.
 struct Rig {
     plan: Plan,
@@ -135,7 +181,7 @@ struct Rig {
     frames: Rc<Vec<Vec<u8>>>,
     pool: Rc<FixedPool>,
     sink: CountingSink,
-    burst: [Option<PoolBuf>; BURST],
+    burst: [Option<Prefetching>; BURST],
     next_frame: usize,
     now_ns: u64,
 }
@@ -143,7 +189,7 @@ struct Rig {
 impl Rig {
     fn new(case: &Case, frames: Rc<Vec<Vec<u8>>>) -> Rig {
         let toml = case.toml.as_str();
-        let config = testing::config(toml);
+        let config = config::fixtures::config(toml);
         let dedup_settings = config.dedup.as_ref();
         assert!(
             toml.contains("[dedup]") == dedup_settings.is_some(),
@@ -180,7 +226,10 @@ impl Rig {
     #[inline]
     fn refill(&mut self) {
         for slot in &mut self.burst {
-            *slot = self.pool.packet(&self.frames[self.next_frame]);
+            *slot = self
+                .pool
+                .packet(&self.frames[self.next_frame])
+                .map(Prefetching);
             self.next_frame = (self.next_frame + 1) % self.frames.len();
         }
     }

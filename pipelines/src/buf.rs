@@ -1,65 +1,15 @@
-//! The packet buffer the stages work on, and where finished packets go.
-//!
-//! # Design
-//! The pipeline is generic over [`PacketBuf`] so the same code runs on DPDK mbufs (the `drivers`
-//! crate implements the trait for its owning `Mbuf`) and on [`VecBuf`] in unit tests, property
-//! tests, fuzz targets and benches, none of which need DPDK. The trait exposes exactly what the
-//! stages need: the first segment's bytes (headers are parsed there), the total length, moving the
-//! start forward (decapsulation without a copy), cutting the tail (padding, slicing) and a second
-//! handle on the same bytes (fan-out to several tool groups without copying the payload).
-//!
-//! Dropping a `PacketBuf` releases it (an mbuf goes back to its pool).
+//! The packet buffer the stages work on ([`PacketBuf`]) and where finished packets go
+//! ([`Sink`]): the traits live in the `packet` crate, shared with `drivers`, and are re-exported
+//! here. `VecBuf`, a heap-backed buffer, is test harness (tests, benches, fuzzing: compiled with
+//! `cfg(test)` or the `testing` feature).
 
-/// A packet: a chain of one or more segments, the headers in the first.
-pub trait PacketBuf: Sized {
-    /// The bytes of the first segment (all of the packet when it has one segment).
-    fn data(&self) -> &[u8];
-
-    /// The first segment's bytes, writable. Only the decapsulation stage writes (a synthesised
-    /// Ethernet header in front of a bare inner IP packet), and only before [`PacketBuf::share`]:
-    /// shared handles see the same bytes.
-    fn data_mut(&mut self) -> &mut [u8];
-
-    /// Length of the whole packet, all segments.
-    fn pkt_len(&self) -> usize;
-
-    /// Number of segments (1 for an ordinary frame; jumbo frames arrive as chains).
-    fn segments(&self) -> usize;
-
-    /// Calls `f` with each segment's bytes, first to last.
-    fn for_each_segment(&self, f: impl FnMut(&[u8]));
-
-    /// Removes `n` bytes from the front. `n` must not exceed `data().len()`; the stages only strip
-    /// headers they have parsed in the first segment. Returns `false` (and changes nothing) if
-    /// `n` is too large.
-    fn strip_front(&mut self, n: usize) -> bool;
-
-    /// Shortens the packet to `len` bytes, releasing tail segments that fall entirely beyond it.
-    /// A `len` at or beyond `pkt_len()` changes nothing.
-    fn truncate(&mut self, len: usize);
-
-    /// A second handle on the same bytes, with its own start and length (a DPDK indirect clone):
-    /// truncating one handle does not change the other. `None` when no buffer is left for the
-    /// handle (counted by the caller).
-    fn share(&self) -> Option<Self>;
-}
-
-/// Where the pipeline puts the packets of a burst once it has decided their fate.
-pub trait Sink<B> {
-    /// Queue `pkt` for transmission on the tool port with this index
-    /// (`broker_config::ToolPortId`). The sink owns it from here: it transmits it or counts it
-    /// as a TX drop on that port.
-    fn deliver(&mut self, port: u16, pkt: B);
-
-    /// The packet was dropped (its outcome is already counted); the sink releases it, in bulk
-    /// where it can.
-    fn discard(&mut self, pkt: B);
-}
+pub use packet::{PacketBuf, Sink};
 
 /// A heap-backed [`PacketBuf`] for tests, benches and fuzzing.
 ///
 /// Segments are separate vectors so multi-segment behaviour (jumbo frames) is exercised without
 /// DPDK. `share` copies: tests observe behaviour, not memory.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VecBuf {
     /// The segments, first to last; the first holds `head` bytes of headroom before `start`.
@@ -68,6 +18,7 @@ pub struct VecBuf {
     start: usize,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl VecBuf {
     /// A one-segment packet holding `bytes`.
     pub fn new(bytes: &[u8]) -> VecBuf {
@@ -95,6 +46,7 @@ impl VecBuf {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl PacketBuf for VecBuf {
     fn data(&self) -> &[u8] {
         &self.segs[0][self.start..]

@@ -94,6 +94,21 @@ impl CounterArray {
     }
 }
 
+impl std::ops::Index<usize> for CounterArray {
+    type Output = Counter;
+
+    /// The counter at `index`, for the hot path, where the index is in range by construction.
+    ///
+    /// # Panics
+    /// If `index` is not below [`CounterArray::len`] (a padding counter of the last line would
+    /// otherwise count it quietly).
+    #[inline(always)]
+    fn index(&self, index: usize) -> &Counter {
+        assert!(index < self.len, "counter {index} of {}", self.len);
+        &self.lines[index / 8].0[index % 8]
+    }
+}
+
 /// One counter of a block as the control plane reads it: its name and doc line, and where it
 /// is in the block (`T`) and in the block's totals (`V`). Declared once per field by
 /// `counter_block!`, so the metric, its help text and the summary row all come from the field's
@@ -364,24 +379,39 @@ impl WorkerCounters {
 
     /// Whether these counters fit a config (same numbers of sessions, groups, ports and rules).
     pub fn fits(&self, config: &ValidatedConfig) -> bool {
-        self.sessions.len() == config.sessions.len()
-            && self.groups.len() == config.tool_groups.len()
-            && self.ports.len() == config.tool_ports.len()
-            && self.filters.len() == config.filters.len()
+        self.has_shape(
+            config.sessions.len(),
+            config.tool_groups.len(),
+            config.tool_ports.len(),
+            config.filters.iter().map(|f| f.rules.len()),
+        )
+    }
+
+    /// Whether these counters are for `sessions` sessions, `groups` tool groups, `ports` tool
+    /// ports, and filters of `rules` rules each.
+    pub fn has_shape(
+        &self,
+        sessions: usize,
+        groups: usize,
+        ports: usize,
+        rules: impl ExactSizeIterator<Item = usize>,
+    ) -> bool {
+        self.sessions.len() == sessions
+            && self.groups.len() == groups
+            && self.ports.len() == ports
+            && self.filters.len() == rules.len()
             && self
                 .filters
                 .iter()
-                .zip(&config.filters)
-                .all(|(c, f)| c.rules.len() == f.rules.len())
+                .zip(rules)
+                .all(|(c, n)| c.rules.len() == n)
     }
 
     /// Counts one outcome.
     #[inline(always)]
     pub fn outcome(&self, outcome: Outcome) {
         // Outcome::index is always below Outcome::COUNT, the length of `outcomes`.
-        if let Some(c) = self.outcomes.get(outcome.index()) {
-            c.incr();
-        }
+        self.outcomes[outcome.index()].incr();
     }
 
     /// Counts one RX poll that returned `packets` (at least one) packets: a busy poll and its
@@ -389,9 +419,8 @@ impl WorkerCounters {
     #[inline(always)]
     pub fn burst(&self, packets: usize) {
         self.busy_polls.incr();
-        if let Some(c) = self.bursts.get(burst_class(packets)) {
-            c.incr();
-        }
+        // burst_class is always below BURST_CLASSES, the length of `bursts`.
+        self.bursts[burst_class(packets)].incr();
     }
 
     /// The count of one outcome.
@@ -422,6 +451,15 @@ mod tests {
         assert_eq!(std::mem::align_of::<CounterLine>(), 64);
         assert_eq!(std::mem::size_of::<SessionCounters>() % 64, 0);
         assert_eq!(std::mem::align_of::<WorkerCounters>(), 64);
+        a[9].incr();
+        assert_eq!(a.get(9).map(Counter::get), Some(4));
+    }
+
+    #[test]
+    #[should_panic(expected = "counter 10 of 10")]
+    fn indexing_past_the_counters_stops_even_inside_the_last_line() {
+        let a = CounterArray::new(10);
+        a[10].incr();
     }
 
     #[test]
@@ -502,7 +540,7 @@ mod tests {
         assert_eq!(burst_class_bounds(0), (1, Some(1)));
         assert_eq!(burst_class_bounds(2), (4, Some(7)));
         assert_eq!(burst_class_bounds(5), (32, None));
-        let config = crate::testing::config(crate::testing::MINIMAL);
+        let config = config::fixtures::config(config::fixtures::MINIMAL);
         let w = WorkerCounters::new(&config);
         w.burst(32);
         w.burst(5);
@@ -514,7 +552,7 @@ mod tests {
 
     #[test]
     fn outcome_counters_are_indexed_by_outcome() {
-        let config = crate::testing::config(crate::testing::MINIMAL);
+        let config = config::fixtures::config(config::fixtures::MINIMAL);
         let w = WorkerCounters::new(&config);
         w.outcome(Outcome::Filtered);
         w.outcome(Outcome::Malformed(crate::Reason::VxlanNoVni));

@@ -8,18 +8,24 @@
 //!    its sender reaches on the same port: [`crate::stage::dedup::sender`]) and the dedup key;
 //!    errors are data (a drop outcome), not control flow;
 //! 2. **prefetch** (large dedup tables only): the table buckets of every key of the burst start
-//!    loading, so that their cache misses overlap instead of being paid one after the other;
+//!    loading ([`PacketBuf::prefetch`], a prefetch instruction on mbufs), so that their cache
+//!    misses overlap instead of being paid one after the other;
 //! 3. **dedup and dispatch**, in arrival order: the window's check of each copy (under its port,
 //!    or its group for round-robin: [`GroupPlan::window_scope`]), the outcome, then
 //!    dropped packets go to the sink to be freed in bulk, delivered packets go to the sink once
 //!    per tool group — extra groups get a shared handle (an mbuf clone, no payload copy), and
 //!    slicing cuts only the handle of the group that asked for it.
 //!
-//! The prefetch pays only when the table does not fit the caches. With a 16 MiB table the
-//! full-pipeline bench costs 188 ns per packet with it and 302 without (one tool group; 362 and
-//! 629 with three); with the 256 KiB table of the end-to-end config it cost 1–2 % in the bench
-//! and 3 % end to end (BENCHMARKS.md). So it is on for tables of [`DEDUP_PREFETCH_MIN_BYTES`] or
-//! more. (Safe Rust has no prefetch instruction: [`DedupTable::prefetch`] loads and discards.)
+//! The prefetch pays only when the table does not fit the caches: then a check is a memory
+//! access, and a burst's checks waiting for memory one after the other cost more than the rest
+//! of the pipeline; a table that fits the caches only pays for the extra pass (BENCHMARKS.md has
+//! the figures). So it is on for tables of [`DEDUP_PREFETCH_MIN_BYTES`] or more. Both buckets of
+//! a key are prefetched: a check reads both, and prefetching only the first did not pay.
+//!
+//! Every index the passes use (session, filter, rule, tool group, tool port) was checked once,
+//! when the plan was built, to be inside the plan's tables and the workers' counters
+//! ([`Plan::build`]): the passes index directly, so that a broken invariant stops the worker
+//! (`panic = "abort"`) instead of counting a packet under the wrong outcome or under none.
 //!
 //! Accounting: every packet handed to [`Pipeline::run`] is counted in `rx_packets` and in
 //! exactly one outcome counter; every copy given to the sink is counted on its port (`copies`),
@@ -157,6 +163,7 @@ impl Pipeline {
 
     /// Turns the prefetch of dedup buckets on or off, whatever the table's size (benches compare
     /// the two).
+    #[cfg(any(test, feature = "testing"))]
     pub fn set_dedup_prefetch(&mut self, on: bool) {
         self.prefetch_dedup = on;
     }
@@ -196,8 +203,10 @@ impl Pipeline {
                 for (slot, decision) in chunk.iter().zip(self.decisions.iter()) {
                     if let (Some(_), Some(key)) = (slot, decision.dedup_key) {
                         for target in &decision.targets[..usize::from(decision.copies)] {
-                            let group = &plan.groups[usize::from(target.group)];
-                            d.table.prefetch(key, group.window_scope(target.port));
+                            let scope =
+                                plan.groups[usize::from(target.group)].window_scope(target.port);
+                            B::prefetch(d.table.bucket_of(key, scope));
+                            B::prefetch(d.table.second_bucket_of(key, scope));
                         }
                     }
                 }
@@ -282,12 +291,8 @@ fn decide<B: PacketBuf>(
             None => return counters.outcome(Outcome::NotTunnel),
         },
     };
-    let (Some(session), Some(session_counters)) = (
-        plan.sessions.get(usize::from(session_id)),
-        counters.sessions.get(usize::from(session_id)),
-    ) else {
-        return counters.outcome(Outcome::UnknownSession);
-    };
+    let session = &plan.sessions[usize::from(session_id)];
+    let session_counters = &counters.sessions[usize::from(session_id)];
     session_counters.packets.incr();
     session_counters.bytes.add(pkt.pkt_len() as u64);
 
@@ -300,18 +305,15 @@ fn decide<B: PacketBuf>(
 
     if let Some(filter_id) = session.filter {
         let filter_id = usize::from(filter_id);
-        if let Some(filter) = plan.filters.get(filter_id) {
-            let verdict = filter.classify(flow, viewpoint.direction());
-            if let Some(hits) = counters.filters.get(filter_id) {
-                match verdict.rule.and_then(|r| hits.rules.get(usize::from(r))) {
-                    Some(rule_hits) => rule_hits.incr(),
-                    None => hits.default.incr(),
-                }
-            }
-            if verdict.action == Action::Reject {
-                session_counters.filtered.incr();
-                return counters.outcome(Outcome::Filtered);
-            }
+        let verdict = plan.filters[filter_id].classify(flow, viewpoint.direction());
+        let hits = &counters.filters[filter_id];
+        match verdict.rule {
+            Some(rule) => hits.rules[usize::from(rule)].incr(),
+            None => hits.default.incr(),
+        }
+        if verdict.action == Action::Reject {
+            session_counters.filtered.incr();
+            return counters.outcome(Outcome::Filtered);
         }
     }
 
@@ -335,29 +337,25 @@ fn decide<B: PacketBuf>(
     decision.session = Some(session_id);
     for &group_id in session.groups.iter() {
         let g = usize::from(group_id);
-        let (Some(group), Some(group_counters)) = (plan.groups.get(g), counters.groups.get(g))
-        else {
-            continue;
-        };
+        let group = &plan.groups[g];
         let port = match group.balance {
             Balance::Source => group.port_for_hash(source_key()),
             Balance::Flow => group.port_for_hash(flow.map_or_else(source_key, flow_hash)),
             Balance::IpPair => group.port_for_hash(flow.map_or_else(source_key, ip_pair_hash)),
             // A placeholder for the liveness check: the turn is taken in `finish`, after dedup,
             // so that a duplicate does not use up a port's turn.
-            Balance::RoundRobin => turns.get(g).and_then(|&turn| group.port_for_turn(turn)),
+            Balance::RoundRobin => group.port_for_turn(turns[g]),
         };
         let Some(port) = port else {
-            group_counters.no_live_port.incr();
+            counters.groups[g].no_live_port.incr();
             continue;
         };
-        if let Some(target) = decision.targets.get_mut(usize::from(decision.copies)) {
-            *target = Target {
-                group: group_id,
-                port,
-            };
-            decision.copies += 1;
-        }
+        // A session has at most MAX_TOOLS_PER_SESSION groups (checked by `Plan::build`).
+        decision.targets[usize::from(decision.copies)] = Target {
+            group: group_id,
+            port,
+        };
+        decision.copies += 1;
     }
 
     // The sender rule, for the copy taken at the receiver: it leaves every group that a copy
@@ -433,21 +431,15 @@ fn finish(
         for i in 0..usize::from(decision.copies) {
             let target = decision.targets[i];
             let g = usize::from(target.group);
-            if let Some(group) = plan.groups.get(g).filter(|group| group.dedup) {
-                let group_counters = counters.groups.get(g);
+            let group = &plan.groups[g];
+            if group.dedup {
                 match d.table.check(key, group.window_scope(target.port), now_ns) {
                     Seen::Duplicate => {
-                        if let Some(c) = group_counters {
-                            c.duplicates.incr();
-                        }
+                        counters.groups[g].duplicates.incr();
                         window_duplicate = true;
                         continue;
                     }
-                    Seen::NewEvictedLive => {
-                        if let Some(c) = group_counters {
-                            c.dedup_evictions.incr();
-                        }
-                    }
+                    Seen::NewEvictedLive => counters.groups[g].dedup_evictions.incr(),
                     Seen::New => {}
                 }
             }
@@ -459,19 +451,14 @@ fn finish(
     }
     for target in &mut decision.targets[..usize::from(decision.copies)] {
         let g = usize::from(target.group);
-        if let Some(group) = plan
-            .groups
-            .get(g)
-            .filter(|g| g.balance == Balance::RoundRobin)
-        {
-            if let Some(port) = round_robin(group, turns.get_mut(g)) {
+        let group = &plan.groups[g];
+        if group.balance == Balance::RoundRobin {
+            if let Some(port) = round_robin(group, &mut turns[g]) {
                 target.port = port;
             }
         }
     }
-    let Some(session_counters) = counters.sessions.get(usize::from(session)) else {
-        return;
-    };
+    let session_counters = &counters.sessions[usize::from(session)];
     let outcome = if decision.copies > 0 {
         session_counters.delivered.incr();
         Outcome::Delivered
@@ -489,8 +476,7 @@ fn finish(
 }
 
 #[inline]
-fn round_robin(group: &GroupPlan, turn: Option<&mut u32>) -> Option<u16> {
-    let turn = turn?;
+fn round_robin(group: &GroupPlan, turn: &mut u32) -> Option<u16> {
     let port = group.port_for_turn(*turn);
     *turn = turn.wrapping_add(1);
     port
@@ -515,10 +501,9 @@ fn dispatch<B: PacketBuf, S: Sink<B>>(
         match pkt.share() {
             Some(copy) => deliver(counters, plan, *target, copy, sink),
             None => {
-                if let Some(port) = counters.ports.get(usize::from(target.port)) {
-                    port.copies.incr();
-                    port.no_buffer.incr();
-                }
+                let port = &counters.ports[usize::from(target.port)];
+                port.copies.incr();
+                port.no_buffer.incr();
             }
         }
     }
@@ -534,21 +519,16 @@ fn deliver<B: PacketBuf, S: Sink<B>>(
     sink: &mut S,
 ) {
     let group = usize::from(target.group);
-    if let (Some(limit), Some(group_counters)) = (
-        plan.groups.get(group).and_then(|g| g.slice),
-        counters.groups.get(group),
-    ) {
+    let group_counters = &counters.groups[group];
+    if let Some(limit) = plan.groups[group].slice {
         if pkt.pkt_len() > limit {
             pkt.truncate(limit);
             group_counters.sliced.incr();
         }
     }
-    if let Some(group_counters) = counters.groups.get(group) {
-        group_counters.copies.incr();
-    }
-    if let Some(port) = counters.ports.get(usize::from(target.port)) {
-        port.copies.incr();
-        port.copy_bytes.add(pkt.pkt_len() as u64);
-    }
+    group_counters.copies.incr();
+    let port = &counters.ports[usize::from(target.port)];
+    port.copies.incr();
+    port.copy_bytes.add(pkt.pkt_len() as u64);
     sink.deliver(target.port, pkt);
 }

@@ -16,7 +16,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use config::{Balance, Direction, OnPortDown, ValidatedConfig};
+use config::{Balance, Direction, MAX_TOOLS_PER_SESSION, OnPortDown, ValidatedConfig};
 
 use crate::counters::WorkerCounters;
 use crate::flow::FlowKey;
@@ -141,13 +141,9 @@ impl GroupPlan {
     /// The tool port for a key hash, `None` when no live port may take it.
     #[inline]
     pub fn port_for_hash(&self, hash: u64) -> Option<u16> {
-        let position = self.table.lookup(hash)?;
-        let position = usize::from(position);
-        if *self.live.get(position)? {
-            self.ports.get(position).copied()
-        } else {
-            None
-        }
+        // The table's positions are below `ports.len()` (checked by `Plan::build`).
+        let position = usize::from(self.table.lookup(hash)?);
+        self.live[position].then(|| self.ports[position])
     }
 
     /// The tool port for the `turn`-th packet of round-robin, `None` when no port is live.
@@ -157,7 +153,7 @@ impl GroupPlan {
             return None;
         }
         let position = self.live_positions[turn as usize % self.live_positions.len()];
-        self.ports.get(usize::from(position)).copied()
+        Some(self.ports[usize::from(position)])
     }
 }
 
@@ -186,6 +182,12 @@ impl Plan {
     /// Compiles `config`; `port_live[i]` says whether tool port `i` is up (missing entries: up);
     /// worker `w` counts into `counters[w]`, which must be shaped for `config`
     /// ([`WorkerCounters::fits`]).
+    ///
+    /// # Panics
+    /// If a worker's counters are not shaped for `config`, or the plan would hold an index
+    /// outside its own tables (what `assert_indices_fit` lists): both are programming errors of
+    /// the control plane, which builds counters for the config it compiles. They are checked
+    /// here, once, so that the workers can index without checking.
     pub fn build(
         config: &ValidatedConfig,
         generation: u64,
@@ -242,7 +244,7 @@ impl Plan {
             .filter_map(|(i, s)| s.vni.map(|v| (v.get(), i as u16)))
             .collect();
         vnis.sort_unstable();
-        Plan {
+        let plan = Plan {
             generation,
             decap: DecapConfig::from_settings(&config.decap),
             sessions,
@@ -258,15 +260,97 @@ impl Plan {
                 .map(|_| SenderRule::new(config)),
             tool_ports: config.tool_ports.len(),
             counters,
-        }
+        };
+        plan.assert_indices_fit();
+        plan
     }
 
     /// The same plan counting into `counters` (one per worker): for tests and fuzzing, which
     /// compile a config once and run it many times with fresh counters.
+    ///
+    /// # Panics
+    /// As [`Plan::build`], if the counters are not shaped for the plan.
     pub fn with_counters(&self, counters: Box<[Arc<WorkerCounters>]>) -> Plan {
-        Plan {
+        let plan = Plan {
             counters,
             ..self.clone()
+        };
+        plan.assert_indices_fit();
+        plan
+    }
+
+    /// Checks what the pipeline indexes without checking: every session, filter, tool group and
+    /// tool port a plan refers to is inside the plan's tables and every worker's counters, every
+    /// filter's rules have their hit counters, every Maglev position names a port of its group,
+    /// and no session has more tool groups than a decision holds
+    /// ([`MAX_TOOLS_PER_SESSION`]).
+    ///
+    /// # Panics
+    /// When one does not hold, naming it. Off the hot path: once per plan.
+    fn assert_indices_fit(&self) {
+        let sessions = self.sessions.len();
+        for session in [self.default_session, self.untunneled_session]
+            .into_iter()
+            .flatten()
+            .chain(self.vnis.sessions())
+        {
+            assert!(
+                usize::from(session) < sessions,
+                "plan {}: session {session} of {sessions}",
+                self.generation
+            );
+        }
+        for (index, session) in self.sessions.iter().enumerate() {
+            assert!(
+                session.groups.len() <= MAX_TOOLS_PER_SESSION,
+                "plan {}: session {index} has {} tool groups",
+                self.generation,
+                session.groups.len()
+            );
+            assert!(
+                session
+                    .groups
+                    .iter()
+                    .all(|&g| usize::from(g) < self.groups.len())
+                    && session
+                        .filter
+                        .is_none_or(|f| usize::from(f) < self.filters.len()),
+                "plan {}: session {index} names a group or filter it does not have",
+                self.generation
+            );
+        }
+        for (index, group) in self.groups.iter().enumerate() {
+            let positions = group.ports.len();
+            assert!(
+                group.live.len() == positions
+                    && group
+                        .ports
+                        .iter()
+                        .all(|&p| usize::from(p) < self.tool_ports)
+                    && group
+                        .table
+                        .slots()
+                        .all(|slot| slot.is_none_or(|p| usize::from(p) < positions))
+                    && group
+                        .live_positions
+                        .iter()
+                        .all(|&p| usize::from(p) < positions),
+                "plan {}: tool group {index} names a port it does not have",
+                self.generation
+            );
+        }
+        for (worker, counters) in self.counters.iter().enumerate() {
+            let fits = counters.has_shape(
+                sessions,
+                self.groups.len(),
+                self.tool_ports,
+                self.filters.iter().map(CompiledFilter::rule_count),
+            );
+            assert!(
+                fits,
+                "plan {}: the counters of worker {worker} are shaped for another config",
+                self.generation
+            );
         }
     }
 
@@ -315,6 +399,14 @@ impl VniTable {
         (vni.wrapping_mul(0x9e37_79b1) >> 8) as usize & mask
     }
 
+    /// The sessions the table maps VNIs to.
+    fn sessions(&self) -> impl Iterator<Item = u16> + '_ {
+        self.slots
+            .iter()
+            .filter(|&&(stored, _)| stored != 0)
+            .map(|&(_, session)| session)
+    }
+
     #[inline]
     fn get(&self, vni: u32) -> Option<u16> {
         let wanted = vni.wrapping_add(1);
@@ -337,19 +429,19 @@ impl VniTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing;
+    use config::fixtures;
 
     #[test]
     fn vni_lookup_with_and_without_default() {
-        let config = testing::config(testing::TWO_SESSIONS);
+        let config = fixtures::config(fixtures::TWO_SESSIONS);
         let plan = Plan::build(&config, 1, &[], WorkerCounters::for_workers(&config, 1));
         assert_eq!(plan.session_for_vni(101), Some(0));
         assert_eq!(plan.session_for_vni(202), Some(1));
         assert_eq!(plan.session_for_vni(7), None);
 
-        let with_default = testing::config(&format!(
+        let with_default = fixtures::config(&format!(
             "{}\n[decap]\ndefault_session = \"b\"\n",
-            testing::TWO_SESSIONS
+            fixtures::TWO_SESSIONS
         ));
         let plan = Plan::build(
             &with_default,
@@ -383,7 +475,7 @@ mod tests {
 
     #[test]
     fn direction_from_source_ips() {
-        let config = testing::config(testing::TWO_SESSIONS);
+        let config = fixtures::config(fixtures::TWO_SESSIONS);
         let plan = Plan::build(&config, 1, &[], WorkerCounters::for_workers(&config, 1));
         let a: IpAddr = "10.0.1.10".parse().unwrap();
         let b: IpAddr = "192.0.2.1".parse().unwrap();
@@ -432,7 +524,7 @@ mod tests {
 
     #[test]
     fn dead_port_leaves_round_robin_and_drop_groups_refuse_its_keys() {
-        let config = testing::config(testing::TWO_SESSIONS);
+        let config = fixtures::config(fixtures::TWO_SESSIONS);
         // Tool ports: 0 = a-1, 1 = a-2 (group "a", rebalance), 2 = b-1 (group "b").
         let plan = Plan::build(
             &config,
@@ -459,5 +551,26 @@ mod tests {
         );
         assert_eq!(all_down.groups[0].port_for_turn(0), None);
         assert_eq!(all_down.groups[0].port_for_hash(1), None);
+    }
+
+    #[test]
+    #[should_panic(expected = "the counters of worker 1 are shaped for another config")]
+    fn counters_of_another_config_stop_the_build() {
+        let config = fixtures::config(fixtures::TWO_SESSIONS);
+        let other = fixtures::config(fixtures::MINIMAL);
+        let counters = [config.clone(), other]
+            .iter()
+            .map(|c| Arc::new(WorkerCounters::new(c)))
+            .collect();
+        Plan::build(&config, 1, &[], counters);
+    }
+
+    #[test]
+    #[should_panic(expected = "shaped for another config")]
+    fn counters_of_another_config_stop_with_counters() {
+        let config = fixtures::config(fixtures::TWO_SESSIONS);
+        let plan = Plan::build(&config, 1, &[], WorkerCounters::for_workers(&config, 1));
+        let other = fixtures::config(fixtures::MINIMAL);
+        plan.with_counters(WorkerCounters::for_workers(&other, 1));
     }
 }

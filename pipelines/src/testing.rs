@@ -1,70 +1,14 @@
-//! Helpers for tests, benches and fuzz targets: sample configs, a packet builder written
-//! independently of the wire views (tests must not build their inputs with the code under
-//! test), and a sink that keeps what it is given.
+//! Helpers for tests, benches and fuzz targets: a packet builder written independently of the
+//! wire views (tests must not build their inputs with the code under test), a sink that keeps
+//! what it is given, and a deterministic generator. (Sample configs are `config::fixtures`.)
 //!
-//! Not part of the data path; public so that benches and fuzz targets (separate crates) can use it.
+//! Not part of the data path: compiled for this crate's tests and with the `testing` feature,
+//! which the benches and the fuzz crate (separate crates) enable.
 #![doc(hidden)]
 
 use std::net::IpAddr;
 
-use config::ValidatedConfig;
-
 use crate::buf::Sink;
-
-/// The smallest valid config: one session, one group, one port.
-pub const MINIMAL: &str = r#"
-[broker]
-name = "test"
-[[ingress]]
-name = "in"
-device = "net_null0"
-[[session]]
-name = "s"
-vni = 1
-tools = ["g"]
-[[tool_group]]
-name = "g"
-ports = [{ name = "g-1", device = "net_null1" }]
-"#;
-
-/// Two sessions; group "a" (flow balance, 2 ports) takes both, group "b" (source balance,
-/// sliced to 64 bytes, 1 port) only session "b". Tool ports: 0 = a-1, 1 = a-2, 2 = b-1.
-pub const TWO_SESSIONS: &str = r#"
-[broker]
-name = "test"
-[[ingress]]
-name = "in"
-device = "net_null0"
-[[session]]
-name = "a"
-vni = 101
-tools = ["a"]
-source_ips = ["10.0.1.10"]
-[[session]]
-name = "b"
-vni = 202
-tools = ["a", "b"]
-[[tool_group]]
-name = "a"
-balance = "flow"
-ports = [{ name = "a-1", device = "net_null1" }, { name = "a-2", device = "net_null2" }]
-[[tool_group]]
-name = "b"
-balance = "source"
-slice = 64
-ports = [{ name = "b-1", device = "net_null3" }]
-"#;
-
-/// Parses a config that the test knows to be valid.
-///
-/// # Panics
-/// When it is not: the test is wrong.
-pub fn config(text: &str) -> ValidatedConfig {
-    match config::parse(text, None) {
-        Ok(c) => c,
-        Err(e) => panic!("test config does not validate: {e}"),
-    }
-}
 
 /// Internet checksum (RFC 1071) of `bytes`.
 pub fn checksum(bytes: &[u8]) -> u16 {

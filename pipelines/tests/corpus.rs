@@ -164,7 +164,7 @@ fn hostile_capture_packet_by_packet() {
     .unwrap();
     let packets = sidecar["packets"].as_array().unwrap();
     assert_eq!(frames.len(), packets.len());
-    let config = pipelines::testing::config(&hostile_config(&sidecar));
+    let config = config::fixtures::config(&hostile_config(&sidecar));
     let compiled = Plan::build(&config, 1, &[], WorkerCounters::for_workers(&config, 1));
     let mut mismatches = Vec::new();
     for segment in [usize::MAX, 2048] {

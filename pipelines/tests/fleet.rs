@@ -15,12 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use config::Balance;
+use config::fixtures;
 use pipelines::counters::WorkerCounters;
 use pipelines::pipeline::{Dedup, Pipeline};
 use pipelines::plan::Plan;
 use pipelines::stage::balance::{flow_hash, source_hash};
 use pipelines::stage::dedup::{DedupKeyer, DedupTable};
-use pipelines::testing::{self, CollectSink, SplitMix64, aws_vxlan, ethernet, ipv4, tcp, udp};
+use pipelines::testing::{CollectSink, SplitMix64, aws_vxlan, ethernet, ipv4, tcp, udp};
 use pipelines::{FlowKey, Outcome, VecBuf};
 
 /// Mirrored ENIs, each its own session `e<i>` (VNI 300 + i) with address 10.0.<i>.10; the even
@@ -95,7 +96,7 @@ struct Broker {
 
 impl Broker {
     fn new(text: &str) -> Broker {
-        let config = testing::config(text);
+        let config = fixtures::config(text);
         let counters = Arc::new(WorkerCounters::new(&config));
         let plan = Plan::build(&config, 1, &[], Box::new([counters.clone()]));
         let dedup = config

@@ -3,11 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use config::fixtures;
 use pipelines::counters::WorkerCounters;
 use pipelines::pipeline::{Dedup, Pipeline};
 use pipelines::plan::Plan;
 use pipelines::stage::dedup::{DedupKeyer, DedupTable};
-use pipelines::testing::{self, CollectSink, aws_vxlan, inner_tcp4, inner_udp6, v4, v6};
+use pipelines::testing::{CollectSink, aws_vxlan, inner_tcp4, inner_udp6, v4, v6};
 use pipelines::{Outcome, PacketBuf, Reason, VecBuf};
 
 struct Harness {
@@ -22,7 +23,7 @@ impl Harness {
     }
 
     fn with_live(toml: &str, live: &[bool]) -> Harness {
-        let config = testing::config(toml);
+        let config = fixtures::config(toml);
         let counters = Arc::new(WorkerCounters::new(&config));
         let plan = Plan::build(&config, 1, live, Box::new([counters.clone()]));
         let dedup = config.dedup.as_ref().map(|d| Dedup {
@@ -79,7 +80,7 @@ fn tcp_a_to_b(seq: u32) -> Vec<u8> {
 
 #[test]
 fn delivers_the_inner_frame_without_the_tunnel() {
-    let mut h = Harness::new(testing::MINIMAL);
+    let mut h = Harness::new(fixtures::MINIMAL);
     let inner = tcp_a_to_b(1);
     let sink = h.run(&[aws_vxlan(v4("10.0.1.10"), 1, &inner)]);
     assert_eq!(sink.delivered.len(), 1);
@@ -91,7 +92,7 @@ fn delivers_the_inner_frame_without_the_tunnel() {
 
 #[test]
 fn every_packet_ends_in_exactly_one_outcome() {
-    let mut h = Harness::new(testing::MINIMAL);
+    let mut h = Harness::new(fixtures::MINIMAL);
     let inner = tcp_a_to_b(1);
     let good = aws_vxlan(v4("10.0.1.10"), 1, &inner);
     let unknown_vni = aws_vxlan(v4("10.0.1.10"), 99, &inner);
@@ -118,7 +119,7 @@ fn every_packet_ends_in_exactly_one_outcome() {
 
 #[test]
 fn fan_out_gives_each_group_a_copy_and_slices_only_where_asked() {
-    let mut h = Harness::new(testing::TWO_SESSIONS);
+    let mut h = Harness::new(fixtures::TWO_SESSIONS);
     let inner = inner_tcp4(
         v4("10.0.2.20"),
         v4("192.0.2.7"),
@@ -146,7 +147,7 @@ fn fan_out_gives_each_group_a_copy_and_slices_only_where_asked() {
 
 #[test]
 fn flow_balance_sends_both_directions_to_one_port() {
-    let mut h = Harness::new(testing::TWO_SESSIONS);
+    let mut h = Harness::new(fixtures::TWO_SESSIONS);
     for i in 0..200u16 {
         let client = [10, 0, 1, (i % 250) as u8];
         let server = v4("192.0.2.7");
@@ -386,7 +387,7 @@ fn filters_decide_with_direction_and_count_rule_hits() {
 
 #[test]
 fn multi_segment_packets_are_delivered_whole() {
-    let mut h = Harness::new(testing::MINIMAL);
+    let mut h = Harness::new(fixtures::MINIMAL);
     let inner = inner_tcp4(v4("10.0.1.10"), v4("192.0.2.7"), 1, 2, 3, &[0x5A; 8000]);
     let frame = aws_vxlan(v4("10.0.1.10"), 1, &inner);
     let segments: Vec<Vec<u8>> = frame.chunks(2048).map(<[u8]>::to_vec).collect();

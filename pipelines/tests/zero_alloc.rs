@@ -19,7 +19,7 @@ use pipelines::fixed_pool::{CountingSink, FixedPool, PoolBuf};
 use pipelines::pipeline::{BURST, Dedup, Pipeline};
 use pipelines::plan::Plan;
 use pipelines::stage::dedup::{DedupKeyer, DedupTable};
-use pipelines::testing::{self, aws_vxlan, ethernet, inner_tcp4, ipv4, udp, v4};
+use pipelines::testing::{aws_vxlan, ethernet, inner_tcp4, ipv4, udp, v4};
 use pipelines::{Outcome, Reason, VecBuf};
 
 #[global_allocator]
@@ -70,7 +70,7 @@ struct Rig {
 
 impl Rig {
     fn new(toml: &str) -> Rig {
-        let config = testing::config(toml);
+        let config = config::fixtures::config(toml);
         let counters = Arc::new(WorkerCounters::new(&config));
         let plan = Plan::build(&config, 1, &[], Box::new([counters.clone()]));
         let dedup = config.dedup.as_ref().map(|d| Dedup {

@@ -652,6 +652,30 @@ class CommandLine(unittest.TestCase):
         self.assertIn("python3-scapy", result.stderr)
 
 
+class CorpusModel(unittest.TestCase):
+    """The conformance corpus' expectation (corpus/model.py) where it meets the broker's own tests:
+    as pipelines/tests/pipeline.rs `round_robin_turns_go_to_copies_not_to_duplicates`, a
+    round-robin group keeps alternating when every packet arrives twice, because a duplicate
+    takes no turn."""
+
+    def test_round_robin_turns_go_to_copies_not_to_duplicates(self):
+        import sys
+        sys.path.insert(0, str(HERE))
+        from corpus.model import Config, Group, Session, expect
+        from corpus.packets import Packet
+
+        config = Config(name="rr-dedup", sessions=[Session("web", ["ids"], vni=101)],
+                        groups=[Group("ids", ["ids-1", "ids-2"], balance="round-robin")],
+                        dedup_window="10s")
+        packets = [Packet(frame=bytes([seq]) * 60, note=f"packet {seq}, copy {copy}", outer_src="10.0.0.1",
+                          vni=101, delivered=bytes([seq]) * 60, full_len=60, identity=seq)
+                   for seq in range(1, 9) for copy in (1, 2)]
+        expectation = expect(config, packets)
+        self.assertEqual(expectation.outcomes, {"delivered": 8, "duplicate": 8})
+        self.assertEqual([e.input_index for e in expectation.ports["ids-1"]], [0, 4, 8, 12])
+        self.assertEqual([e.input_index for e in expectation.ports["ids-2"]], [2, 6, 10, 14])
+
+
 class ConformanceCorpus(unittest.TestCase):
     """tests/conformance/ (see its README) is exactly what scripts/gen/conformance.py writes, also
     in a process with another string-hash seed."""

@@ -3,6 +3,7 @@
 //! its inputs.
 
 mod alerts;
+mod cli;
 mod conformance;
 mod dedup;
 mod endpoint;
@@ -20,3 +21,4 @@ mod running;
 mod span_port;
 mod stop;
 mod support;
+mod systemd;

@@ -44,6 +44,18 @@ pub struct Ended {
 impl Running {
     /// Starts the broker on `config` from `cwd`, under `wrap` (empty: directly).
     pub fn start(config: &Path, cwd: &Path, wrap: &[&str]) -> Running {
+        Running::start_with(config, cwd, wrap, &[], &[])
+    }
+
+    /// As [`Running::start`], with `options` before `run` (`--log-format json`) and `env` added
+    /// to its environment.
+    pub fn start_with(
+        config: &Path,
+        cwd: &Path,
+        wrap: &[&str],
+        options: &[&str],
+        env: &[(&str, &str)],
+    ) -> Running {
         let stdout = config.with_extension("stdout");
         let stderr = config.with_extension("stderr");
         let summary = config.with_extension("summary.json");
@@ -57,6 +69,8 @@ impl Running {
             None => Command::new(env!("CARGO_BIN_EXE_broker")),
         };
         let child = command
+            .args(options)
+            .envs(env.iter().copied())
             .arg("run")
             .arg("--config")
             .arg(config)
@@ -323,4 +337,52 @@ pub fn require_capabilities(bits: &[u32], names: &str, test: &str) -> bool {
     } else {
         panic!("{message}");
     }
+}
+
+/// A config named `name` replaying `capture` (mirrorgen's `lab` profile) forever: every VNI to
+/// one session, sent to each of `groups` (name, its ports: `net_null` devices), the endpoint at
+/// `metrics` (`""`: off).
+pub fn endless_config(
+    name: &str,
+    capture: &Path,
+    metrics: &str,
+    groups: &[(&str, &[&str])],
+) -> String {
+    let group_names: Vec<String> = groups.iter().map(|(g, _)| format!("{g:?}")).collect();
+    let mut text = format!(
+        r#"
+[broker]
+name = "{name}"
+metrics = "{metrics}"
+[dpdk]
+eal_args = {}
+[[ingress]]
+name = "mirror0"
+device = "net_pcap0,rx_pcap={},infinite_rx=1"
+[decap]
+allowed_sources = ["10.0.0.0/8", "fd00::/8"]
+default_session = "all"
+[[session]]
+name = "all"
+tools = [{}]
+"#,
+        crate::support::EAL_ARGS,
+        capture.display(),
+        group_names.join(", ")
+    );
+    let mut device = 0;
+    for (group, ports) in groups {
+        let ports: Vec<String> = ports
+            .iter()
+            .map(|port| {
+                device += 1;
+                format!("{{ name = {port:?}, device = \"net_null{device}\" }}")
+            })
+            .collect();
+        text.push_str(&format!(
+            "[[tool_group]]\nname = {group:?}\nports = [{}]\n",
+            ports.join(", ")
+        ));
+    }
+    text
 }

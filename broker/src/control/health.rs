@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn healthy_until_a_group_loses_its_ports_or_a_worker_stalls() {
-        let config = pipelines::testing::config(pipelines::testing::TWO_SESSIONS);
+        let config = config::fixtures::config(config::fixtures::TWO_SESSIONS);
         let counters = WorkerCounters::for_workers(&config, 2);
         let all_live = Plan::build(&config, 1, &[], counters.clone());
         let health = judge(&config, &all_live, 2, None);
@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn the_watch_notices_a_worker_that_stops_polling() {
-        let config = pipelines::testing::config(pipelines::testing::MINIMAL);
+        let config = config::fixtures::config(config::fixtures::MINIMAL);
         let counters = WorkerCounters::for_workers(&config, 1);
         let plan = Plan::build(&config, 1, &[], counters.clone());
         let state = ControlState::new(config);

@@ -9,17 +9,19 @@
 //! once a second ([`telemetry`], and at once after a plan change). It never
 //! touches a packet and never blocks a worker: everything it changes reaches the data plane as a
 //! new immutable [`pipelines::plan::Plan`] swapped in between bursts. Stopping is bounded in
-//! time ([`stop`]).
+//! time ([`stop`]). Under systemd it also tells the service manager how it is doing
+//! ([`systemd`]: status, watchdog pings from the loop itself, reloads, the stop).
 
 pub mod health;
 pub mod links;
 pub mod reload;
 pub mod state;
 pub mod stop;
+pub mod systemd;
 pub mod telemetry;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -31,6 +33,7 @@ use crate::runtime::Appliance;
 use health::HealthWatch;
 use links::LinkWatch;
 use state::ControlState;
+use systemd::Notifier;
 use telemetry::Telemetry;
 
 /// How often the control loop wakes up. Short enough that a link change or a stop request is
@@ -43,6 +46,8 @@ pub const TICK: Duration = Duration::from_millis(20);
 pub struct Signals {
     /// SIGINT / SIGTERM: drain and stop.
     pub stop: Arc<AtomicBool>,
+    /// The number of the signal that set `stop` (0: none), for the log line.
+    pub stop_signal: Arc<AtomicUsize>,
     /// SIGHUP: reload the config file.
     pub reload: Arc<AtomicBool>,
 }
@@ -74,14 +79,41 @@ impl IdleWatch {
     }
 }
 
+/// [`reload::reload`], between `RELOADING=1` and `READY=1` when systemd listens.
+fn notified_reload(
+    app: &Appliance,
+    state: &mut ControlState,
+    live: &[bool],
+    notifier: Option<&mut Notifier>,
+) -> crate::report::ReloadOutcome {
+    let Some(notifier) = notifier else {
+        return reload::reload(app, state, live);
+    };
+    notifier.reloading();
+    let outcome = reload::reload(app, state, live);
+    notifier.reloaded(&outcome);
+    outcome
+}
+
+/// `SIGTERM` for SIGTERM's number; what asked for the stop when no signal did.
+fn signal_name(number: usize) -> String {
+    i32::try_from(number).ok().filter(|&n| n != 0).map_or_else(
+        || "stop requested".to_owned(),
+        |n| {
+            signal_hook::low_level::signal_name(n)
+                .map_or_else(|| format!("signal {n}"), str::to_owned)
+        },
+    )
+}
+
 /// Packets the workers have received so far, over every plan's counters.
 fn received(app: &Appliance, state: &ControlState) -> u64 {
     state.ledger.received(&app.plans.load().counters)
 }
 
 /// Runs the control plane until the appliance must stop; publishes through `telemetry` when
-/// the metrics endpoint is on, and takes reload requests from `requests` (the endpoint's
-/// `POST /reload`).
+/// the metrics endpoint is on, takes reload requests from `requests` (the endpoint's
+/// `POST /reload`), and tells systemd through `notifier` when it started the broker.
 pub fn run(
     app: &Appliance,
     state: &mut ControlState,
@@ -89,6 +121,7 @@ pub fn run(
     signals: &Signals,
     mut telemetry: Option<&mut Telemetry>,
     mut requests: Option<Receiver<ReplyTo>>,
+    mut notifier: Option<&mut Notifier>,
 ) -> StopReason {
     let mut idle = state.config.broker.stop_when_idle.map(IdleWatch::new);
     let mut links = LinkWatch::new(app.tools.len());
@@ -108,24 +141,32 @@ pub fn run(
             }
         };
         if signals.stop.load(Ordering::Relaxed) {
+            let signal = signal_name(signals.stop_signal.load(Ordering::Relaxed));
+            info!("{signal}: stopping (draining the workers, then the summary)");
+            if let Some(notifier) = notifier.as_deref_mut() {
+                notifier.stopping(&signal);
+            }
             health.stopping();
             return StopReason::Signal;
         }
         let mut changed = !links.poll(app, &state.config).is_empty();
         if signals.reload.swap(false, Ordering::Relaxed) {
             info!("SIGHUP: reloading {}", state.config_path());
-            reload::reload(app, state, links.live());
+            notified_reload(app, state, links.live(), notifier.as_deref_mut());
             changed = true;
         }
         if let Some(reply) = request {
             info!("POST /reload: reloading {}", state.config_path());
-            let outcome = reload::reload(app, state, links.live());
+            let outcome = notified_reload(app, state, links.live(), notifier.as_deref_mut());
             changed = true;
             // The client may have given up waiting; the reload stands either way.
             let _ = reply.try_send(outcome);
         }
         state.ledger.settle();
         health.look(&app.plans.load(), state);
+        if let Some(notifier) = notifier.as_deref_mut() {
+            notifier.tick(app, state);
+        }
         if let Some(telemetry) = telemetry.as_deref_mut() {
             if changed {
                 telemetry.publish(app, state);
@@ -146,6 +187,9 @@ pub fn run(
                     "ingress idle for {:?} after {rx} packets: stopping",
                     watch.idle
                 );
+                if let Some(notifier) = notifier.as_deref_mut() {
+                    notifier.stopping("ingress idle");
+                }
                 health.stopping();
                 return StopReason::Idle;
             }
@@ -156,6 +200,16 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stop_signals_are_named() {
+        assert_eq!(
+            signal_name(signal_hook::consts::SIGTERM as usize),
+            "SIGTERM"
+        );
+        assert_eq!(signal_name(signal_hook::consts::SIGINT as usize), "SIGINT");
+        assert_eq!(signal_name(0), "stop requested");
+    }
 
     #[test]
     fn idle_only_after_traffic_and_quiet() {

@@ -322,18 +322,18 @@ fn attempt(app: &Appliance, state: &mut ControlState, live: &[bool]) -> ReloadOu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pipelines::testing;
+    use config::fixtures;
 
     fn config(text: &str) -> ValidatedConfig {
-        testing::config(text)
+        fixtures::config(text)
     }
 
     #[test]
     fn plan_level_changes_need_no_restart() {
-        let old = config(testing::TWO_SESSIONS);
+        let old = config(fixtures::TWO_SESSIONS);
         let new = config(&format!(
             "{}\n[decap]\nallowed_sources = [\"10.0.0.0/8\"]\n",
-            testing::TWO_SESSIONS.replace("balance = \"source\"", "balance = \"flow\"")
+            fixtures::TWO_SESSIONS.replace("balance = \"source\"", "balance = \"flow\"")
         ));
         assert_ne!(old, new);
         assert_eq!(restart_needed(&old, &new), Vec::<String>::new());
@@ -342,8 +342,8 @@ mod tests {
 
     #[test]
     fn port_and_resource_changes_are_refused_each_named() {
-        let old = config(testing::TWO_SESSIONS);
-        let text = testing::TWO_SESSIONS;
+        let old = config(fixtures::TWO_SESSIONS);
+        let text = fixtures::TWO_SESSIONS;
         let tool_port = text
             .lines()
             .find(|l| l.starts_with("ports = ["))
@@ -389,13 +389,13 @@ mod tests {
 
     #[test]
     fn another_shape_or_another_name_renews_the_counters() {
-        let old = config(testing::TWO_SESSIONS);
+        let old = config(fixtures::TWO_SESSIONS);
         let renamed =
-            config(&testing::TWO_SESSIONS.replace("name = \"a\"\nvni", "name = \"z\"\nvni"));
+            config(&fixtures::TWO_SESSIONS.replace("name = \"a\"\nvni", "name = \"z\"\nvni"));
         assert!(!same_counters(&old, &renamed));
         let with_filter = config(&format!(
             "{}\n[[filter]]\nname = \"f\"\ndefault = \"accept\"\n",
-            testing::TWO_SESSIONS
+            fixtures::TWO_SESSIONS
         ));
         assert!(!same_counters(&old, &with_filter));
         assert!(same_counters(&old, &old.clone()));

@@ -60,7 +60,7 @@ pub const PORT_INFO: &[&str] = &["port", "role", "driver", "numa_node"];
 pub const PORT_QUEUE: &[&str] = &["port", "queue"];
 pub const PORT_XSTAT: &[&str] = &["port", "xstat"];
 pub const LISTENER_REASON: &[&str] = &["listener", "reason"];
-pub const BUILD_INFO_LABELS: &[&str] = &["broker", "version", "dpdk_version"];
+pub const BUILD_INFO_LABELS: &[&str] = &["broker", "version", "dpdk_version", "revision"];
 pub const RELOAD_REASON: &[&str] = &["reason"];
 
 // Metrics that do not come from a counter block.
@@ -87,6 +87,14 @@ pub const PORT_LINK_UP: &str = "broker_port_link_up";
 pub const PORT_LINK_SPEED: &str = "broker_port_link_speed_bytes_per_second";
 pub const PORT_XSTATS: &str = "broker_port_xstats_total";
 pub const HTTP_REFUSED: &str = "broker_http_refused_connections_total";
+// The process' resources, named as Prometheus' client libraries name them (no `broker_` prefix,
+// so dashboards and alerts written for any process apply): see `super::process`.
+pub const PROCESS_CPU_SECONDS: &str = "process_cpu_seconds_total";
+pub const PROCESS_RESIDENT_MEMORY: &str = "process_resident_memory_bytes";
+pub const PROCESS_VIRTUAL_MEMORY: &str = "process_virtual_memory_bytes";
+pub const PROCESS_OPEN_FDS: &str = "process_open_fds";
+pub const PROCESS_MAX_FDS: &str = "process_max_fds";
+pub const PROCESS_START_TIME: &str = "process_start_time_seconds";
 
 /// DPDK's port statistics (`rte_eth_stats`): metric name, help. The help says what the
 /// driver's field means (the fields' docs in `drivers::PortStats`), with DPDK's field name.
@@ -216,7 +224,7 @@ pub fn catalog() -> Vec<MetricDef> {
             BUILD_INFO,
             Gauge,
             BUILD_INFO_LABELS,
-            "always 1: the instance name, the broker version and the DPDK version it runs on",
+            "always 1: the instance name, the broker version, the DPDK version it runs on and the git revision it was built from",
         ),
         def(
             CONFIG_GENERATION,
@@ -367,6 +375,44 @@ pub fn catalog() -> Vec<MetricDef> {
         LISTENER_REASON,
         "connections an HTTP listener (endpoint, health) refused: not_allowed = the peer is not in [broker] metrics_allow; over_capacity = closed to make room for a newer one, or every answering thread busy; timed_out = the request did not arrive in time; malformed = not HTTP, or over a size limit",
     ));
+    all.extend([
+        def(
+            PROCESS_CPU_SECONDS,
+            Counter,
+            NO_LABELS,
+            "CPU time the broker process used, user and system, in whole seconds (every worker polls, so it grows by about one second per worker per second)",
+        ),
+        def(
+            PROCESS_RESIDENT_MEMORY,
+            Gauge,
+            NO_LABELS,
+            "resident memory of the broker process, in bytes; hugepages are not counted (with hugepages, the mbuf pool and the dedup table are not in it)",
+        ),
+        def(
+            PROCESS_VIRTUAL_MEMORY,
+            Gauge,
+            NO_LABELS,
+            "virtual memory of the broker process, in bytes",
+        ),
+        def(
+            PROCESS_OPEN_FDS,
+            Gauge,
+            NO_LABELS,
+            "file descriptors the broker process has open",
+        ),
+        def(
+            PROCESS_MAX_FDS,
+            Gauge,
+            NO_LABELS,
+            "the broker process' limit on open file descriptors (RLIMIT_NOFILE, soft)",
+        ),
+        def(
+            PROCESS_START_TIME,
+            Gauge,
+            NO_LABELS,
+            "when the broker process started, in seconds since the Unix epoch (before DPDK initialised, unlike broker_start_time_seconds)",
+        ),
+    ]);
     all
 }
 
@@ -446,7 +492,12 @@ mod tests {
         let mut names = std::collections::HashSet::new();
         for m in &all {
             assert!(names.insert(m.name.clone()), "{} twice", m.name);
-            assert!(m.name.starts_with("broker_"), "{}", m.name);
+            // `process_*`: the names every Prometheus client library gives these.
+            assert!(
+                m.name.starts_with("broker_") || m.name.starts_with("process_"),
+                "{}",
+                m.name
+            );
             assert!(
                 m.name
                     .bytes()

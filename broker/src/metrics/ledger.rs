@@ -281,7 +281,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pipelines::testing;
+    use config::fixtures;
 
     const FILTERED: &str = r#"
 [[filter]]
@@ -295,7 +295,7 @@ protocol = "tcp"
 
     #[test]
     fn sums_over_workers_by_name() {
-        let config = testing::config(&format!("{}{FILTERED}", testing::TWO_SESSIONS).replace(
+        let config = fixtures::config(&format!("{}{FILTERED}", fixtures::TWO_SESSIONS).replace(
             "name = \"a\"\nvni = 101",
             "name = \"a\"\nvni = 101\nfilter = \"f\"",
         ));
@@ -338,7 +338,7 @@ protocol = "tcp"
 
     #[test]
     fn ledger_keeps_retired_totals_by_name_across_shapes() {
-        let before = testing::config(testing::TWO_SESSIONS);
+        let before = fixtures::config(fixtures::TWO_SESSIONS);
         let old = WorkerCounters::for_workers(&before, 1);
         old[0].sessions[1].packets.add(10); // session "b"
         old[0].groups[0].copies.add(4); // group "a"
@@ -348,7 +348,7 @@ protocol = "tcp"
         assert_eq!(ledger.settle(), 0, "nobody else holds them: folded");
 
         // The new config drops session "a" and group "b": "b" is now session 0.
-        let after = testing::config(&testing::MINIMAL.replace("name = \"s\"", "name = \"b\""));
+        let after = fixtures::config(&fixtures::MINIMAL.replace("name = \"s\"", "name = \"b\""));
         let new = WorkerCounters::for_workers(&after, 1);
         new[0].sessions[0].packets.add(1);
         new[0].rx_packets.add(1);
@@ -370,7 +370,7 @@ protocol = "tcp"
     #[test]
     fn a_retired_set_is_folded_only_once_no_worker_holds_it_and_nothing_is_lost() {
         use std::sync::atomic::{AtomicBool, Ordering};
-        let config = testing::config(testing::MINIMAL);
+        let config = fixtures::config(fixtures::MINIMAL);
         let old = WorkerCounters::for_workers(&config, 1);
         let worker_copy = old[0].clone();
         let release = Arc::new(AtomicBool::new(false));

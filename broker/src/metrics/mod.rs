@@ -20,6 +20,7 @@
 
 pub mod catalog;
 pub mod ledger;
+pub mod process;
 pub mod publish;
 pub mod rows;
 pub mod snapshot;

@@ -21,6 +21,7 @@ use pipelines::{Outcome, Reason};
 
 use super::catalog::{self, block_metric};
 use super::ledger::FilterHit;
+use super::process::ProcessSeries;
 use super::snapshot::Snapshot;
 use crate::report::ReloadVerdict;
 
@@ -127,6 +128,7 @@ pub struct Publisher {
     port_stats: Vec<PortSeries>,
     /// By (listener, reason).
     refused: BTreeMap<(&'static str, &'static str), Counter>,
+    process: Option<ProcessSeries>,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -168,6 +170,7 @@ impl FixedSeries {
                     ("broker", &status.broker),
                     ("version", &status.version),
                     ("dpdk_version", &status.dpdk_version),
+                    ("revision", &status.revision),
                 ],
             ),
             config_generation: gauge(catalog::CONFIG_GENERATION, &[]),
@@ -209,6 +212,11 @@ impl Publisher {
     pub fn publish(&mut self, snapshot: &Snapshot) {
         let status = &snapshot.status;
         let totals = &snapshot.totals;
+        if let Some(stats) = &snapshot.process {
+            self.process
+                .get_or_insert_with(ProcessSeries::register)
+                .set(stats);
+        }
 
         let fixed = self
             .fixed
@@ -473,13 +481,14 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
     use std::sync::Arc;
 
+    use config::fixtures;
     use drivers::PortStats;
     use metrics_exporter_prometheus::PrometheusBuilder;
-    use pipelines::testing;
 
     use super::*;
     use crate::metrics::catalog::{Kind, catalog};
     use crate::metrics::ledger::Totals;
+    use crate::metrics::process::ProcessStats;
     use crate::metrics::snapshot::Refused;
     use crate::report::reload::LastReload;
     use crate::report::{
@@ -490,12 +499,12 @@ mod tests {
     /// A snapshot with something in every part: a filter, dedup, an ingress port with two RX
     /// queues, a tool port, xstats.
     pub(crate) fn sample() -> Snapshot {
-        let text = testing::TWO_SESSIONS.replace(
+        let text = fixtures::TWO_SESSIONS.replace(
             "name = \"a\"\nvni = 101",
             "name = \"a\"\nvni = 101\nfilter = \"f\"",
         ) + "[[filter]]\nname = \"f\"\ndefault = \"reject\"\n[[filter.rule]]\nnumber = 100\naction = \"accept\"\n"
             + "[dedup]\nwindow = \"50ms\"\n";
-        let config = testing::config(&text);
+        let config = fixtures::config(&text);
         let workers = pipelines::counters::WorkerCounters::for_workers(&config, 2);
         workers[0].rx_packets.add(10);
         workers[1].rx_packets.add(5);
@@ -533,6 +542,7 @@ mod tests {
         let status = Status {
             broker: "test".into(),
             version: "0.1.0".into(),
+            revision: "abc1234".into(),
             dpdk_version: "DPDK 22.11.11".into(),
             ports: vec![
                 port("in", PortRole::Ingress, 2, 0),
@@ -597,6 +607,14 @@ mod tests {
                 timed_out: 2,
                 ..Refused::default()
             }],
+            process: Some(ProcessStats {
+                cpu_seconds: 12.7,
+                resident_bytes: 50 << 20,
+                virtual_bytes: 3 << 30,
+                open_fds: 17,
+                max_fds: None,
+                start_time_seconds: 1_700_000_000.5,
+            }),
         }
     }
 
@@ -699,8 +717,14 @@ mod tests {
         has("broker_config_reload_failures_total{reason=\"needs_restart\"} 1");
         has("broker_config_last_reload_successful 0");
         has(
-            "broker_build_info{broker=\"test\",version=\"0.1.0\",dpdk_version=\"DPDK 22.11.11\"} 1",
+            "broker_build_info{broker=\"test\",version=\"0.1.0\",dpdk_version=\"DPDK 22.11.11\",revision=\"abc1234\"} 1",
         );
+        has("process_cpu_seconds_total 12");
+        has("process_resident_memory_bytes 52428800");
+        has("process_virtual_memory_bytes 3221225472");
+        has("process_open_fds 17");
+        has("process_max_fds 4294967295");
+        has("process_start_time_seconds 1700000000.5");
         // Only configured queues: the ingress has no TX queue, the tool port no RX queue.
         assert!(
             !text.contains("broker_port_queue_tx_packets_total{port=\"in\""),

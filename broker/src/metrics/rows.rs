@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn identities_hold_and_break_visibly() {
-        let config = pipelines::testing::config(pipelines::testing::TWO_SESSIONS);
+        let config = config::fixtures::config(config::fixtures::TWO_SESSIONS);
         let w = WorkerCounters::new(&config);
         w.rx_packets.add(3);
         w.outcome(Outcome::Delivered);
@@ -159,14 +159,14 @@ mod tests {
     #[test]
     fn rows_follow_the_config_then_retired_names() {
         use crate::metrics::ledger::Ledger;
-        let before = pipelines::testing::config(pipelines::testing::TWO_SESSIONS);
+        let before = config::fixtures::config(config::fixtures::TWO_SESSIONS);
         let old = WorkerCounters::for_workers(&before, 1);
         old[0].sessions[0].packets.add(2); // session "a", gone from the next config
         old[0].ports[2].tx_packets.add(5); // port "b-1" of group "b", gone too
         old[0].ports[2].copies.add(5);
         let mut ledger = Ledger::default();
         ledger.retire(&before, old);
-        let after = pipelines::testing::config(pipelines::testing::MINIMAL);
+        let after = config::fixtures::config(config::fixtures::MINIMAL);
         let new = WorkerCounters::for_workers(&after, 1);
         let summary = summarize(&after, &ledger.totals(&after, &new), StopReason::Signal);
         let sessions: Vec<&str> = summary.sessions.iter().map(|s| s.name.as_str()).collect();

@@ -13,6 +13,7 @@ use drivers::{Port, PortStats};
 use pipelines::plan::Plan;
 
 use super::ledger::Totals;
+use super::process::{self, ProcessStats};
 use super::rows::outcome_rows;
 use crate::http::Refusals;
 use crate::report::{
@@ -40,6 +41,8 @@ pub struct Snapshot {
     pub xstats: Vec<Vec<(String, u64)>>,
     /// What the HTTP listeners refused.
     pub refused: Vec<Refused>,
+    /// The process' resources; `None` when `/proc` could not be read.
+    pub process: Option<ProcessStats>,
 }
 
 /// What one HTTP listener refused, by reason.
@@ -251,6 +254,7 @@ impl Snapshot {
         let status = Status {
             broker: config.broker.name.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            revision: env!("BROKER_REVISION").to_owned(),
             dpdk_version: drivers::dpdk_version(),
             config: config_status,
             uptime_seconds: app.started.elapsed().as_secs_f64(),
@@ -278,6 +282,7 @@ impl Snapshot {
             port_stats,
             xstats,
             refused: Vec::new(),
+            process: process::read(),
         }
     }
 }

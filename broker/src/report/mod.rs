@@ -13,6 +13,7 @@ pub mod reload;
 pub mod resources;
 pub mod status;
 pub mod summary;
+pub mod units;
 
 pub use health::Health;
 pub use reload::{CounterChange, ReloadOutcome, ReloadStats, ReloadVerdict};
@@ -22,3 +23,4 @@ pub use status::{
     PortRole, PortStatus, Status, WorkerStatus,
 };
 pub use summary::{GroupRow, IngressRow, OutcomeRow, PortRow, SessionRow, StopReason, Summary};
+pub use units::si;

@@ -21,6 +21,9 @@ pub struct Status {
     /// The instance name (`[broker] name`).
     pub broker: String,
     pub version: String,
+    /// The git revision the broker was built from (`unknown` when it was built without one).
+    #[serde(default)]
+    pub revision: String,
     pub dpdk_version: String,
     pub config: ConfigStatus,
     /// Seconds since the data plane started.
@@ -206,8 +209,8 @@ impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "broker {:?} {} on {}, up {:.0} s",
-            self.broker, self.version, self.dpdk_version, self.uptime_seconds
+            "broker {:?} {} ({}) on {}, up {:.0} s",
+            self.broker, self.version, self.revision, self.dpdk_version, self.uptime_seconds
         )?;
         writeln!(
             f,
@@ -357,6 +360,7 @@ mod tests {
         Status {
             broker: "lab".into(),
             version: "0.1.0".into(),
+            revision: "abc1234".into(),
             dpdk_version: "DPDK 22.11.4".into(),
             config: ConfigStatus {
                 path: Some("config/lab.toml".into()),
@@ -447,11 +451,16 @@ mod tests {
         assert_eq!(value["workers"][0]["lcore"], 1);
         assert_eq!(value["tool_groups"][0]["ports"][1]["live"], false);
         assert_eq!(value["config"]["generation"], 1);
+        assert_eq!(value["revision"], "abc1234");
     }
 
     #[test]
     fn table_shows_links_workers_and_live_ports() {
         let text = sample().to_string();
+        assert!(
+            text.starts_with("broker \"lab\" 0.1.0 (abc1234) on DPDK 22.11.4, up 12 s\n"),
+            "{text}"
+        );
         assert!(text.contains("up 10 Gb/s"), "{text}");
         assert!(text.contains("mirror0 queue 0"), "{text}");
         assert!(text.contains("25.0%"), "busy share of polls: {text}");

@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn sized_from_rings_buffers_and_caches() {
-        let config = pipelines::testing::config(pipelines::testing::TWO_SESSIONS);
+        let config = config::fixtures::config(config::fixtures::TWO_SESSIONS);
         // 1 ingress queue × 1024 + 3 tool ports × 1 queue × 1024 + 2 workers × 32 × 5 + 3 × 256 × 1.5 + 1024
         let p = plan(&config, 2, &[1, 1, 1], 0);
         let needed = 1024 + 3 * 1024 + 2 * 32 * 5 + 1152 + 1024;
@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn explicit_count_wins() {
-        let mut config = pipelines::testing::config(pipelines::testing::MINIMAL);
+        let mut config = config::fixtures::config(config::fixtures::MINIMAL);
         config.dpdk.mbufs = Some(4095);
         assert_eq!(plan(&config, 1, &[1], 0).mbufs, 4095);
     }
@@ -225,7 +225,12 @@ mod tests {
                 "net_pcap0,rx_pcap={},infinite_rx=1",
                 path.display()
             ));
-            assert_eq!(infinite_rx_packets(&replayed), packets, "{}", path.display());
+            assert_eq!(
+                infinite_rx_packets(&replayed),
+                packets,
+                "{}",
+                path.display()
+            );
             // Without infinite_rx nothing is cached for replay.
             let once = device(format!("net_pcap0,rx_pcap={}", path.display()));
             assert_eq!(infinite_rx_packets(&once), 0, "{}", path.display());

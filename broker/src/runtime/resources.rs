@@ -68,7 +68,7 @@ mod tests {
 
     #[test]
     fn sized_from_the_config_and_printed_as_one_block() {
-        let config = pipelines::testing::config(pipelines::testing::TWO_SESSIONS);
+        let config = config::fixtures::config(config::fixtures::TWO_SESSIONS);
         let r = measure(
             &config,
             2,

@@ -31,11 +31,9 @@ pub fn minimal_with(extra: &str) -> String {
     format!("{MINIMAL}\n{extra}")
 }
 
+/// Parses a config the test knows to be valid (panics with every problem otherwise).
 pub fn accepted(text: &str) -> ValidatedConfig {
-    match config::parse(text, None) {
-        Ok(config) => config,
-        Err(error) => panic!("refused:\n{}\n--- config:\n{text}", error.detailed()),
-    }
+    config::fixtures::config(text)
 }
 
 pub fn refused(text: &str) -> ConfigError {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use drivers::{Mbuf, Mempool, PortSetup, RxQueue};
-use pipelines::PacketBuf;
+use packet::PacketBuf;
 
 /// EAL arguments for a test run: no hugepages, no PCI scan, no shared files (so runs side by
 /// side do not collide), then `extra` (lcores, vdevs).

@@ -50,6 +50,22 @@ pub fn tsc_hz() -> f64 {
     })
 }
 
+/// Starts loading the cache line that holds `value`, as `drivers` does for mbufs
+/// (`PacketBuf::prefetch`: DPDK's `rte_prefetch0` is `prefetcht0`). The benches' buffers are not
+/// mbufs, and safe code has no prefetch instruction, so the benches bring their own.
+#[inline(always)]
+pub fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `prefetcht0` (SSE, in every x86_64 CPU) is a hint: it reads nothing the program can
+    // observe, writes nothing and never faults, whatever the address; this one is a reference.
+    unsafe {
+        use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
 /// A cost per packet.
 #[derive(Clone, Copy, Debug)]
 pub struct Cost {

@@ -35,4 +35,4 @@ mod table;
 
 pub use key::{DedupKey, DedupKeyer};
 pub use sender::{SenderRule, Viewpoint};
-pub use table::{DedupTable, Seen};
+pub use table::{Bucket, DedupTable, Seen};

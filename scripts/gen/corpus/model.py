@@ -13,10 +13,11 @@ documents (config/README.md, /work/shared/DESIGN.md, the stage modules' docs):
    decides, else the default; a rule's direction matches only a packet with that direction,
    which is *ingress* when the inner destination is one of the session's `source_ips`, else
    *egress* when the inner source is; ports match only TCP/UDP; a CIDR only its own family;
-6. each of the session's tool groups, in order, picks its port (a one-port group: that port;
-   round-robin: the group's turn counter, advanced for every packet it places), then, with
-   `[dedup]` on and the group taking part, drops a packet it has already received (same
-   `identity`: a copy of one packet mirrored at both ends) and counts it;
+6. each of the session's tool groups, in order: with `[dedup]` on and the group taking part, it
+   drops a packet it has already received (same `identity`: a copy of one packet mirrored at
+   both ends) and counts it; otherwise it picks its port (a one-port group: that port;
+   round-robin: the group's turn counter, advanced only for a copy it delivers, so that a
+   duplicate does not use up a port's turn, as in pipelines/src/pipeline.rs `finish`);
 7. the copy is cut to the group's `slice` when longer, and the port emits it.
 
 Only what the builder knows is used: the packet's flow, VNI and copy relation, never a parse of
@@ -312,15 +313,16 @@ def expect(config: Config, packets) -> Expectation:
         placed, duplicate_in = [], []
         for name in session.tools:
             group = next(g for g in config.groups if g.name == name)
-            turn = turns[name]
-            turns[name] += 1
-            port = group.ports[turn % len(group.ports)] if group.balance == "round-robin" else group.ports[0]
             if config.dedup_window is not None and group.dedup:
                 if packet.identity in seen[name]:
                     groups[name]["duplicates"] += 1
                     duplicate_in.append(name)
                     continue
                 seen[name].add(packet.identity)
+            # The turn is taken by a delivered copy only (after the dedup check).
+            turn = turns[name]
+            turns[name] += 1
+            port = group.ports[turn % len(group.ports)] if group.balance == "round-robin" else group.ports[0]
             frame = packet.delivered
             if group.slice and len(frame) > group.slice:
                 frame = frame[:group.slice]

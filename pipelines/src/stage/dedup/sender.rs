@@ -292,7 +292,7 @@ mod tests {
 
     use super::*;
     use crate::flow::ip_proto;
-    use crate::testing;
+    use config::fixtures;
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
@@ -413,7 +413,7 @@ ports = [{ name = "rec-1", device = "net_null2" }]
 "#;
 
     fn rule_and_filters() -> (SenderRule, Vec<CompiledFilter>) {
-        let config = testing::config(CONFIG);
+        let config = fixtures::config(CONFIG);
         let filters = config.filters.iter().map(CompiledFilter::compile).collect();
         (SenderRule::new(&config), filters)
     }
@@ -496,7 +496,7 @@ ports = [{ name = "rec-1", device = "net_null2" }]
                     ips.join(", ")
                 ));
             }
-            let config = testing::config(&text);
+            let config = fixtures::config(&text);
             let filters: Vec<CompiledFilter> = config.filters.iter().map(CompiledFilter::compile).collect();
             let rule = SenderRule::new(&config);
             let (src, dst) = (address(src), address(dst));

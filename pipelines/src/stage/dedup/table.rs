@@ -15,7 +15,8 @@
 //! bucket, 11 % of inserts evicting a live entry at half load (38 % when aiming at 90 %, which it
 //! could not reach: 76 %); with two, 0.9 % at half load (28 % at 90 %, reaching 85 %). The price
 //! is a second cache line per check, whose miss overlaps the first, and which
-//! [`DedupTable::prefetch`] lets a stage overlap across a whole burst.
+//! [`DedupTable::bucket_of`] and [`DedupTable::second_bucket_of`] let a stage prefetch across a
+//! whole burst.
 //!
 //! Every entry is one `portable_atomic::AtomicU128`: on x86_64 a `lock cmpxchg16b` for the
 //! compare-and-swap and, on CPUs with AVX (detected at run time), a plain `vmovdqa` for the load,
@@ -109,10 +110,11 @@ pub enum Seen {
     Duplicate,
 }
 
-/// One bucket: one cache line.
-#[derive(Default)]
+/// One bucket: one cache line. Public so that a stage can prefetch it ([`DedupTable::bucket_of`]);
+/// its entries are the table's own.
+#[derive(Debug, Default)]
 #[repr(C, align(64))]
-struct Bucket {
+pub struct Bucket {
     entries: [AtomicU128; WAYS],
 }
 
@@ -234,14 +236,20 @@ impl DedupTable {
         Seen::New
     }
 
-    /// Starts bringing the two buckets of `key` for `group` into the cache. A stage calls it for
-    /// every key of a burst before checking them, so that the burst's cache misses overlap
-    /// instead of being paid one after the other (safe Rust has no prefetch instruction: this is
-    /// an atomic load whose result is discarded, which the CPU runs ahead of the checks).
+    /// The first bucket a [`DedupTable::check`] of `key` for `group` reads, for a stage to
+    /// prefetch (`PacketBuf::prefetch`) for every key of a burst before checking them, so that
+    /// the burst's cache misses overlap instead of being paid one after the other.
     #[inline]
-    pub fn prefetch(&self, key: DedupKey, group: u16) {
-        let (candidates, _) = self.locate(key, group);
-        std::hint::black_box(candidates[0].load(Relaxed) ^ candidates[WAYS].load(Relaxed));
+    pub fn bucket_of(&self, key: DedupKey, group: u16) -> &Bucket {
+        let (first, _, _) = self.buckets_of(key, group);
+        first
+    }
+
+    /// The second bucket a check of `key` for `group` reads (see [`DedupTable::bucket_of`]).
+    #[inline]
+    pub fn second_bucket_of(&self, key: DedupKey, group: u16) -> &Bucket {
+        let (_, second, _) = self.buckets_of(key, group);
+        second
     }
 
     /// Live entries at `now_ns`. Reads the whole table: control plane only.
@@ -278,6 +286,17 @@ impl DedupTable {
     /// The candidates and the stored fingerprint of `key` for `group`.
     #[inline]
     fn locate(&self, key: DedupKey, group: u16) -> (Candidates<'_>, u64) {
+        let (first, second, fingerprint) = self.buckets_of(key, group);
+        let candidates = std::array::from_fn(|i| match i.checked_sub(WAYS) {
+            None => &first.entries[i],
+            Some(j) => &second.entries[j],
+        });
+        (candidates, fingerprint)
+    }
+
+    /// The two buckets of `key` for `group`, in candidate order, and its stored fingerprint.
+    #[inline]
+    fn buckets_of(&self, key: DedupKey, group: u16) -> (&Bucket, &Bucket, u64) {
         let group = u64::from(group) + 1;
         let hash = key.hash ^ group.wrapping_mul(GROUP_HASH_SALT);
         let fingerprint = match key.fingerprint ^ group.wrapping_mul(GROUP_FINGERPRINT_SALT) {
@@ -290,12 +309,7 @@ impl DedupTable {
             same if same == first => (first + 1) % count, // `new` makes at least two buckets
             other => other,
         };
-        let (first, second) = (&self.buckets[first], &self.buckets[second]);
-        let candidates = std::array::from_fn(|i| match i.checked_sub(WAYS) {
-            None => &first.entries[i],
-            Some(j) => &second.entries[j],
-        });
-        (candidates, fingerprint)
+        (&self.buckets[first], &self.buckets[second], fingerprint)
     }
 
     /// Reads the candidates once: a live entry with `fingerprint`, or the victim (smallest

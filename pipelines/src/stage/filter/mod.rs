@@ -36,75 +36,31 @@
 //! address-containing rule and no rule free of both addresses lies, and stops at the first
 //! chunk with a match.
 //!
-//! [`CompiledFilter::classify_burst`] does the lookups of a whole burst before any intersection
-//! (as VPP stages do), so the independent searches of successive packets overlap.
-//!
-//! # Measurements
-//! `cargo bench -p broker-pipelines --bench filter` on the shared 2-core development VM (AMD
-//! EPYC, x86-64 baseline target). Filters of random but realistic rules: mostly IPv4 VPC blocks
-//! from /8 to /32, some IPv6, TCP/UDP services and port ranges, a third of the rules per
-//! direction, and 1 % broad rules without CIDRs at the end (rounded down: the 10-rule filter has
-//! none). 256 different bursts of 32 packets taken in turn, so that neither the caches nor the
-//! branch predictor learn them. Least nanoseconds per packet over 300 passes, the least of six
-//! runs alternated with runs of the build before the IPv4 direct table (2026-11-23; see
-//! BENCHMARKS.md for cycles and the line-rate budgets):
-//!
-//! | rules  | `classify_burst` | `classify` | `classify_linear` | compile | memory   |
-//! |-------:|-----------------:|-----------:|------------------:|--------:|---------:|
-//! | 10     | 16.9 (17.2)      | 15.5       | 31                | 1.4 ms  | 272 KiB  |
-//! | 100    | 22.1 (27.9)      | 21.6       | 203               | 2.5 ms  | 292 KiB  |
-//! | 1,000  | 30.6 (40.0)      | 31.2       | 2,590             | 5 ms    | 476 KiB  |
-//! | 10,000 | 49.5 (65.6)      | 55.3       | 32,000            | 35 ms   | 2.4 MiB  |
-//!
-//! (In parentheses: the tree alone, the build before.) 1,000 rules cost 1.81 × what 10 rules
-//! cost (1.80 to 1.85 run by run; 2.32 or 2.33 with the tree alone). The small filter is the cheap end: most packets find no
-//! rule about their addresses there and skip the intersection entirely; at 1,000 rules every
-//! packet matches a rule and the sets are two chunks long. Split before the direct table: the
-//! lookups alone cost 12.5 ns (10 rules) and 26.3 ns (1,000), the intersections 5.5 and 15 ns;
-//! the table took about 9 ns off the lookups at 1,000 rules, so the intersection is now the
-//! larger part of the difference. With a catch-all rule in the 10-rule filter too (every packet
-//! then intersects), the ratio was 1.8 with the tree alone. The tree walks are bound by
-//! instructions, not by the latency of their dependent loads: walking two levels per step (a
-//! node and its four children read at once) cost 40 % more, and walking the trees of all the
-//! burst's IPv4 addresses in lockstep saved 1 ns at 1,000 rules and 5 at 10,000 but cost 3 at
-//! 10 (ratio 1.92, by slowing the small filter: not kept). Deriving the rank from the node the walk ends on (one
-//! multiply-add less per level) saved 3 %.
-//!
-//! Tried, measured, dropped (1,000 rules unless said otherwise):
-//! - A binary search of the interval starts: its comparison compiles to a branch that varied
-//!   addresses mispredict, ≈ 50 % slower; it is the fastest only when one burst repeats (the
-//!   predictor learns it), which is why the bench rotates bursts. Forcing conditional moves
-//!   (`std::hint::select_unpredictable`) matches the tree but needs Rust 1.88.
-//! - Static B-trees of 16-key nodes counted with vector compares, and 8- or 16-ary trees: 10 to
-//!   35 % slower; a level then waits on a horizontal sum, and `popcnt` is not in the baseline
-//!   target. Measured again with the untailored workload: 7 keys per node 15–25 % slower at
-//!   every size, 15 keys 20–35 %.
-//! - Searching several packets' trees in lockstep, all source searches of a burst in one loop,
-//!   or pipelining packet i's lookups with packet i − 1's intersection: 10 to 20 % slower than
-//!   all lookups, then all intersections.
-//! - One interned set per address interval (`any ∪ containing` precomputed): every interval
-//!   then has dense chunks of its own, which miss the caches: 30 % slower. Without the split at
-//!   all, 10,000 rules cost 60 % more.
-//! - Chunks of 2 or 4 words: equal up to 1,000 rules, 10 to 30 % slower at 10,000; 16 words:
-//!   equal or slower.
-//! - A summary word per set (which chunks are non-empty) intersected first: 5 to 15 % slower.
-//! - Intersecting every chunk without the skip test: 5 to 10 % faster at 100 and 1,000 rules,
-//!   10 to 30 % slower at 10 (where the skip usually spares every chunk).
-//! - A direct 65,536-entry port table: as fast as the two-level one, with 128 KiB per dimension.
-//! - Intersecting a chunk where neither address has a containing rule with the chunk of the
-//!   rules naming no address (`any₀ ∩ any₁`, one chunk) instead of the two unions `any ∪
-//!   containing` (four), behind a branch: 1,000 rules 30.7 against 30.6–31.1 (equal), 10,000
-//!   rules 55.7 against 50.5 and 10 rules 18.8 against 17.3 (slower; least of three alternated
-//!   runs, with the IPv4 direct table).
-//! - IPv4 direct table variants (least of 2–3 alternated runs, 10 / 1,000 rules; kept: 16.9 /
-//!   30.6): the /16 level alone, dense /16s searched in the tree (27 % of the bench's IPv4
-//!   lookups at 1,000 rules, 61 % at 10,000): 16.9 / 33.7, 10,000 rules 63.6; windows of 8
-//!   starts instead of 4: 17.8 / 33.3 (the ratio falls to 1.87 only because 10 rules get
-//!   slower); the /24 entry read without a branch (a mask that is 0 for sparse /16s, so that
-//!   every /16 points at entries): 18.0 / 32.8; `u32` slots: as fast as `u16` ones, with twice
-//!   the memory. Building the table only above 64 intervals, so that small filters keep their
-//!   two-level tree walk: 10 rules then cost 18.4–18.7 ns, more than with the table (16.9) and
-//!   than before it (17.3): the table is built for every filter.
+//! # Why this shape
+//! Each choice below was measured with `cargo bench -p broker-pipelines --bench filter` against
+//! the alternatives named (the figures are in BENCHMARKS.md, *Filter: the measurement log*):
+//! - The cost depends more on what a packet matches than on the rule count: in a small filter
+//!   most packets find no rule about their addresses and skip the intersection; in a large one
+//!   every packet matches and its sets span more chunks. The bench's filters therefore carry no
+//!   catch-all rule tailored to make the small filter intersect.
+//! - The tree walks are bound by instructions, not by the latency of their dependent loads:
+//!   walking two levels per step, or several packets' trees in lockstep, cost more. Deriving the
+//!   rank from the node the walk ends on saves a multiply-add per level.
+//! - A binary search of the interval starts compiles to a branch that varied addresses
+//!   mispredict (it only wins when one burst repeats, which is why the bench rotates bursts);
+//!   the 4-ary tree is branch-free. Wider nodes (7, 15 or 16 keys, vector compares) wait on a
+//!   horizontal sum, and `popcnt` is not in the baseline target.
+//! - A packet's lookups and its intersection run together ([`CompiledFilter::classify`]): a
+//!   whole burst's lookups first, then its intersections, paid at most at 10,000 rules, and
+//!   the pipeline decides packet by packet.
+//! - The `any` / `containing` split: one precomputed set per address interval gives every
+//!   interval dense chunks of its own, which miss the caches; no split at all costs most at
+//!   10,000 rules. Chunks of 8 words (2 or 4 lose at 10,000 rules, 16 gain nothing); no summary
+//!   word per set; the skip test pays for small filters, where it usually spares every chunk.
+//! - The IPv4 direct table is built for every filter: the smallest filters, left to their
+//!   two-level tree, were slower than with it. Its variants lost: dense /16s left to the tree,
+//!   windows of 8 starts, a branch-free /24 level, `u32` slots (as fast, twice the memory).
+//! - Ports: the two-level table is as fast as a direct 65,536-entry one and smaller.
 //!
 //! # Limitations
 //! - Memory grows faster than the rule count: the address dimensions have up to `2n + 1`
@@ -139,14 +95,10 @@ use address::AddressMap;
 use class::ClassTable;
 pub use linear::classify_linear;
 use port_map::PortMap;
-use rule_set::{AddressSets, Lookup, RowId, RuleBits, RuleSets, RuleSetsBuilder};
+use rule_set::{Lookup, RowId, RuleBits, RuleSets, RuleSetsBuilder};
 
 /// Rules beyond this many cannot be named by a `u16` rule index and are ignored.
 const MAX_RULES: usize = u16::MAX as usize + 1;
-
-/// Packets whose lookups [`CompiledFilter::classify_burst`] completes before intersecting: a
-/// DPDK burst.
-const GROUP: usize = 32;
 
 /// What the filter decided for one packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -178,8 +130,6 @@ pub struct CompiledFilter {
     naming_no_address: RowId,
     src_ports: PortMap,
     dst_ports: PortMap,
-    /// A lookup no rule matches, for packets that are not IP.
-    no_match: Lookup<3>,
     sets: RuleSets,
 }
 
@@ -201,15 +151,6 @@ impl CompiledFilter {
             }
         }
         let naming_no_address = sets.intern(&naming_no_address);
-        let nothing = sets.intern(&RuleBits::empty(rules.len()));
-        let no_match = Lookup {
-            sets: [nothing; 3],
-            addresses: [AddressSets {
-                any: nothing,
-                containing: nothing,
-            }; 2],
-            naming_no_address: nothing,
-        };
         CompiledFilter {
             default: filter.default,
             actions: rules.iter().map(|rule| rule.action).collect(),
@@ -219,7 +160,6 @@ impl CompiledFilter {
             naming_no_address,
             src_ports,
             dst_ports,
-            no_match,
             sets: sets.finish(),
         }
     }
@@ -232,34 +172,6 @@ impl CompiledFilter {
             None => return self.default_verdict(),
         };
         self.verdict(self.sets.first_match(&lookup))
-    }
-
-    /// The verdicts of a burst: `verdicts[i]` for `keys[i]` travelling in `directions[i]`, for
-    /// as many packets as the shortest of the three slices holds (the rest of `verdicts` is left
-    /// as it was). The same verdicts as [`Self::classify`], faster on bursts: see the module docs.
-    pub fn classify_burst(
-        &self,
-        keys: &[Option<FlowKey>],
-        directions: &[Option<Direction>],
-        verdicts: &mut [FilterVerdict],
-    ) {
-        let mut lookups = [self.no_match; GROUP];
-        for ((keys, directions), verdicts) in keys
-            .chunks(GROUP)
-            .zip(directions.chunks(GROUP))
-            .zip(verdicts.chunks_mut(GROUP))
-        {
-            let packets = keys.len().min(directions.len());
-            for ((lookup, key), &direction) in lookups.iter_mut().zip(keys).zip(directions) {
-                *lookup = match key {
-                    Some(key) => self.lookup(key, direction),
-                    None => self.no_match,
-                };
-            }
-            for (verdict, lookup) in verdicts.iter_mut().zip(&lookups).take(packets) {
-                *verdict = self.verdict(self.sets.first_match(lookup));
-            }
-        }
     }
 
     /// The sets of the rules accepting each field of the packet.

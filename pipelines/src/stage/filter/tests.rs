@@ -383,35 +383,6 @@ fn a_rule_matches_in_the_third_chunk_and_beyond_the_first_word() {
     assert_eq!(verdict(&f, Some(&key), None), defaulted(Action::Reject));
 }
 
-#[test]
-fn a_burst_stops_at_the_shortest_slice_and_leaves_the_rest() {
-    let mut web = rule(1, Action::Accept);
-    web.dst_ports = Some(ports(443, 443));
-    let f = filter(Action::Reject, vec![web]);
-    let compiled = CompiledFilter::compile(&f);
-    let https = tcp("10.0.0.1", 40000, "10.0.0.2", 443);
-    let ssh = tcp("10.0.0.1", 40000, "10.0.0.2", 22);
-    // 40 keys (more than one group of 32), 35 directions, 50 verdicts.
-    let keys: Vec<_> = (0..40)
-        .map(|i| if i % 2 == 0 { Some(https) } else { Some(ssh) })
-        .collect();
-    let directions = vec![None; 35];
-    let untouched = FilterVerdict {
-        action: Action::Accept,
-        rule: Some(999),
-    };
-    let mut verdicts = vec![untouched; 50];
-    compiled.classify_burst(&keys, &directions, &mut verdicts);
-    for (index, verdict) in verdicts.iter().enumerate() {
-        let expected = match index {
-            35.. => untouched,
-            _ if index % 2 == 0 => matched(0, Action::Accept),
-            _ => defaulted(Action::Reject),
-        };
-        assert_eq!(*verdict, expected, "packet {index}");
-    }
-}
-
 /// A deterministic generator for the large-filter test (no test may depend on chance).
 use crate::testing::SplitMix64 as SplitMix;
 
@@ -668,22 +639,6 @@ fn arbitrary_key() -> impl Strategy<Value = Option<FlowKey>> {
 }
 
 proptest! {
-    #[test]
-    fn bursts_agree_with_the_linear_scan(
-        filter in arbitrary_filter(),
-        packets in prop::collection::vec((arbitrary_key(), direction()), 0..100),
-    ) {
-        let compiled = CompiledFilter::compile(&filter);
-        let keys: Vec<_> = packets.iter().map(|(key, _)| *key).collect();
-        let directions: Vec<_> = packets.iter().map(|(_, direction)| *direction).collect();
-        let mut verdicts = vec![FilterVerdict { action: Action::Accept, rule: None }; packets.len()];
-        compiled.classify_burst(&keys, &directions, &mut verdicts);
-        for ((key, direction), verdict) in packets.iter().zip(&verdicts) {
-            let expected = classify_linear(&filter, key.as_ref(), *direction);
-            prop_assert_eq!(*verdict, expected, "key {:?} direction {:?}", key, direction);
-        }
-    }
-
     #[test]
     fn compiled_filter_agrees_with_the_linear_scan(
         filter in arbitrary_filter(),
