@@ -560,16 +560,19 @@ class Split(unittest.TestCase):
         self.assertEqual([merged[i] for i in range(len(whole))], whole)
         return file_of, packets
 
+    def assert_outer_flows_in_one_file(self, file_of, packets):
+        flow_files = collections.defaultdict(set)
+        for index, packet in packets.items():
+            flow = (packet["outer_src"], packet["outer_dst"], packet["outer_sport"],
+                    packet["outer_dport"])
+            flow_files[flow].add(file_of[index])
+        self.assertTrue(all(len(files) == 1 for files in flow_files.values()))
+
     def test_split_files_add_up_and_keep_flows_and_separate_copies(self):
         for profile, count in SPLITS:
             with self.subTest(profile=profile, split=count):
                 file_of, packets = self.read_parts(profile, f"split{count}", count, {})
-                flow_files = collections.defaultdict(set)
-                for index, packet in packets.items():
-                    flow = (packet["outer_src"], packet["outer_dst"], packet["outer_sport"],
-                            packet["outer_dport"])
-                    flow_files[flow].add(file_of[index])
-                self.assertTrue(all(len(files) == 1 for files in flow_files.values()))
+                self.assert_outer_flows_in_one_file(file_of, packets)
                 self.assertGreater(len(set(file_of.values())), 1)
                 copies = [p for p in packets.values() if p["second_copy"]]
                 self.assertTrue(copies)
@@ -603,12 +606,7 @@ class Split(unittest.TestCase):
         for profile, count in LB_SPLITS:
             with self.subTest(profile=profile, split=count):
                 file_of, packets = self.read_parts(profile, f"split{count}-lb", count, {"by": "lb"})
-                flow_files = collections.defaultdict(set)
-                for index, packet in packets.items():
-                    flow = (packet["outer_src"], packet["outer_dst"], packet["outer_sport"],
-                            packet["outer_dport"])
-                    flow_files[flow].add(file_of[index])
-                self.assertTrue(all(len(files) == 1 for files in flow_files.values()))
+                self.assert_outer_flows_in_one_file(file_of, packets)
                 self.assertEqual(set(file_of.values()), set(range(count)))
                 copies = [p for p in packets.values() if p["second_copy"]]
                 together = sum(file_of[p["index"]] == file_of[p["copy_of"]] for p in copies)

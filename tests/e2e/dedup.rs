@@ -198,13 +198,7 @@ fn load(inputs: &[PathBuf]) -> (Vec<SessionSpec>, Vec<Copy>, Vec<Vec<usize>>) {
     }
 
     // The copies of one packet, by the test's own identity, must be the generator's pairs.
-    let mut by_key: BTreeMap<Vec<u8>, Vec<usize>> = BTreeMap::new();
-    for (i, copy) in copies.iter().enumerate() {
-        by_key
-            .entry(normalised_l3(&copy.inner))
-            .or_default()
-            .push(i);
-    }
+    let by_key = copies_by_packet(copies.iter().map(|c| c.inner.as_slice()));
     let mut generator_pairs: HashSet<(usize, usize)> = pairs
         .iter()
         .map(|(first, second)| (by_index[first], by_index[second]))

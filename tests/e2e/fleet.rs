@@ -239,13 +239,7 @@ impl Input {
                 });
             }
         }
-        let mut by_identity: BTreeMap<Vec<u8>, Vec<usize>> = BTreeMap::new();
-        for (c, copy) in copies.iter().enumerate() {
-            by_identity
-                .entry(normalised_l3(&copy.inner))
-                .or_default()
-                .push(c);
-        }
+        let by_identity = copies_by_packet(copies.iter().map(|c| c.inner.as_slice()));
         let mut packet_of = HashMap::new();
         let mut packets = Vec::new();
         for (identity, members) in by_identity {

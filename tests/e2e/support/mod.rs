@@ -6,7 +6,7 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -351,6 +351,18 @@ pub fn normalised_l3(frame: &[u8]) -> Vec<u8> {
         _ => {}
     }
     l3
+}
+
+/// The copies of each packet: indices of `inners` grouped by [`normalised_l3`], in the order of
+/// that identity.
+pub fn copies_by_packet<'a>(
+    inners: impl IntoIterator<Item = &'a [u8]>,
+) -> BTreeMap<Vec<u8>, Vec<usize>> {
+    let mut by_packet: BTreeMap<Vec<u8>, Vec<usize>> = BTreeMap::new();
+    for (i, inner) in inners.into_iter().enumerate() {
+        by_packet.entry(normalised_l3(inner)).or_default().push(i);
+    }
+    by_packet
 }
 
 /// The inner flow of a frame (addresses, protocol, ports), as etherparse reads it.
