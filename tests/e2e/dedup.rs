@@ -223,24 +223,7 @@ fn load(inputs: &[PathBuf]) -> (Vec<SessionSpec>, Vec<Copy>, Vec<Vec<usize>>) {
 }
 
 fn config(s: &Scratch, inputs: &[PathBuf], sessions: &[SessionSpec], dedup: bool) -> PathBuf {
-    let mut text = format!(
-        r#"
-[broker]
-name = "e2e-dedup"
-stop_when_idle = "1s"
-metrics = ""
-[dpdk]
-eal_args = {EAL_ARGS}
-[[ingress]]
-name = "mirror0"
-device = "net_pcap0,rx_pcap={},rx_pcap={}"
-queues = 2
-[decap]
-allowed_sources = ["10.0.0.0/8"]
-"#,
-        inputs[0].display(),
-        inputs[1].display()
-    );
+    let mut text = pcap_ingress_config("e2e-dedup", inputs);
     if dedup {
         // Far longer than the capture's replay: no copy can outlive it.
         text.push_str("[dedup]\nwindow = \"10s\"\n");

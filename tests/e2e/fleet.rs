@@ -379,26 +379,8 @@ impl Input {
 
 /// The config of one broker on two RX queue files, writing its outputs with `prefix`.
 fn config(s: &Scratch, input: &Input, files: &[PathBuf], prefix: &str, mode: &str) -> PathBuf {
-    let mut text = format!(
-        r#"
-[broker]
-name = "e2e-fleet-{prefix}"
-stop_when_idle = "1s"
-metrics = ""
-[dpdk]
-eal_args = {EAL_ARGS}
-[[ingress]]
-name = "mirror0"
-device = "net_pcap0,rx_pcap={},rx_pcap={}"
-queues = 2
-[decap]
-allowed_sources = ["10.0.0.0/8"]
-[dedup]
-mode = "{mode}"
-"#,
-        files[0].display(),
-        files[1].display()
-    );
+    let mut text = pcap_ingress_config(&format!("e2e-fleet-{prefix}"), files);
+    text.push_str(&format!("[dedup]\nmode = \"{mode}\"\n"));
     if mode != "sender" {
         // Far longer than the capture's replay: no copy outlives it.
         text.push_str("window = \"10s\"\n");

@@ -68,6 +68,33 @@ impl Drop for Scratch {
     }
 }
 
+/// The start of a config that stops when idle, without endpoint: broker `name`, one ingress port
+/// with one RX queue per file of `inputs` (`net_pcap`), and the allowlist 10.0.0.0/8.
+pub fn pcap_ingress_config(name: &str, inputs: &[PathBuf]) -> String {
+    let rx: Vec<String> = inputs
+        .iter()
+        .map(|f| format!("rx_pcap={}", f.display()))
+        .collect();
+    format!(
+        r#"
+[broker]
+name = "{name}"
+stop_when_idle = "1s"
+metrics = ""
+[dpdk]
+eal_args = {EAL_ARGS}
+[[ingress]]
+name = "mirror0"
+device = "net_pcap0,{}"
+queues = {}
+[decap]
+allowed_sources = ["10.0.0.0/8"]
+"#,
+        rx.join(","),
+        inputs.len()
+    )
+}
+
 /// Runs the project's capture generator: `profile` into `out` (split into `split` files when asked,
 /// by the outer 5-tuple unless `extra` says `--split-by inner`). Returns the files written, in
 /// order.
