@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn status_names_the_rates_and_a_refused_reload() {
-        let config = pipelines::testing::config(pipelines::testing::TWO_SESSIONS);
+        let config = config::fixtures::config(config::fixtures::TWO_SESSIONS);
         let mut state = ControlState::new(config);
         assert_eq!(
             status_line(1_234_567.0, 999.0, &state),

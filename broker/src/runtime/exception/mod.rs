@@ -30,7 +30,7 @@ pub mod neighbours;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -98,17 +98,16 @@ pub struct Side {
     pub rx: Option<RxQueue>,
     /// The kernel interface's port, when there is one: its receive and transmit queues.
     pub kernel_queues: Option<(RxQueue, TxQueue)>,
-    /// The kernel interface's setup, undone when the path stops.
-    pub kernel_side: Option<kernel::KernelSide>,
+    /// The kernel interface's setup, held for its `Drop`: its policy rules go when the path
+    /// stops.
+    pub _kernel_side: Option<kernel::KernelSide>,
     pub counters: Arc<SideCounters>,
 }
 
-/// What the control loop reads: every next hop, and when the table last changed.
+/// What the control loop reads: every next hop as the path last saw it.
 #[derive(Clone, Debug, Default)]
 pub struct NextHops {
     pub states: Vec<NextHopState>,
-    /// Increases at every change of an address or of liveness (not of ages).
-    pub version: u64,
 }
 
 /// The running exception path.
@@ -136,7 +135,6 @@ impl ExceptionPath {
         let table = NeighbourTable::new(next_hops);
         let published = Arc::new(ArcSwap::from_pointee(NextHops {
             states: table.states(),
-            version: 0,
         }));
         let counters = sides.iter().map(|s| s.counters.clone()).collect();
         let mut path = Path {
@@ -145,7 +143,6 @@ impl ExceptionPath {
             table,
             pool,
             published: published.clone(),
-            version: 0,
             last_publish: Instant::now(),
         };
         let thread = {
@@ -187,7 +184,6 @@ struct Path {
     table: NeighbourTable,
     pool: Mempool,
     published: Arc<ArcSwap<NextHops>>,
-    version: u64,
     last_publish: Instant,
 }
 
@@ -197,14 +193,10 @@ impl Path {
     fn turn(&mut self, now: Instant) -> bool {
         let mut busy = false;
         let mut changed = false;
-        loop {
-            match self.punted.try_recv() {
-                Ok((side, frame)) => {
-                    busy = true;
-                    changed |= self.take(usize::from(side), frame, now);
-                }
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
+        // Empty, or every worker gone (stopping): nothing more this turn either way.
+        while let Ok((side, frame)) = self.punted.try_recv() {
+            busy = true;
+            changed |= self.take(usize::from(side), frame, now);
         }
         let mut burst: [Option<Mbuf>; BURST] = [const { None }; BURST];
         for side in 0..self.sides.len() {
@@ -222,20 +214,16 @@ impl Path {
             };
             for frame in burst[..from_kernel].iter_mut().filter_map(Option::take) {
                 busy = true;
-                self.from_kernel(side, frame);
+                self.sent_by_kernel(side, frame);
             }
         }
         for probe in self.table.probes(now) {
             self.probe(probe);
         }
         changed |= self.table.expire(now);
-        if changed {
-            self.version += 1;
-        }
         if changed || now.duration_since(self.last_publish) >= Duration::from_secs(1) {
             self.published.store(Arc::new(NextHops {
                 states: self.table.states(),
-                version: self.version,
             }));
             self.last_publish = now;
         }
@@ -274,7 +262,7 @@ impl Path {
     }
 
     /// A frame side `side`'s kernel interface sent: out of the port if it is the port's own.
-    fn from_kernel(&mut self, side: usize, frame: Mbuf) {
+    fn sent_by_kernel(&mut self, side: usize, frame: Mbuf) {
         let s = &mut self.sides[side];
         if !sent_by(&s.addresses, frame.data()) {
             bump(&s.counters.from_kernel_dropped, 1);
@@ -338,5 +326,4 @@ fn send_to_kernel(queue: &mut TxQueue, frame: Mbuf) -> bool {
     queue.tx_burst(&mut one) == 1
 }
 
-/// The workers' side of the channel.
-pub type PuntSender = SyncSender<Punted>;
+pub use super::tx::PuntSender;

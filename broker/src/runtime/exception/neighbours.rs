@@ -190,7 +190,7 @@ mod tests {
         let state = table.states()[0];
         assert_eq!((state.live, state.mac), (true, Some(MAC)));
         // Refreshed by unicast before it could go stale.
-        let refresh = table.probes(t0 + PROBE_INTERVAL + Duration::from_millis(2));
+        let refresh = table.probes(t0 + PROBE_INTERVAL + Duration::from_millis(5));
         assert_eq!(refresh[0].unicast, Some(MAC));
         assert!(!table.expire(t0 + Duration::from_millis(2900)));
         assert!(table.expire(t0 + Duration::from_millis(3002)));
