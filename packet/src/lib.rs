@@ -72,6 +72,11 @@ pub trait PacketBuf: Sized {
 
     /// A hint: start bringing the first cache line of the packet's bytes (its outermost headers)
     /// into the caches. The default prefetches `data()[0]` with [`PacketBuf::prefetch`].
+    ///
+    /// The pipeline does not call it today: prefetching the headers of the packets a few places
+    /// ahead in the burst (DPDK l3fwd's way) did not pay where it could be measured, on packets a
+    /// driver had just copied into their buffers (BENCHMARKS.md). With a NIC writing packets
+    /// into memory it may, and this is where a worker would ask for it.
     #[inline(always)]
     fn prefetch_data(&self) {
         if let Some(first) = self.data().first() {
