@@ -57,6 +57,7 @@ const FUNCTIONS: &[&str] = &[
     "rte_eth_dev_socket_id",
     "rte_eth_dev_get_mtu",
     "rte_eth_macaddr_get",
+    "rte_eth_dev_default_mac_addr_set",
     "rte_eth_dev_configure",
     "rte_eth_dev_adjust_nb_rx_tx_desc",
     "rte_eth_rx_queue_setup",

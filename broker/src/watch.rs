@@ -108,6 +108,8 @@ impl Rates {
                 return None;
             }
             match a.role {
+                // An uplink's traffic is its tunnel ports' (and its control traffic).
+                PortRole::Uplink => {}
                 PortRole::Ingress => ingress.push(PortRate {
                     name: a.name.clone(),
                     packets: rate(b.rx_packets, a.rx_packets)?,

@@ -36,7 +36,7 @@ use pcap_file::pcap::{PcapPacket, PcapWriter};
 use pipelines::Outcome;
 use pipelines::counters::WorkerCounters;
 use pipelines::pipeline::{Dedup, Pipeline};
-use pipelines::plan::Plan;
+use pipelines::plan::{Plan, PortFacts};
 use pipelines::stage::dedup::{DedupKeyer, DedupTable};
 use pipelines::testing::{aws_vxlan, inner_tcp4, inner_udp6, v4, v6};
 
@@ -186,7 +186,12 @@ fn the_warm_worker_loop_allocates_nothing() {
 
     let config = config::fixtures::config(CONFIG);
     let counters = Arc::new(WorkerCounters::new(&config));
-    let plan = Plan::build(&config, 1, &[], Box::new([counters.clone()]));
+    let plan = Plan::build(
+        &config,
+        1,
+        &PortFacts::default(),
+        Box::new([counters.clone()]),
+    );
     let dedup = config.dedup.as_ref().map(|d| Dedup {
         table: Arc::new(DedupTable::new(d.capacity, d.window)),
         keyer: Arc::new(DedupKeyer::new(d.ignore_dscp_ecn, d.ignore_vlan)),
@@ -194,7 +199,7 @@ fn the_warm_worker_loop_allocates_nothing() {
     let pipeline = Pipeline::new(0, &plan, dedup);
     let mut worker = worker::Worker {
         rx: mirror.take_rx_queue(0).unwrap(),
-        tx: tx::TxSet::new(queues, counters.clone()),
+        tx: tx::TxSet::new(queues, vec![0, 1, 2], None, counters.clone()),
         pipeline,
         plans: Arc::new(ArcSwap::from_pointee(plan)),
         stop: Arc::new(AtomicBool::new(false)),

@@ -53,6 +53,8 @@ const EAL_OPTIONS_SET_BY_BROKER: &[(&str, &str)] = &[
 ];
 
 const MAX_ITEMS: usize = u16::MAX as usize;
+/// Linux's `IFNAMSIZ` (16) less the terminating NUL: the longest kernel interface name.
+const MAX_INTERFACE_NAME: usize = 15;
 /// Names listed in "unknown … (known: …)" messages before the list is cut.
 const KNOWN_NAMES_SHOWN: usize = 10;
 
@@ -385,6 +387,7 @@ impl Checker {
             }
             let addressing = match &port.address {
                 Some(address) => self.addressing(
+                    &port.name,
                     address,
                     port.gateway.as_ref(),
                     port.kernel.as_ref(),
@@ -432,6 +435,7 @@ impl Checker {
             self.define_port(&port.name, &port.device, port_names, port_devices);
             let addressing = self
                 .addressing(
+                    &port.name,
                     &port.address,
                     port.gateway.as_ref(),
                     port.kernel.as_ref(),
@@ -459,6 +463,7 @@ impl Checker {
     /// IPv6 link-local), and its kernel side. `None` (and a problem) when no address is left.
     fn addressing(
         &mut self,
+        name: &Spanned<Name>,
         addresses: &SpannedList<InterfaceAddress>,
         gateways: Option<&SpannedList<Address>>,
         kernel: Option<&Spanned<Kernel>>,
@@ -471,6 +476,22 @@ impl Checker {
             gateway_v6: None,
             kernel: kernel.map_or(Kernel::None, |k| *k.get_ref()),
         };
+        if let Some(kernel) = kernel.filter(|k| *k.get_ref() != Kernel::None) {
+            let text = name.get_ref().as_str();
+            if text.len() > MAX_INTERFACE_NAME {
+                self.problem(
+                    Issue::at(
+                        kernel.span(),
+                        format!(
+                            "the kernel interface is named after the port, and Linux names have \
+                             at most {MAX_INTERFACE_NAME} characters: {text:?} has {}",
+                            text.len()
+                        ),
+                    )
+                    .first_defined_at(name.span()),
+                );
+            }
+        }
         if addresses.get_ref().is_empty() {
             self.problem(Issue::at(
                 addresses.span(),

@@ -76,6 +76,32 @@ fn check_section(heading: &str, config: &ValidatedConfig) {
             );
             assert!(config.dedup.is_some(), "both ends mirrored: dedup");
         }
+        h if h.starts_with("AWS metal instance") => {
+            let mirror = config.ingress[0]
+                .addressing
+                .as_ref()
+                .expect("the mirror port owns its ENI's address");
+            assert_eq!(
+                mirror.kernel,
+                config::Kernel::Tap,
+                "ARP and health checks: a kernel side"
+            );
+            assert!(
+                config.broker.health.is_some(),
+                "a health listener for the load balancer"
+            );
+            assert!(config.broker.metrics_allow.is_some());
+            assert!(
+                config
+                    .tool_ports
+                    .iter()
+                    .all(|p| p
+                        .tunnel()
+                        .is_some_and(|t| t.encapsulation == config::Encapsulation::Vxlan
+                            && t.dst_port == 4789)),
+                "analyzers reached by IP, in VXLAN on 4789 as AWS sends it"
+            );
+        }
         h if h.starts_with("AWS Gateway Load Balancer") => {
             assert!(
                 config.decap.geneve_ports.contains(&6081),

@@ -413,6 +413,20 @@ fn addresses_gateways_and_kernel_sides() {
 }
 
 #[test]
+fn a_kernel_interface_takes_the_ports_name_which_linux_limits() {
+    let text = NETWORK
+        .replace("name = \"eni2\"", "name = \"uplink-to-analyzers\"")
+        .replace("via = \"eni2\"", "via = \"uplink-to-analyzers\"");
+    assert_refused_at(
+        &text,
+        "\"tap\"",
+        1,
+        "uplink[0] (\"uplink-to-analyzers\").kernel",
+        "Linux names have at most 15 characters: \"uplink-to-analyzers\" has 19",
+    );
+}
+
+#[test]
 fn the_health_listener_is_not_the_metrics_endpoint() {
     let text = NETWORK.replace("health = \"0.0.0.0:8080\"", "health = \"127.0.0.1:9477\"");
     assert_refused_at(

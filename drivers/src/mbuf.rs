@@ -342,6 +342,43 @@ impl PacketBuf for Mbuf {
         self.set_head_counts(len, (last_index + 1) as u16);
     }
 
+    fn prepend(&mut self, len: usize) -> Option<&mut [u8]> {
+        // SAFETY: the head's pool is the valid pool it came from; pools are never freed.
+        let header = NonNull::new(unsafe { sys::rte_pktmbuf_alloc((*self.head.as_ptr()).pool) })?;
+        let h = header.as_ptr();
+        // A fresh mbuf: data_off at the headroom, data_len 0, a data buffer of buf_len bytes.
+        // SAFETY: `h` is a valid mbuf fresh from the pool, owned here only.
+        let room = unsafe { usize::from((*h).buf_len) - usize::from((*h).data_off) };
+        let Some(len16) = u16::try_from(len).ok().filter(|_| len <= room) else {
+            // SAFETY: `h` is ours and not chained: freed once.
+            unsafe { sys::rte_pktmbuf_free(h) };
+            return None;
+        };
+        // SAFETY: `len <= room`: the first `len` bytes after `data_off` lie in `h`'s own data
+        // buffer, which nothing else reaches (fresh, direct). They are zeroed before any slice of
+        // them exists. `rte_pktmbuf_chain(h, head)` appends our chain after `h`, adding its
+        // `pkt_len` and `nb_segs` to `h`'s; on failure (too many segments) nothing changed and
+        // we still own both.
+        unsafe {
+            let start = (*h).buf_addr.cast::<u8>().add(usize::from((*h).data_off));
+            std::ptr::write_bytes(start, 0, len);
+            (*h).data_len = len16;
+            (*h).pkt_len = u32::from(len16);
+            if sys::rte_pktmbuf_chain(h, self.head.as_ptr()) != 0 {
+                sys::rte_pktmbuf_free(h);
+                return None;
+            }
+        }
+        // The chain now starts at the header; this handle owns it (its one reference).
+        self.head = header;
+        // SAFETY: as above: `len` bytes of the header's exclusive buffer, borrowed through
+        // `&mut self` for as long as the slice lives.
+        Some(unsafe {
+            let start = (*h).buf_addr.cast::<u8>().add(usize::from((*h).data_off));
+            std::slice::from_raw_parts_mut(start, len)
+        })
+    }
+
     fn prefetch<T>(value: &T) {
         // SAFETY: `rte_prefetch0` is DPDK's `prefetcht0`, a hint: it reads nothing the program
         // can observe, writes nothing, and never faults, whatever the address (an unmapped one is

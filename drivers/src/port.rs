@@ -429,6 +429,29 @@ impl Port {
         Ok(())
     }
 
+    /// Gives the port the MAC address `mac` (a kernel interface takes the address of the port
+    /// it is the kernel side of). The port must be stopped for some drivers.
+    pub fn set_mac_address(self, mac: [u8; 6]) -> Result<(), DpdkError> {
+        let _control = control();
+        let mut address = sys::rte_ether_addr { addr_bytes: mac };
+        // SAFETY: a control call on a port id DPDK validates; `address` is a valid
+        // `rte_ether_addr` that DPDK only reads during the call.
+        let ret = unsafe { sys::rte_eth_dev_default_mac_addr_set(self.id, &mut address) };
+        check("rte_eth_dev_default_mac_addr_set", ret)?;
+        Ok(())
+    }
+
+    /// The MTU the port has now.
+    pub fn mtu(self) -> Result<u16, DpdkError> {
+        let _control = control();
+        let mut mtu = 0u16;
+        // SAFETY: a control call on a port id DPDK validates; `mtu` is a valid place for the
+        // result.
+        let ret = unsafe { sys::rte_eth_dev_get_mtu(self.id, &mut mtu) };
+        check("rte_eth_dev_get_mtu", ret)?;
+        Ok(mtu)
+    }
+
     /// The link state, without waiting for autonegotiation.
     pub fn link(self) -> Result<Link, DpdkError> {
         let _control = control();

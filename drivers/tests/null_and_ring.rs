@@ -168,8 +168,33 @@ fn ring_port(eal: &Eal, setup: &PortSetup, pool: Mempool) {
     assert_eq!(chain.segments(), 4);
     let mut cut = chain.share().unwrap();
     cut.truncate(2500);
+    // A clone of the first frame with outer headers chained in front (a tunnelled copy): the
+    // header is a segment of its own, the shared frame is left as it was.
+    let mut tunnelled = pkts[0].as_ref().unwrap().share().unwrap();
+    let header = tunnelled.prepend(50).expect("a header segment");
+    assert_eq!(header, [0u8; 50], "zeroed until written");
+    header.copy_from_slice(&[0xAB; 50]);
+    assert_eq!(
+        (tunnelled.segments(), tunnelled.pkt_len()),
+        (2, 50 + frames[0].len())
+    );
+    assert_eq!(
+        tunnelled.data(),
+        [0xAB; 50],
+        "the header is the first segment"
+    );
+    assert_eq!(
+        bytes_of(pkts[0].as_ref().unwrap()),
+        frames[0],
+        "the original is untouched"
+    );
+    assert!(
+        tunnelled.prepend(4096).is_none(),
+        "more than a segment holds"
+    );
     pkts.push(Some(chain));
     pkts.push(Some(cut));
+    pkts.push(Some(tunnelled));
     let count = pkts.len();
 
     assert_eq!(tx1.tx_burst(&mut pkts), count);
@@ -182,6 +207,9 @@ fn ring_port(eal: &Eal, setup: &PortSetup, pool: Mempool) {
     assert_eq!(got[6].segments(), 4);
     assert_eq!(bytes_of(&got[7]), jumbo[..2500]);
     assert_eq!(got[7].segments(), 2);
+    let mut outer = vec![0xAB; 50];
+    outer.extend_from_slice(&frames[0]);
+    assert_eq!(bytes_of(&got[8]), outer);
     drop(got);
 
     // Nothing came back on queue 0: the rings are per queue.

@@ -26,10 +26,17 @@ fn tap_port_sends_to_and_receives_from_the_kernel() {
     let port = Port::by_name(&eal, &vdev).unwrap();
     let info = port.info().unwrap();
     assert_eq!(info.driver, "net_tap");
+    // The kernel side of an addressed port takes that port's MAC: set it, see the kernel's.
+    let mac = [0x02, 0x42, 0x52, 0x4f, 0x4b, 0x01];
+    port.set_mac_address(mac).unwrap();
+    assert_eq!(port.info().unwrap().mac, mac);
+    let kernel_mac = std::fs::read_to_string(format!("/sys/class/net/{IFACE}/address")).unwrap();
+    assert_eq!(kernel_mac.trim(), "02:42:52:4f:4b:01");
     port.configure(&port_setup(pool, 1)).unwrap();
     port.start().unwrap();
     port.enable_promiscuous().unwrap();
     assert!(port.link().unwrap().up, "a started tap port is up");
+    assert_eq!(port.mtu().unwrap(), 1500);
     let mut rx = port.take_rx_queue(0).unwrap();
     let mut tx = port.take_tx_queue(0).unwrap();
 

@@ -53,6 +53,14 @@ pub trait PacketBuf: Sized {
     /// handle (counted by the caller).
     fn share(&self) -> Option<Self>;
 
+    /// A writable segment of `len` bytes chained in front of the packet (the outer headers of a
+    /// tunnelled copy), which becomes its first segment; `None` when no buffer is left for it
+    /// (counted by the caller) or `len` does not fit one. The packet's own bytes are not touched,
+    /// so this works on a shared handle too: the headroom in front of a clone's data belongs to
+    /// every clone and is never written. The segment's bytes are zero until the caller writes
+    /// them.
+    fn prepend(&mut self, len: usize) -> Option<&mut [u8]>;
+
     /// A hint: start bringing the cache line that holds `value` into the caches, so that a later
     /// read of it does not wait for memory. It reads nothing, writes nothing and cannot fail; a
     /// stage calls it for data it will read soon (the dedup buckets of a burst), so that the
@@ -64,6 +72,11 @@ pub trait PacketBuf: Sized {
 
     /// A hint: start bringing the first cache line of the packet's bytes (its outermost headers)
     /// into the caches. The default prefetches `data()[0]` with [`PacketBuf::prefetch`].
+    ///
+    /// The pipeline does not call it today: prefetching the headers of the packets a few places
+    /// ahead in the burst (DPDK l3fwd's way) did not pay where it could be measured, on packets a
+    /// driver had just copied into their buffers (BENCHMARKS.md). With a NIC writing packets
+    /// into memory it may, and this is where a worker would ask for it.
     #[inline(always)]
     fn prefetch_data(&self) {
         if let Some(first) = self.data().first() {
@@ -82,4 +95,8 @@ pub trait Sink<B> {
     /// The packet was dropped (its outcome is already counted); the sink releases it, in bulk
     /// where it can.
     fn discard(&mut self, pkt: B);
+
+    /// The packet is for the addressed port it arrived on (outcome `control`, already counted):
+    /// the sink hands it to the control side, or counts and releases it when it cannot.
+    fn punt(&mut self, pkt: B);
 }

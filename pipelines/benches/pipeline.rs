@@ -33,7 +33,7 @@ use criterion::{Criterion, Throughput};
 use pipelines::counters::WorkerCounters;
 use pipelines::fixed_pool::{CountingSink, FixedPool, PoolBuf};
 use pipelines::pipeline::{Dedup, Pipeline};
-use pipelines::plan::Plan;
+use pipelines::plan::{Plan, PortFacts};
 use pipelines::stage::dedup::{DedupKeyer, DedupTable};
 use pipelines::{Outcome, PacketBuf};
 
@@ -167,6 +167,10 @@ impl PacketBuf for Prefetching {
         self.0.share().map(Prefetching)
     }
 
+    fn prepend(&mut self, len: usize) -> Option<&mut [u8]> {
+        self.0.prepend(len)
+    }
+
     #[inline(always)]
     fn prefetch<T>(value: &T) {
         common::prefetch(value);
@@ -196,7 +200,12 @@ impl Rig {
             "the bench config changed shape"
         );
         let counters = Arc::new(WorkerCounters::new(&config));
-        let plan = Plan::build(&config, 1, &[], Box::new([counters.clone()]));
+        let plan = Plan::build(
+            &config,
+            1,
+            &PortFacts::default(),
+            Box::new([counters.clone()]),
+        );
         let dedup = dedup_settings
             .filter(|d| d.mode.uses_window())
             .map(|d| Dedup {

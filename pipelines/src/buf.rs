@@ -97,6 +97,16 @@ impl PacketBuf for VecBuf {
     fn share(&self) -> Option<VecBuf> {
         Some(self.clone())
     }
+
+    fn prepend(&mut self, len: usize) -> Option<&mut [u8]> {
+        // The bytes before `start` (stripped headers) stay where they are, unreachable: the new
+        // header is a segment of its own, as an mbuf's is.
+        let first = self.segs[0].split_off(self.start);
+        self.segs[0] = first;
+        self.start = 0;
+        self.segs.insert(0, vec![0; len]);
+        Some(&mut self.segs[0])
+    }
 }
 
 #[cfg(test)]

@@ -266,6 +266,8 @@ counter_block! {
         tx_bytes = "tx_bytes",
         /// packets the port's TX queue refused (ring full), freed
         tx_dropped = "tx_dropped_packets",
+        /// copies cut so that, encapsulated, they fit the via port's MTU (tunnel ports; never fragmented)
+        egress_truncated = "egress_truncated_packets",
     }
 }
 
@@ -322,6 +324,8 @@ counter_block! {
         busy_polls = "busy_polls",
         /// RX polls that returned nothing
         idle_polls = "idle_polls",
+        /// packets for the worker's addressed port itself (outcome control) dropped because the queue to the control side was full
+        control_dropped = "control_dropped_packets",
     }
     and {
         /// RX polls that returned packets, by the number of packets (burst-size class)
@@ -351,6 +355,7 @@ impl WorkerCounters {
             rx_bytes: Counter::default(),
             busy_polls: Counter::default(),
             idle_polls: Counter::default(),
+            control_dropped: Counter::default(),
             bursts: CounterArray::new(BURST_CLASSES),
             outcomes: CounterArray::new(Outcome::COUNT),
             sessions: counters(config.sessions.len()),
@@ -477,8 +482,8 @@ mod tests {
         );
         assert_eq!(SessionCounters::FIELDS.len(), 8);
         assert_eq!(GroupCounters::FIELDS.len(), 6);
-        assert_eq!(PortCounters::FIELDS.len(), 6);
-        assert_eq!(WorkerCounters::FIELDS.len(), 4);
+        assert_eq!(PortCounters::FIELDS.len(), 7);
+        assert_eq!(WorkerCounters::FIELDS.len(), 5);
         let mut names = std::collections::HashSet::new();
         for (block, name, help) in SessionCounters::FIELDS
             .iter()

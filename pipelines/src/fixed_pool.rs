@@ -141,6 +141,17 @@ impl PacketBuf for PoolBuf {
     fn share(&self) -> Option<PoolBuf> {
         self.pool.packet(self.data())
     }
+
+    /// Into the room in front of the packet (what decapsulation stripped): a pool buffer is
+    /// never shared (`share` copies), so that room is this packet's alone. No allocation, which
+    /// a bench wants; the real header mbuf's allocation is measured end to end.
+    fn prepend(&mut self, len: usize) -> Option<&mut [u8]> {
+        let start = self.start.checked_sub(len)?;
+        self.start = start;
+        let header = &mut self.storage[start..start + len];
+        header.fill(0);
+        Some(header)
+    }
 }
 
 /// A sink that counts what it is given, per tool port, and drops it (buffers go back to their
@@ -183,6 +194,10 @@ impl<B: PacketBuf> Sink<B> for CountingSink {
     }
 
     fn discard(&mut self, _pkt: B) {
+        self.discarded += 1;
+    }
+
+    fn punt(&mut self, _pkt: B) {
         self.discarded += 1;
     }
 }

@@ -25,6 +25,7 @@
 //! compiles into a [`Plan`] (all ports up, and all down) and shapes counters that fit it.
 #![doc(hidden)]
 
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, OnceLock};
 
 use config::ValidatedConfig;
@@ -33,19 +34,23 @@ use crate::buf::{PacketBuf, Sink, VecBuf};
 use crate::counters::WorkerCounters;
 use crate::outcome::{Outcome, Reason};
 use crate::pipeline::{Dedup, Pipeline};
-use crate::plan::Plan;
+use crate::plan::{Plan, PortFacts, TunnelLink};
 use crate::stage::decap::{SYNTHETIC_DESTINATION, SYNTHETIC_SOURCE};
 use crate::stage::dedup::{DedupKeyer, DedupTable};
 
 /// The fuzzed pipeline's config: the VNIs of the sample captures and of the hostile capture,
-/// a filter, all four balance modes, dedup, two slice lengths. Tool ports: 0 ids-1, 1 ids-2,
-/// 2 rec-1, 3 rr-1, 4 rr-2, 5 pairs-1.
+/// a filter, all four balance modes, dedup, two slice lengths, an addressed ingress port (its
+/// own traffic goes to the control side) and tunnel tool ports (VXLAN, GENEVE over IPv6,
+/// ERSPAN II through the gateway). Tool ports: 0 ids-1, 1 ids-2, 2 rec-1, 3 rr-1, 4 rr-2,
+/// 5 pairs-1, 6 net-1, 7 net-2, 8 net-3.
 pub const PLAIN: &str = r#"
 [broker]
 name = "fuzz"
 [[ingress]]
 name = "in"
 device = "net_null0"
+address = ["10.0.9.10/24", "fd00:9::10/64"]
+gateway = ["10.0.9.1"]
 [decap]
 allowed_sources = ["10.0.0.0/8", "172.16.0.0/12", "fd00::/8"]
 geneve_ports = [6081]
@@ -66,7 +71,7 @@ source_ips = ["10.0.2.20"]
 [[session]]
 name = "edge"
 vni = 103
-tools = ["ids", "rec", "rr"]
+tools = ["ids", "rec", "rr", "net"]
 source_ips = ["10.0.3.30", "fd00:3::30"]
 [[session]]
 name = "hostile"
@@ -129,7 +134,26 @@ name = "pairs"
 balance = "ip-pair"
 on_port_down = "drop"
 ports = [{ name = "pairs-1", device = "net_null6" }]
+[[tool_group]]
+name = "net"
+balance = "flow"
+ports = [
+    { name = "net-1", tunnel = "vxlan", remote = "10.0.9.21", via = "in" },
+    { name = "net-2", tunnel = "geneve", remote = "fd00:9::22", via = "in" },
+    { name = "net-3", tunnel = "erspan2", remote = "10.0.7.23", via = "in" },
+]
 "#;
+
+/// The fuzzed ingress port's MAC (what its own traffic is addressed to).
+pub const INGRESS_MAC: [u8; 6] = [0x02, 0xf0, 0x22, 0, 0, 0x10];
+
+/// The link of every tunnel port of the fuzzed configs: a 1500-byte MTU, so longer copies are
+/// cut to fit.
+const TUNNEL_LINK: TunnelLink = TunnelLink {
+    source_mac: INGRESS_MAC,
+    next_hop_mac: [0x02, 0xf0, 0x22, 0, 0, 0x01],
+    mtu: 1500,
+};
 
 /// [`PLAIN`] plus a default session for unknown VNIs and untunneled frames passed to it.
 pub fn passing() -> String {
@@ -266,6 +290,9 @@ impl PacketBuf for TaggedBuf {
             buf: self.buf.share()?,
         })
     }
+    fn prepend(&mut self, len: usize) -> Option<&mut [u8]> {
+        self.buf.prepend(len)
+    }
 }
 
 /// One copy handed to the sink: tool port, packet id, bytes.
@@ -276,6 +303,8 @@ pub type Delivery = (u16, u32, Vec<u8>);
 pub struct Received {
     pub copies: Vec<Delivery>,
     pub discarded: Vec<u32>,
+    /// Packets for an addressed port itself.
+    pub punted: Vec<u32>,
 }
 
 impl Sink<TaggedBuf> for Received {
@@ -284,6 +313,9 @@ impl Sink<TaggedBuf> for Received {
     }
     fn discard(&mut self, pkt: TaggedBuf) {
         self.discarded.push(pkt.id);
+    }
+    fn punt(&mut self, pkt: TaggedBuf) {
+        self.punted.push(pkt.id);
     }
 }
 
@@ -315,7 +347,16 @@ fn shared(flags: u8) -> &'static (ValidatedConfig, Plan) {
                 let live: Vec<bool> = (0..config.tool_ports.len())
                     .map(|p| flags & 2 == 0 || !matches!(p, 1 | 2 | 5))
                     .collect();
-                let plan = Plan::build(&config, 1, &live, WorkerCounters::for_workers(&config, 1));
+                let facts = PortFacts {
+                    tunnels: config
+                        .tool_ports
+                        .iter()
+                        .map(|p| p.tunnel().map(|_| TUNNEL_LINK))
+                        .collect(),
+                    ingress_macs: vec![Some(INGRESS_MAC)],
+                    ..PortFacts::links(&live)
+                };
+                let plan = Plan::build(&config, 1, &facts, WorkerCounters::for_workers(&config, 1));
                 (config, plan)
             })
             .collect()
@@ -332,7 +373,9 @@ impl Harness {
     pub fn new(flags: u8) -> Harness {
         let (config, shared_plan) = shared(flags);
         let counters = Arc::new(WorkerCounters::new(config));
-        let plan = shared_plan.with_counters(Box::new([counters.clone()]));
+        let mut plan = shared_plan.with_counters(Box::new([counters.clone()]));
+        // ERSPAN sequences of its own: runs compared with each other start from the same 0.
+        plan.sequences = (0..plan.tool_ports).map(|_| AtomicU32::new(0)).collect();
         let dedup = config.dedup.as_ref().map(|d| Dedup {
             table: Arc::new(DedupTable::new(d.capacity, d.window)),
             keyer: Arc::new(DedupKeyer::with_seed(
@@ -489,14 +532,17 @@ pub fn check_burst(harness: &Harness, packets: &[(Segmentation, &[u8])], receive
     let outcomes: u64 = Outcome::all().map(outcome).sum();
     assert_eq!(outcomes, n, "rx == Σ outcomes");
 
-    // Each packet discarded once, or delivered (its copies adjacent), never both.
+    // Each packet discarded or punted once, or delivered (its copies adjacent), never two of them.
     let mut copies_of = vec![0usize; packets.len()];
     for &(_, id, _) in &received.copies {
         copies_of[id as usize] += 1;
     }
     let mut discarded = vec![false; packets.len()];
-    for &id in &received.discarded {
-        assert!(!discarded[id as usize], "packet {id} discarded twice");
+    for &id in received.discarded.iter().chain(&received.punted) {
+        assert!(
+            !discarded[id as usize],
+            "packet {id} discarded or punted twice"
+        );
         discarded[id as usize] = true;
         assert_eq!(
             copies_of[id as usize], 0,
@@ -511,6 +557,11 @@ pub fn check_burst(harness: &Harness, packets: &[(Segmentation, &[u8])], receive
         outcome(Outcome::Delivered),
         delivered,
         "delivered == packets with copies"
+    );
+    assert_eq!(
+        outcome(Outcome::Control),
+        received.punted.len() as u64,
+        "control == packets punted"
     );
 
     // Counters agree with the sink.
@@ -546,6 +597,7 @@ pub fn check_burst(harness: &Harness, packets: &[(Segmentation, &[u8])], receive
         assert_eq!(counters.copies.get(), to_port, "copies of port {port}");
     }
     let before_session: u64 = [
+        Outcome::Control,
         Outcome::SourceDenied,
         Outcome::NotTunnel,
         Outcome::UnknownSession,
@@ -583,7 +635,8 @@ pub fn check_burst(harness: &Harness, packets: &[(Segmentation, &[u8])], receive
         "Σ session no_live_port"
     );
 
-    // Every copy: a port that exists, its group's slice respected, bytes of its own packet.
+    // Every copy: a port that exists, its group's slice respected, bytes of its own packet (behind
+    // the outer headers of a tunnel port, which fit its MTU).
     let group_of_port = |port: u16| {
         harness
             .config
@@ -599,18 +652,32 @@ pub fn check_burst(harness: &Harness, packets: &[(Segmentation, &[u8])], receive
             copies_per_packet_group.insert((*id, group)),
             "packet {id} reached group {group} twice"
         );
+        let inner = match &harness.plan.egress[usize::from(*port)] {
+            Some(template) => {
+                assert!(
+                    bytes.len() >= template.overhead()
+                        && bytes.len() - template.overhead() <= template.max_inner_len(),
+                    "copy of {} bytes to tunnel port {port}: outer headers of {}, at most {} inside",
+                    bytes.len(),
+                    template.overhead(),
+                    template.max_inner_len()
+                );
+                &bytes[template.overhead()..]
+            }
+            None => &bytes[..],
+        };
         if let Some(limit) = harness.plan.groups[group].slice {
             assert!(
-                bytes.len() <= limit,
+                inner.len() <= limit,
                 "copy of {} bytes for group {group} sliced at {limit}",
-                bytes.len()
+                inner.len()
             );
         }
         let (_, original) = packets[*id as usize];
         assert!(
-            comes_from(bytes, original),
+            comes_from(inner, original),
             "copy of packet {id} ({} bytes) is not a part of it",
-            bytes.len()
+            inner.len()
         );
     }
 }
@@ -654,7 +721,12 @@ pub fn config(data: &[u8]) {
                 "an accepted config describes itself"
             );
             for live in [&[][..], &vec![false; config.tool_ports.len()][..]] {
-                let plan = Plan::build(&config, 1, live, WorkerCounters::for_workers(&config, 1));
+                let plan = Plan::build(
+                    &config,
+                    1,
+                    &PortFacts::links(live),
+                    WorkerCounters::for_workers(&config, 1),
+                );
                 assert_eq!(plan.sessions.len(), config.sessions.len());
                 assert_eq!(plan.groups.len(), config.tool_groups.len());
                 assert_eq!(plan.tool_ports, config.tool_ports.len());
@@ -713,7 +785,12 @@ mod tests {
     fn both_configs_validate() {
         for flags in 0..4 {
             let h = Harness::new(flags);
-            assert_eq!(h.config.tool_ports.len(), 6);
+            assert_eq!(h.config.tool_ports.len(), 9);
+            assert_eq!(
+                h.plan.egress.iter().flatten().count(),
+                3,
+                "tunnel templates"
+            );
         }
         assert!(Harness::new(1).plan.default_session.is_some());
     }
@@ -734,13 +811,13 @@ mod tests {
         // A copy with a byte the packet does not have, or one copy too many, is caught.
         let mut forged = Received {
             copies: received.copies.clone(),
-            discarded: vec![],
+            ..Received::default()
         };
         forged.copies[0].2[0] ^= 0xFF;
         assert!(std::panic::catch_unwind(|| check_burst(&h, &packets, &forged)).is_err());
         let mut doubled = Received {
             copies: received.copies.clone(),
-            discarded: vec![],
+            ..Received::default()
         };
         doubled.copies.push(received.copies[0].clone());
         assert!(std::panic::catch_unwind(|| check_burst(&h, &packets, &doubled)).is_err());

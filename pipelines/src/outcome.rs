@@ -124,13 +124,15 @@ pub enum Outcome {
     UnknownSession,
     /// no tool group of the session had a live port to take it
     NoLivePort,
+    /// for the addressed port itself (ARP, neighbour discovery, ICMP, TCP or non-mirror UDP to its addresses): handed to its kernel side
+    Control,
     /// malformed outer headers, dropped; see the reason
     Malformed(Reason),
 }
 
 impl Outcome {
     /// Outcomes that are not `Malformed`.
-    const SIMPLE: [Outcome; 7] = [
+    const SIMPLE: [Outcome; 8] = [
         Outcome::Delivered,
         Outcome::Filtered,
         Outcome::Duplicate,
@@ -138,6 +140,7 @@ impl Outcome {
         Outcome::NotTunnel,
         Outcome::UnknownSession,
         Outcome::NoLivePort,
+        Outcome::Control,
     ];
 
     /// Number of distinct outcomes, each malformed reason counting as one.
@@ -153,6 +156,7 @@ impl Outcome {
             Outcome::NotTunnel => 4,
             Outcome::UnknownSession => 5,
             Outcome::NoLivePort => 6,
+            Outcome::Control => 7,
             Outcome::Malformed(r) => Self::SIMPLE.len() + r.index(),
         }
     }
@@ -182,6 +186,7 @@ impl Outcome {
             Outcome::NotTunnel => "not_tunnel",
             Outcome::UnknownSession => "unknown_session",
             Outcome::NoLivePort => "no_live_port",
+            Outcome::Control => "control",
             Outcome::Malformed(_) => "malformed",
         }
     }
@@ -198,6 +203,9 @@ impl Outcome {
             Outcome::NotTunnel => "not a tunnelled frame (and pass_untunneled is off)",
             Outcome::UnknownSession => "VNI of no session (and no default_session)",
             Outcome::NoLivePort => "no tool group of the session had a live port to take it",
+            Outcome::Control => {
+                "for the addressed port itself (ARP, neighbour discovery, ICMP, TCP or non-mirror UDP to its addresses): handed to its kernel side"
+            }
             Outcome::Malformed(r) => r.help(),
         }
     }

@@ -51,10 +51,13 @@
 
 use std::sync::Arc;
 
-use config::{Action, Balance, MAX_TOOLS_PER_SESSION};
+use config::{Action, Balance, Direction, MAX_TOOLS_PER_SESSION};
+
+use std::sync::atomic::Ordering;
 
 use crate::buf::{PacketBuf, Sink};
-use crate::counters::WorkerCounters;
+use crate::counters::{PortCounters, WorkerCounters};
+use crate::egress::{PacketFields, Template};
 use crate::flow::FlowKey;
 use crate::inner::parse_inner;
 use crate::outcome::Outcome;
@@ -62,6 +65,7 @@ use crate::plan::{GroupPlan, Plan};
 use crate::stage::balance::{flow_hash, ip_pair_hash, source_hash};
 use crate::stage::decap::{Decapped, decap};
 use crate::stage::dedup::{DedupKey, DedupKeyer, DedupTable, Seen, SenderRule, Viewpoint};
+use crate::stage::local::{Local, classify};
 
 /// Packets per RX burst, as in DPDK's examples: big enough to amortise a poll, small enough that
 /// the burst's headers stay in L1.
@@ -78,11 +82,23 @@ struct Target {
     port: u16,
 }
 
+/// What a tunnel port's outer headers say of a copy (the same for every copy of a packet).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Egress {
+    /// The mirror session's VNI (the packet's own for a session without one, 0 untunnelled).
+    vni: u32,
+    direction: Option<Direction>,
+    /// A symmetric hash of the inner flow (the outer UDP source port, the IPv6 flow label).
+    flow_hash: u64,
+}
+
 /// The fate of one packet of the burst, as the first pass decides it.
 #[derive(Clone, Copy, Debug)]
 struct Decision {
     /// The packet's session; `None`: dropped by the first pass (its outcome is already counted).
     session: Option<u16>,
+    /// For the addressed port itself: to the control side (its outcome is already counted).
+    punt: bool,
     /// Tool groups with a live port for the packet, before de-duplication: `targets[..copies]`.
     copies: u8,
     targets: [Target; MAX_TOOLS_PER_SESSION],
@@ -90,15 +106,23 @@ struct Decision {
     dedup_key: Option<DedupKey>,
     /// The sender rule withheld the packet from some of its groups (they left `targets`).
     sender_withheld: bool,
+    /// For tunnel ports' headers, when the plan has any.
+    egress: Egress,
 }
 
 impl Decision {
     const DROP: Decision = Decision {
         session: None,
+        punt: false,
         copies: 0,
         targets: [Target { group: 0, port: 0 }; MAX_TOOLS_PER_SESSION],
         dedup_key: None,
         sender_withheld: false,
+        egress: Egress {
+            vni: 0,
+            direction: None,
+            flow_hash: 0,
+        },
     };
 }
 
@@ -114,6 +138,10 @@ pub struct Dedup {
 pub struct Pipeline {
     /// This worker's index: which of the plan's counters it writes.
     worker: usize,
+    /// The ingress port the worker polls: which of the plan's local addresses are its port's.
+    ingress: usize,
+    /// The IPv4 identification of the next tunnelled copy (any value does: DF is set).
+    ip_ident: u16,
     counters: Arc<WorkerCounters>,
     dedup: Option<Dedup>,
     /// Next turn of each round-robin group.
@@ -146,6 +174,8 @@ impl Pipeline {
             .is_some_and(|d| d.table.memory_bytes() >= DEDUP_PREFETCH_MIN_BYTES);
         Pipeline {
             worker,
+            ingress: 0,
+            ip_ident: 0,
             counters,
             prefetch_dedup,
             dedup,
@@ -154,6 +184,21 @@ impl Pipeline {
             generation: u64::MAX,
             decisions: [Decision::DROP; BURST],
         }
+    }
+
+    /// The same pipeline on ingress port `ingress` (the first one otherwise): the frames of an
+    /// addressed port for the port itself go to the control side.
+    ///
+    /// # Panics
+    /// If `plan` has no such ingress port.
+    pub fn on_ingress(mut self, ingress: usize, plan: &Plan) -> Pipeline {
+        assert!(
+            ingress < plan.local.len().max(1),
+            "plan {} has no ingress port {ingress}",
+            plan.generation
+        );
+        self.ingress = ingress;
+        self
     }
 
     /// The counters this pipeline writes.
@@ -192,6 +237,7 @@ impl Pipeline {
                         &mut self.turns,
                         &mut self.last_vni,
                         plan,
+                        self.ingress,
                         pkt,
                         decision,
                     );
@@ -224,7 +270,7 @@ impl Pipeline {
                             decision,
                         );
                     }
-                    dispatch(counters, plan, decision, pkt, sink);
+                    dispatch(counters, plan, decision, &mut self.ip_ident, pkt, sink);
                 }
             }
         }
@@ -255,19 +301,30 @@ impl Pipeline {
 /// The first pass for one packet: decap, session, filter, balance and dedup key, written into
 /// `decision` (in place: it is large, and mostly left as it was).
 #[inline]
+#[allow(clippy::too_many_arguments)]
 fn decide<B: PacketBuf>(
     counters: &WorkerCounters,
     dedup: Option<&Dedup>,
     turns: &mut [u32],
     last_vni: &mut Option<(u32, Option<u16>)>,
     plan: &Plan,
+    ingress: usize,
     pkt: &mut B,
     decision: &mut Decision,
 ) {
     decision.session = None;
+    decision.punt = false;
     decision.copies = 0;
     decision.dedup_key = None;
     decision.sender_withheld = false;
+
+    // On an addressed port, its own traffic (ARP, ND, ping, TCP, non-mirror UDP) first.
+    if let Some(Some(own)) = plan.local.get(ingress) {
+        if classify(own, &plan.decap, pkt.data()) == Local::Control {
+            decision.punt = true;
+            return counters.outcome(Outcome::Control);
+        }
+    }
 
     let (session_id, tunnel) = match decap(&plan.decap, pkt) {
         Err(outcome) => return counters.outcome(outcome),
@@ -302,10 +359,10 @@ fn decide<B: PacketBuf>(
     }
     let flow = inner.flow.as_ref();
     let viewpoint = session.viewpoint(flow);
-
+    let direction = viewpoint.direction();
     if let Some(filter_id) = session.filter {
         let filter_id = usize::from(filter_id);
-        let verdict = plan.filters[filter_id].classify(flow, viewpoint.direction());
+        let verdict = plan.filters[filter_id].classify(flow, direction);
         let hits = &counters.filters[filter_id];
         match verdict.rule {
             Some(rule) => hits.rules[usize::from(rule)].incr(),
@@ -321,7 +378,7 @@ fn decide<B: PacketBuf>(
     // session's source_ips say which, under the session's VNI; else the mirror source for
     // tunnelled traffic, the frame's own source otherwise.
     let source_key = || match (viewpoint.interface(flow), &tunnel, flow) {
-        (Some(interface), _, _) => source_hash(interface, session.vni),
+        (Some(interface), _, _) => source_hash(interface, session.vni.unwrap_or(0)),
         (None, Some(t), _) => source_hash(t.mirror_source, t.vni),
         (None, None, Some(f)) => source_hash(f.src, 0),
         (None, None, None) => 0,
@@ -335,6 +392,13 @@ fn decide<B: PacketBuf>(
     }
 
     decision.session = Some(session_id);
+    if plan.has_tunnels {
+        decision.egress = Egress {
+            vni: session.vni.or(tunnel.map(|t| t.vni)).unwrap_or(0),
+            direction,
+            flow_hash: flow.map_or_else(source_key, flow_hash),
+        };
+    }
     for &group_id in session.groups.iter() {
         let g = usize::from(group_id);
         let group = &plan.groups[g];
@@ -488,9 +552,14 @@ fn dispatch<B: PacketBuf, S: Sink<B>>(
     counters: &WorkerCounters,
     plan: &Plan,
     decision: &Decision,
+    ip_ident: &mut u16,
     pkt: B,
     sink: &mut S,
 ) {
+    if decision.punt {
+        sink.punt(pkt);
+        return;
+    }
     let copies = usize::from(decision.copies);
     let Some((last, others)) = decision.targets[..copies].split_last() else {
         sink.discard(pkt);
@@ -499,7 +568,7 @@ fn dispatch<B: PacketBuf, S: Sink<B>>(
     // Clones first, while the original still holds the whole frame; the original goes last.
     for target in others {
         match pkt.share() {
-            Some(copy) => deliver(counters, plan, *target, copy, sink),
+            Some(copy) => deliver(counters, plan, decision, ip_ident, *target, copy, sink),
             None => {
                 let port = &counters.ports[usize::from(target.port)];
                 port.copies.incr();
@@ -507,13 +576,15 @@ fn dispatch<B: PacketBuf, S: Sink<B>>(
             }
         }
     }
-    deliver(counters, plan, *last, pkt, sink);
+    deliver(counters, plan, decision, ip_ident, *last, pkt, sink);
 }
 
 #[inline]
 fn deliver<B: PacketBuf, S: Sink<B>>(
     counters: &WorkerCounters,
     plan: &Plan,
+    decision: &Decision,
+    ip_ident: &mut u16,
     target: Target,
     mut pkt: B,
     sink: &mut S,
@@ -527,8 +598,61 @@ fn deliver<B: PacketBuf, S: Sink<B>>(
         }
     }
     group_counters.copies.incr();
-    let port = &counters.ports[usize::from(target.port)];
+    let port_index = usize::from(target.port);
+    let port = &counters.ports[port_index];
     port.copies.incr();
+    if let Some(template) = &plan.egress[port_index] {
+        if !encapsulate(
+            template, plan, port_index, decision, ip_ident, &mut pkt, port,
+        ) {
+            port.no_buffer.incr();
+            sink.discard(pkt);
+            return;
+        }
+    }
     port.copy_bytes.add(pkt.pkt_len() as u64);
     sink.deliver(target.port, pkt);
+}
+
+/// The egress step of a tunnel port: the copy cut to fit the via port's MTU once encapsulated
+/// (counted), then its outer headers chained in front, from the port's template patched for
+/// this packet. Returns `false` when no buffer was left for the headers.
+#[inline]
+fn encapsulate<B: PacketBuf>(
+    template: &Template,
+    plan: &Plan,
+    port_index: usize,
+    decision: &Decision,
+    ip_ident: &mut u16,
+    pkt: &mut B,
+    port: &PortCounters,
+) -> bool {
+    let truncated = pkt.pkt_len() > template.max_inner_len();
+    if truncated {
+        pkt.truncate(template.max_inner_len());
+        port.egress_truncated.incr();
+    }
+    let inner = template.inner_frame_of(&*pkt);
+    let sequence = if template.uses_sequence() {
+        // One shared sequence per ERSPAN port: the analyzer sees one increasing series.
+        plan.sequences[port_index].fetch_add(1, Ordering::Relaxed)
+    } else {
+        0
+    };
+    *ip_ident = ip_ident.wrapping_add(1);
+    let fields = PacketFields {
+        vni: decision.egress.vni,
+        direction: decision.egress.direction,
+        flow_hash: decision.egress.flow_hash,
+        ip_ident: *ip_ident,
+        sequence,
+        truncated,
+    };
+    let Some(header) = pkt.prepend(template.overhead()) else {
+        return false;
+    };
+    // The header is exactly the template's length and the copy fits it: cannot fail.
+    let written = template.write(&fields, &inner, header);
+    debug_assert_eq!(written, Ok(template.overhead()));
+    written.is_ok()
 }

@@ -15,26 +15,34 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 
-use config::{Balance, Direction, MAX_TOOLS_PER_SESSION, OnPortDown, ValidatedConfig};
+use config::{
+    Balance, Direction, ErspanSession, MAX_TOOLS_PER_SESSION, OnPortDown, TunnelSpec, TunnelVni,
+    ValidatedConfig,
+};
 
 use crate::counters::WorkerCounters;
+use crate::egress::{self, SessionIdChoice, Template, TemplateSpec, VniChoice};
 use crate::flow::FlowKey;
+use crate::neighbour::PortAddresses;
 use crate::stage::decap::DecapConfig;
 use crate::stage::dedup::{SenderRule, Viewpoint};
 use crate::stage::filter::CompiledFilter;
 use crate::stage::maglev::Maglev;
+use crate::wire::ethernet;
 
 /// A session as the workers need it.
 #[derive(Clone, Debug)]
 pub struct SessionPlan {
+    /// The session's VNI (`None` for a default or untunnelled session); with the interface's
+    /// address (and 0 without a VNI), a copy's `source` key.
+    pub vni: Option<u32>,
     pub filter: Option<u16>,
     /// Tool groups, in config order.
     pub groups: Box<[u16]>,
     /// The mirrored interface's addresses (`source_ips`).
     source_ips: AddressSet,
-    /// The session's VNI (0 without one): with the interface's address, a copy's `source` key.
-    pub vni: u32,
     /// At least one of the session's groups takes part in de-duplication.
     pub dedup: bool,
 }
@@ -174,8 +182,96 @@ pub struct Plan {
     pub sender: Option<SenderRule>,
     /// Number of tool ports (indices of `Sink::deliver` are below it).
     pub tool_ports: usize,
+    /// By tool port: the header template of a tunnel port whose next hop is resolved (`None`:
+    /// a cabled port, or a tunnel port that is not live).
+    pub egress: Box<[Option<Template>]>,
+    /// Whether any tool port is a tunnel (the workers then keep what its headers need).
+    pub has_tunnels: bool,
+    /// By ingress port: the addresses of an addressed port, whose own traffic goes to the control
+    /// side (`None`: the port owns no address).
+    pub local: Box<[Option<PortAddresses>]>,
+    /// By tool port: the ERSPAN sequence numbers, shared by the workers and carried from plan to
+    /// plan.
+    pub sequences: Arc<[AtomicU32]>,
     /// One set of counters per worker, shaped for this plan's config.
     pub counters: Box<[Arc<WorkerCounters>]>,
+}
+
+/// A tunnel tool port's link-layer facts, as the runtime resolved them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunnelLink {
+    /// The via port's MAC.
+    pub source_mac: ethernet::Address,
+    /// The next hop's MAC.
+    pub next_hop_mac: ethernet::Address,
+    /// The via port's MTU.
+    pub mtu: u16,
+}
+
+/// What the runtime knows of its ports when a plan is built. The default: every cabled tool
+/// port live, no tunnel resolved, no addressed ingress port.
+#[derive(Clone, Debug, Default)]
+pub struct PortFacts {
+    /// By tool port: whether its link is up (missing entries: up). For a tunnel port, the via
+    /// port's link.
+    pub live: Vec<bool>,
+    /// By tool port: a tunnel port's resolved link (missing or `None`: unresolved, so the port
+    /// is not live).
+    pub tunnels: Vec<Option<TunnelLink>>,
+    /// By ingress port: its MAC, when it owns addresses (missing: none).
+    pub ingress_macs: Vec<Option<ethernet::Address>>,
+    /// The ERSPAN sequence numbers, one per tool port, to carry into the new plan (`None`: new
+    /// ones, from 0).
+    pub sequences: Option<Arc<[AtomicU32]>>,
+}
+
+impl PortFacts {
+    /// Every tool port live or not as `live` says (tests of failover).
+    pub fn links(live: &[bool]) -> PortFacts {
+        PortFacts {
+            live: live.to_vec(),
+            ..PortFacts::default()
+        }
+    }
+}
+
+/// The header template of tunnel port `tunnel` over `link` (`broker_hash`: of `[broker] name`).
+///
+/// # Panics
+/// If the template cannot be built: the config checked the families and the session id, and the
+/// runtime refuses at start a via port whose MTU leaves no room for a frame.
+fn template(tunnel: &TunnelSpec, own: IpAddr, link: TunnelLink, broker_hash: u32) -> Template {
+    let vni = match tunnel.vni {
+        TunnelVni::Session => VniChoice::Session,
+        TunnelVni::Fixed(vni) => VniChoice::Fixed(vni),
+    };
+    let encapsulation = match tunnel.encapsulation {
+        config::Encapsulation::Vxlan => egress::Encapsulation::Vxlan {
+            dst_port: tunnel.dst_port,
+            vni,
+        },
+        config::Encapsulation::Geneve => egress::Encapsulation::Geneve {
+            dst_port: tunnel.dst_port,
+            vni,
+            broker_hash,
+        },
+        config::Encapsulation::L2gre => egress::Encapsulation::L2Gre { key: tunnel.key },
+        config::Encapsulation::Erspan2 => egress::Encapsulation::Erspan2 {
+            session_id: match tunnel.erspan_session {
+                ErspanSession::SessionVni => SessionIdChoice::SessionVni,
+                ErspanSession::Fixed(id) => SessionIdChoice::Fixed(id),
+            },
+        },
+    };
+    let spec = TemplateSpec {
+        encapsulation,
+        source_mac: link.source_mac,
+        next_hop_mac: link.next_hop_mac,
+        source: own,
+        remote: tunnel.remote,
+        mtu: link.mtu,
+    };
+    Template::new(spec).unwrap_or_else(|e| panic!("tunnel to {}: {e:?}", tunnel.remote))
 }
 
 impl Plan {
@@ -191,10 +287,51 @@ impl Plan {
     pub fn build(
         config: &ValidatedConfig,
         generation: u64,
-        port_live: &[bool],
+        facts: &PortFacts,
         counters: Box<[Arc<WorkerCounters>]>,
     ) -> Plan {
-        let is_live = |port: u16| port_live.get(usize::from(port)).copied().unwrap_or(true);
+        let broker_hash = egress::broker_name_hash(&config.broker.name);
+        let egress: Box<[Option<Template>]> = config
+            .tool_ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| {
+                let tunnel = port.tunnel()?;
+                let link = (*facts.tunnels.get(i)?)?;
+                let own = config
+                    .addressing(tunnel.via)
+                    .own_address_for(tunnel.remote)?;
+                Some(template(tunnel, own, link, broker_hash))
+            })
+            .collect();
+        let is_live = |port: u16| {
+            let index = usize::from(port);
+            let link = facts.live.get(index).copied().unwrap_or(true);
+            let resolved = config.tool_ports[index].tunnel().is_none() || egress[index].is_some();
+            link && resolved
+        };
+        let local = config
+            .ingress
+            .iter()
+            .enumerate()
+            .map(|(i, port)| {
+                let addressing = port.addressing.as_ref()?;
+                Some(PortAddresses {
+                    mac: (*facts.ingress_macs.get(i)?)?,
+                    ipv4: addressing.ipv4.map(|n| n.addr()),
+                    ipv6: addressing.ipv6.map(|n| n.addr()),
+                })
+            })
+            .collect();
+        let sequences = facts
+            .sequences
+            .clone()
+            .filter(|s| s.len() == config.tool_ports.len())
+            .unwrap_or_else(|| {
+                (0..config.tool_ports.len())
+                    .map(|_| AtomicU32::new(0))
+                    .collect()
+            });
         let groups = config
             .tool_groups
             .iter()
@@ -230,10 +367,10 @@ impl Plan {
             .sessions
             .iter()
             .map(|s| SessionPlan {
+                vni: s.vni.map(config::Vni::get),
                 filter: s.filter.map(|f| f.0),
                 groups: s.tools.iter().map(|g| g.0).collect(),
                 source_ips: AddressSet::new(&s.source_ips),
-                vni: s.vni.map_or(0, |v| v.get()),
                 dedup: s.tools.iter().any(|g| groups[g.index()].dedup),
             })
             .collect();
@@ -259,6 +396,10 @@ impl Plan {
                 .filter(|d| d.mode.uses_sender_rule())
                 .map(|_| SenderRule::new(config)),
             tool_ports: config.tool_ports.len(),
+            has_tunnels: config.tool_ports.iter().any(|p| p.tunnel().is_some()),
+            egress,
+            local,
+            sequences,
             counters,
         };
         plan.assert_indices_fit();
@@ -339,6 +480,11 @@ impl Plan {
                 self.generation
             );
         }
+        assert!(
+            self.egress.len() == self.tool_ports && self.sequences.len() == self.tool_ports,
+            "plan {}: a template and a sequence per tool port",
+            self.generation
+        );
         for (worker, counters) in self.counters.iter().enumerate() {
             let fits = counters.has_shape(
                 sessions,
@@ -434,7 +580,12 @@ mod tests {
     #[test]
     fn vni_lookup_with_and_without_default() {
         let config = fixtures::config(fixtures::TWO_SESSIONS);
-        let plan = Plan::build(&config, 1, &[], WorkerCounters::for_workers(&config, 1));
+        let plan = Plan::build(
+            &config,
+            1,
+            &PortFacts::default(),
+            WorkerCounters::for_workers(&config, 1),
+        );
         assert_eq!(plan.session_for_vni(101), Some(0));
         assert_eq!(plan.session_for_vni(202), Some(1));
         assert_eq!(plan.session_for_vni(7), None);
@@ -446,7 +597,7 @@ mod tests {
         let plan = Plan::build(
             &with_default,
             1,
-            &[],
+            &PortFacts::default(),
             WorkerCounters::for_workers(&with_default, 1),
         );
         assert_eq!(plan.session_for_vni(7), Some(1));
@@ -476,7 +627,12 @@ mod tests {
     #[test]
     fn direction_from_source_ips() {
         let config = fixtures::config(fixtures::TWO_SESSIONS);
-        let plan = Plan::build(&config, 1, &[], WorkerCounters::for_workers(&config, 1));
+        let plan = Plan::build(
+            &config,
+            1,
+            &PortFacts::default(),
+            WorkerCounters::for_workers(&config, 1),
+        );
         let a: IpAddr = "10.0.1.10".parse().unwrap();
         let b: IpAddr = "192.0.2.1".parse().unwrap();
         let c: IpAddr = "192.0.2.2".parse().unwrap();
@@ -529,7 +685,7 @@ mod tests {
         let plan = Plan::build(
             &config,
             1,
-            &[true, false, true],
+            &PortFacts::links(&[true, false, true]),
             WorkerCounters::for_workers(&config, 1),
         );
         let a = &plan.groups[0];
@@ -546,7 +702,7 @@ mod tests {
         let all_down = Plan::build(
             &config,
             2,
-            &[false, false, false],
+            &PortFacts::links(&[false, false, false]),
             WorkerCounters::for_workers(&config, 1),
         );
         assert_eq!(all_down.groups[0].port_for_turn(0), None);
@@ -562,15 +718,75 @@ mod tests {
             .iter()
             .map(|c| Arc::new(WorkerCounters::new(c)))
             .collect();
-        Plan::build(&config, 1, &[], counters);
+        Plan::build(&config, 1, &PortFacts::default(), counters);
     }
 
     #[test]
     #[should_panic(expected = "shaped for another config")]
     fn counters_of_another_config_stop_with_counters() {
         let config = fixtures::config(fixtures::TWO_SESSIONS);
-        let plan = Plan::build(&config, 1, &[], WorkerCounters::for_workers(&config, 1));
+        let plan = Plan::build(
+            &config,
+            1,
+            &PortFacts::default(),
+            WorkerCounters::for_workers(&config, 1),
+        );
         let other = fixtures::config(fixtures::MINIMAL);
         plan.with_counters(WorkerCounters::for_workers(&other, 1));
+    }
+
+    /// What the config says a tunnel adds (`broker check`, the MTU checks, `/status`) is what the
+    /// egress template writes, for every encapsulation, family and option.
+    #[test]
+    fn config_overhead_is_the_templates() {
+        let mut ports = Vec::new();
+        for (family, remote) in [("4", "10.0.9.21"), ("6", "fd00:9::21")] {
+            for (name, extra) in [
+                ("vxlan", ""),
+                ("geneve", ""),
+                ("l2gre", ""),
+                ("l2gre", ", key = 7"),
+                ("erspan2", ""),
+            ] {
+                let n = ports.len();
+                ports.push(format!(
+                    "{{ name = \"t{n}-{name}{family}\", tunnel = \"{name}\", remote = \"{remote}\", via = \"in\"{extra} }}"
+                ));
+            }
+        }
+        let text = fixtures::MINIMAL
+            .replace(
+                "device = \"net_null0\"",
+                "device = \"net_null0\"\naddress = [\"10.0.9.10/24\", \"fd00:9::10/64\"]",
+            )
+            .replace(
+                "ports = [{ name = \"g-1\", device = \"net_null1\" }]",
+                &format!("ports = [{}]", ports.join(", ")),
+            );
+        let config = fixtures::config(&text);
+        assert_eq!(config.tool_ports.len(), 10);
+        for port in &config.tool_ports {
+            let tunnel = port.tunnel().expect("a tunnel port");
+            let own: IpAddr = if tunnel.remote.is_ipv4() {
+                "10.0.9.10".parse().unwrap()
+            } else {
+                "fd00:9::10".parse().unwrap()
+            };
+            for mtu in [1500, 9001] {
+                let link = TunnelLink {
+                    source_mac: [2, 0, 0, 0, 0, 1],
+                    next_hop_mac: [2, 0, 0, 0, 0, 2],
+                    mtu,
+                };
+                let built = template(tunnel, own, link, 0);
+                assert_eq!(built.overhead(), tunnel.overhead(), "{}", port.name);
+                assert_eq!(
+                    built.max_inner_len(),
+                    tunnel.max_inner_len(mtu),
+                    "{} at MTU {mtu}",
+                    port.name
+                );
+            }
+        }
     }
 }

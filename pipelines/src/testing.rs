@@ -141,10 +141,12 @@ pub fn v6(a: &str) -> [u8; 16] {
     }
 }
 
-/// A sink that keeps delivered packets with their port and counts discards.
+/// A sink that keeps delivered packets with their port, keeps punted ones (for the control
+/// side) and counts discards.
 #[derive(Debug)]
 pub struct CollectSink<B> {
     pub delivered: Vec<(u16, B)>,
+    pub punted: Vec<B>,
     pub discarded: usize,
 }
 
@@ -152,6 +154,7 @@ impl<B> Default for CollectSink<B> {
     fn default() -> Self {
         CollectSink {
             delivered: Vec::new(),
+            punted: Vec::new(),
             discarded: 0,
         }
     }
@@ -164,6 +167,10 @@ impl<B> Sink<B> for CollectSink<B> {
 
     fn discard(&mut self, _pkt: B) {
         self.discarded += 1;
+    }
+
+    fn punt(&mut self, pkt: B) {
+        self.punted.push(pkt);
     }
 }
 

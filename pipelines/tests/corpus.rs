@@ -8,7 +8,7 @@ use std::sync::Arc;
 use pipelines::counters::WorkerCounters;
 use pipelines::fuzzing;
 use pipelines::pipeline::Pipeline;
-use pipelines::plan::Plan;
+use pipelines::plan::{Plan, PortFacts};
 use pipelines::testing::CollectSink;
 use pipelines::{Outcome, PacketBuf, Reason, VecBuf};
 
@@ -69,6 +69,8 @@ fn config_corpus() {
 #[test]
 fn burst_corpus_reaches_every_outcome() {
     let mut seen = vec![0u64; Outcome::COUNT];
+    let mut ports = 0;
+    let mut copies_by_port = Vec::new();
     for (_, data) in corpus("burst", 100) {
         let input = fuzzing::decode(&data);
         let mut harness = fuzzing::Harness::new(input.flags);
@@ -77,12 +79,51 @@ fn burst_corpus_reaches_every_outcome() {
         for outcome in Outcome::all() {
             seen[outcome.index()] += harness.counters.outcome_count(outcome);
         }
+        ports = harness.plan.tool_ports;
+        copies_by_port.resize(ports, 0u64);
+        for (port, _, _) in &received.copies {
+            copies_by_port[usize::from(*port)] += 1;
+        }
     }
+    // Every tool port, cabled or tunnel (each encapsulation), gets copies to check.
+    assert!(ports > 0);
+    assert!(
+        copies_by_port.iter().all(|&n| n > 0),
+        "copies by tool port: {copies_by_port:?}"
+    );
     let missing: Vec<String> = Outcome::all()
         .filter(|o| seen[o.index()] == 0)
         .map(|o| o.to_string())
         .collect();
     assert!(missing.is_empty(), "outcomes no seed reaches: {missing:?}");
+}
+
+/// The seeds addressed to the ingress port itself (`scripts/gen/fuzzseeds.py`, `local-*`) are
+/// each one frame that ends as outcome `control`, handed to the exception path.
+#[test]
+fn local_seeds_are_control() {
+    let local: Vec<_> = corpus("burst", 100)
+        .into_iter()
+        .filter(|(path, _)| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("local-") && !n.contains("mixed"))
+        })
+        .collect();
+    assert_eq!(local.len(), 4, "local seeds");
+    for (path, data) in local {
+        let input = fuzzing::decode(&data);
+        let mut harness = fuzzing::Harness::new(input.flags);
+        let mut received = fuzzing::Received::default();
+        harness.run(0, &input.packets, &mut received);
+        assert_eq!(
+            harness.counters.outcome_count(Outcome::Control),
+            1,
+            "{}",
+            path.display()
+        );
+        assert_eq!(received.punted.len(), 1, "{}", path.display());
+    }
 }
 
 /// Classic little-endian microsecond pcap, as the generators write it.
@@ -165,7 +206,12 @@ fn hostile_capture_packet_by_packet() {
     let packets = sidecar["packets"].as_array().unwrap();
     assert_eq!(frames.len(), packets.len());
     let config = config::fixtures::config(&hostile_config(&sidecar));
-    let compiled = Plan::build(&config, 1, &[], WorkerCounters::for_workers(&config, 1));
+    let compiled = Plan::build(
+        &config,
+        1,
+        &PortFacts::default(),
+        WorkerCounters::for_workers(&config, 1),
+    );
     let mut mismatches = Vec::new();
     for segment in [usize::MAX, 2048] {
         let counters = Arc::new(WorkerCounters::new(&config));

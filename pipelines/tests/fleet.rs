@@ -18,7 +18,7 @@ use config::Balance;
 use config::fixtures;
 use pipelines::counters::WorkerCounters;
 use pipelines::pipeline::{Dedup, Pipeline};
-use pipelines::plan::Plan;
+use pipelines::plan::{Plan, PortFacts};
 use pipelines::stage::balance::{flow_hash, source_hash};
 use pipelines::stage::dedup::{DedupKeyer, DedupTable};
 use pipelines::testing::{CollectSink, SplitMix64, aws_vxlan, ethernet, ipv4, tcp, udp};
@@ -98,7 +98,12 @@ impl Broker {
     fn new(text: &str) -> Broker {
         let config = fixtures::config(text);
         let counters = Arc::new(WorkerCounters::new(&config));
-        let plan = Plan::build(&config, 1, &[], Box::new([counters.clone()]));
+        let plan = Plan::build(
+            &config,
+            1,
+            &PortFacts::default(),
+            Box::new([counters.clone()]),
+        );
         let dedup = config
             .dedup
             .as_ref()

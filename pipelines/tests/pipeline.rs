@@ -6,7 +6,7 @@ use std::time::Duration;
 use config::fixtures;
 use pipelines::counters::WorkerCounters;
 use pipelines::pipeline::{Dedup, Pipeline};
-use pipelines::plan::Plan;
+use pipelines::plan::{Plan, PortFacts};
 use pipelines::stage::dedup::{DedupKeyer, DedupTable};
 use pipelines::testing::{CollectSink, aws_vxlan, inner_tcp4, inner_udp6, v4, v6};
 use pipelines::{Outcome, PacketBuf, Reason, VecBuf};
@@ -25,7 +25,12 @@ impl Harness {
     fn with_live(toml: &str, live: &[bool]) -> Harness {
         let config = fixtures::config(toml);
         let counters = Arc::new(WorkerCounters::new(&config));
-        let plan = Plan::build(&config, 1, live, Box::new([counters.clone()]));
+        let plan = Plan::build(
+            &config,
+            1,
+            &PortFacts::links(live),
+            Box::new([counters.clone()]),
+        );
         let dedup = config.dedup.as_ref().map(|d| Dedup {
             table: Arc::new(DedupTable::new(d.capacity, d.window)),
             keyer: Arc::new(DedupKeyer::with_seed(7, d.ignore_dscp_ecn, d.ignore_vlan)),

@@ -17,7 +17,7 @@ use alloc_counter::{Counting, allocations_in};
 use pipelines::counters::WorkerCounters;
 use pipelines::fixed_pool::{CountingSink, FixedPool, PoolBuf};
 use pipelines::pipeline::{BURST, Dedup, Pipeline};
-use pipelines::plan::Plan;
+use pipelines::plan::{Plan, PortFacts};
 use pipelines::stage::dedup::{DedupKeyer, DedupTable};
 use pipelines::testing::{aws_vxlan, ethernet, inner_tcp4, ipv4, udp, v4};
 use pipelines::{Outcome, Reason, VecBuf};
@@ -72,7 +72,12 @@ impl Rig {
     fn new(toml: &str) -> Rig {
         let config = config::fixtures::config(toml);
         let counters = Arc::new(WorkerCounters::new(&config));
-        let plan = Plan::build(&config, 1, &[], Box::new([counters.clone()]));
+        let plan = Plan::build(
+            &config,
+            1,
+            &PortFacts::default(),
+            Box::new([counters.clone()]),
+        );
         let dedup = config.dedup.as_ref().map(|d| Dedup {
             table: Arc::new(DedupTable::new(d.capacity, d.window)),
             keyer: Arc::new(DedupKeyer::with_seed(3, d.ignore_dscp_ecn, d.ignore_vlan)),

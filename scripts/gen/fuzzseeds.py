@@ -8,7 +8,9 @@ Deterministic; run from anywhere after regenerating a sample:
 `burst` and `burst_split` inputs use the format of `pipelines/src/fuzzing.rs`: a flags byte, then
 records of a big-endian u16 (top 2 bits: segmentation, low 14 bits: length) and the packet. Seeds:
 each packet of samples/hostile.pcap alone (jumbo ones cut into 2048-byte segments, as DPDK's
-mbufs), the whole hostile capture in one input, and runs of 40 packets of samples/aws-mirror.pcap.
+mbufs), the whole hostile capture in one input, runs of 40 packets of samples/aws-mirror.pcap,
+and frames for the ingress port's own addresses (ARP, ICMP echo, IPv6 neighbour solicitation, a TCP
+health check: outcome `control`) mixed with mirrored traffic.
 `config` seeds are the shipped configs. Existing seed files of these names are rewritten; files
 the fuzzer added (named by their SHA-1) are left alone.
 """
@@ -49,6 +51,48 @@ BROKEN_CONFIGS = {
     "passing-untunneled.toml": MINIMAL + '[decap]\npass_untunneled = true\nuntunneled_session = "s"\n'
     'allowed_sources = ["10.0.0.0/8", "fd00::/8"]\ngeneve_ports = [6081, 6082]\n[dedup]\nwindow = "5ms"\n',
 }
+
+
+# The fuzzed ingress port (pipelines/src/fuzzing.rs, PLAIN): its MAC and addresses.
+INGRESS_MAC = bytes([0x02, 0xF0, 0x22, 0, 0, 0x10])
+PEER_MAC = bytes([0x02, 0xF0, 0x22, 0, 0, 0x01])
+OWN_V4 = bytes([10, 0, 9, 10])
+PEER_V4 = bytes([10, 0, 9, 1])
+OWN_V6 = bytes.fromhex("fd000009000000000000000000000010")
+PEER_V6 = bytes.fromhex("fd000009000000000000000000000001")
+
+
+def checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def ipv4(protocol: int, payload: bytes, dst=OWN_V4) -> bytes:
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, protocol, 0, PEER_V4, dst)
+    header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
+    return INGRESS_MAC + PEER_MAC + b"\x08\x00" + header + payload
+
+
+def local_frames():
+    """Frames a network neighbour sends the broker's own address: each is outcome `control`."""
+    arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, PEER_MAC, PEER_V4, bytes(6), OWN_V4)
+    yield "arp-request", b"\xff" * 6 + PEER_MAC + b"\x08\x06" + arp
+    echo = struct.pack("!BBHHH", 8, 0, 0, 7, 1) + b"ping"
+    echo = echo[:2] + struct.pack("!H", checksum(echo)) + echo[4:]
+    yield "icmp-echo", ipv4(1, echo)
+    syn = struct.pack("!HHIIBBHHH", 40000, 8080, 1, 0, 0x50, 0x02, 65535, 0, 0)
+    yield "tcp-health-check", ipv4(6, syn)
+    # Neighbour solicitation to the solicited-node multicast group of OWN_V6.
+    group = bytes.fromhex("ff0200000000000000000001ff") + OWN_V6[13:]
+    ns = struct.pack("!BBHI", 135, 0, 0, 0) + OWN_V6 + struct.pack("!BB6s", 1, 1, PEER_MAC)
+    pseudo = PEER_V6 + group + struct.pack("!I3xB", len(ns), 58)
+    ns = ns[:2] + struct.pack("!H", checksum(pseudo + ns)) + ns[4:]
+    ip6 = struct.pack("!IHBB16s16s", 0x60000000, len(ns), 58, 255, PEER_V6, group)
+    yield "ipv6-neighbour-solicitation", b"\x33\x33" + group[12:] + PEER_MAC + b"\x86\xdd" + ip6 + ns
 
 
 def read_pcap(path: Path):
@@ -103,6 +147,13 @@ def main() -> int:
         segmentation = (start // (RUN * 3)) % 4
         write("burst", f"aws-mirror-{start:03d}", encode(0, [(segmentation, f) for f in run]))
         write("burst_split", f"aws-mirror-{start:03d}", encode(start & 0xFF, [(ONE, f) for f in run]))
+
+    local = list(local_frames())
+    for name, frame in local:
+        write("burst", f"local-{name}", encode(0, [(ONE, frame)]))
+    mixed = [(ONE, f) for pair in zip([f for _, f in local], aws) for f in pair]
+    write("burst", "local-mixed-with-mirror", encode(0, mixed))
+    write("burst_split", "local-mixed-with-mirror", encode(0x31, mixed))
 
     configs = [ROOT / "config" / "lab.toml"] + sorted((ROOT / "config" / "examples").glob("*.toml"))
     for path in configs:

@@ -223,7 +223,15 @@ fn a_real_prometheus_answers_every_dashboard_expression_and_status_shows_the_lab
     let s = Scratch::new("metrics");
     let capture = generate(&s.path("mirror.pcap"), "lab", None, &[]).remove(0);
     let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let config = s.write("lab.toml", &lab_config(&capture, metrics));
+    // The lab, with an address on its ingress port (the broker answering for it) and a tunnel
+    // tool port whose next hop never answers: the network panels and rules have series.
+    let text = replace(
+        &lab_config(&capture, metrics),
+        "name = \"mirror0\"\n",
+        "name = \"mirror0\"\naddress = [\"10.0.9.10/24\"]\nkernel = \"none\"\n",
+    ) + "[[tool_group]]\nname = \"analyzers\"\n\
+         ports = [{ name = \"net-1\", tunnel = \"vxlan\", remote = \"10.0.9.21\", via = \"mirror0\" }]\n";
+    let config = s.write("lab.toml", &text);
     let broker_log = s.path("broker.log");
     let broker = Command::new(env!("CARGO_BIN_EXE_broker"))
         .arg("run")
@@ -277,12 +285,23 @@ fn a_real_prometheus_answers_every_dashboard_expression_and_status_shows_the_lab
         "broker_port_link_up{port=\"mirror0\"} 1",
         "broker_config_generation 1",
         "broker_dedup_window_seconds 0.05",
+        "broker_tunnel_info{tool_group=\"analyzers\",port=\"net-1\",encapsulation=\"vxlan\",remote=\"10.0.9.21\",via=\"mirror0\",next_hop=\"10.0.9.21\"} 1",
+        "broker_tunnel_next_hop_resolved{tool_group=\"analyzers\",port=\"net-1\"} 0",
+        "broker_tunnel_next_hop_age_seconds{tool_group=\"analyzers\",port=\"net-1\"} NaN",
+        "broker_tunnel_max_inner_frame_bytes{tool_group=\"analyzers\",port=\"net-1\"} 1464",
+        "broker_tool_port_live{tool_group=\"analyzers\",port=\"net-1\"} 0",
     ] {
         assert!(
             scrape.lines().any(|l| l == line),
             "{line:?} not in the scrape"
         );
     }
+    // The silent next hop is asked once a second, through the ingress port.
+    let probes = scrape
+        .lines()
+        .find_map(|l| l.strip_prefix("broker_exception_neighbour_probes_total{port=\"mirror0\"} "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(probes.is_some_and(|n| n >= 1), "probes {probes:?}");
 
     // `broker status`: JSON and table, from the address and from the config.
     let status = Command::new(env!("CARGO_BIN_EXE_broker"))
@@ -335,12 +354,26 @@ fn a_real_prometheus_answers_every_dashboard_expression_and_status_shows_the_lab
     let groups = json["tool_groups"].as_array().unwrap();
     assert_eq!(groups[0]["name"], "ids");
     assert_eq!(groups[0]["ports"].as_array().unwrap().len(), 2);
-    assert!(
-        groups
-            .iter()
-            .flat_map(|g| g["ports"].as_array().unwrap())
-            .all(|p| p["live"] == true)
+    // Every cabled port is live; the tunnel port is not (its next hop never answers).
+    let live: Vec<(&str, bool)> = groups
+        .iter()
+        .flat_map(|g| g["ports"].as_array().unwrap())
+        .map(|p| (p["name"].as_str().unwrap(), p["live"] == true))
+        .collect();
+    assert_eq!(
+        live,
+        [
+            ("ids-1", true),
+            ("ids-2", true),
+            ("recorder-1", true),
+            ("net-1", false)
+        ]
     );
+    let tunnels = json["tunnels"].as_array().unwrap();
+    assert_eq!(tunnels.len(), 1, "{json}");
+    assert_eq!(tunnels[0]["next_hop"], "10.0.9.21");
+    assert_eq!(tunnels[0]["next_hop_answers"], false);
+    assert_eq!(json["addressed"][0]["addresses"][0], "10.0.9.10/24");
     assert!(json["received"].as_u64().unwrap() > 0);
     let outcome_sum: u64 = json["outcomes"]
         .as_array()

@@ -115,12 +115,13 @@ fn judge(
 mod tests {
     use super::*;
     use pipelines::counters::WorkerCounters;
+    use pipelines::plan::PortFacts;
 
     #[test]
     fn healthy_until_a_group_loses_its_ports_or_a_worker_stalls() {
         let config = config::fixtures::config(config::fixtures::TWO_SESSIONS);
         let counters = WorkerCounters::for_workers(&config, 2);
-        let all_live = Plan::build(&config, 1, &[], counters.clone());
+        let all_live = Plan::build(&config, 1, &PortFacts::default(), counters.clone());
         let health = judge(&config, &all_live, 2, None);
         assert!(health.ok, "{health:?}");
         assert_eq!(
@@ -128,7 +129,12 @@ mod tests {
             "ok: 2 workers polling, 2 tool groups with a live port"
         );
         // Group "b" has one port, b-1 (tool port 2).
-        let b_dead = Plan::build(&config, 2, &[true, true, false], counters.clone());
+        let b_dead = Plan::build(
+            &config,
+            2,
+            &PortFacts::links(&[true, true, false]),
+            counters.clone(),
+        );
         let health = judge(&config, &b_dead, 2, None);
         assert_eq!(
             (health.ok, health.http_code(), health.reason.as_str()),
@@ -147,7 +153,7 @@ mod tests {
     fn the_watch_notices_a_worker_that_stops_polling() {
         let config = config::fixtures::config(config::fixtures::MINIMAL);
         let counters = WorkerCounters::for_workers(&config, 1);
-        let plan = Plan::build(&config, 1, &[], counters.clone());
+        let plan = Plan::build(&config, 1, &PortFacts::default(), counters.clone());
         let state = ControlState::new(config);
         let cell = Arc::new(ArcSwap::from_pointee(Health::starting()));
         let mut watch = HealthWatch::new(cell.clone(), 1);

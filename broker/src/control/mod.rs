@@ -83,14 +83,14 @@ impl IdleWatch {
 fn notified_reload(
     app: &Appliance,
     state: &mut ControlState,
-    live: &[bool],
+    links: &LinkWatch,
     notifier: Option<&mut Notifier>,
 ) -> crate::report::ReloadOutcome {
     let Some(notifier) = notifier else {
-        return reload::reload(app, state, live);
+        return reload::reload(app, state, links);
     };
     notifier.reloading();
-    let outcome = reload::reload(app, state, live);
+    let outcome = reload::reload(app, state, links);
     notifier.reloaded(&outcome);
     outcome
 }
@@ -152,12 +152,12 @@ pub fn run(
         let mut changed = !links.poll(app, &state.config).is_empty();
         if signals.reload.swap(false, Ordering::Relaxed) {
             info!("SIGHUP: reloading {}", state.config_path());
-            notified_reload(app, state, links.live(), notifier.as_deref_mut());
+            notified_reload(app, state, &links, notifier.as_deref_mut());
             changed = true;
         }
         if let Some(reply) = request {
             info!("POST /reload: reloading {}", state.config_path());
-            let outcome = notified_reload(app, state, links.live(), notifier.as_deref_mut());
+            let outcome = notified_reload(app, state, &links, notifier.as_deref_mut());
             changed = true;
             // The client may have given up waiting; the reload stands either way.
             let _ = reply.try_send(outcome);

@@ -47,6 +47,7 @@ use pipelines::counters::WorkerCounters;
 use pipelines::plan::Plan;
 use tracing::{error, info, warn};
 
+use super::links::LinkWatch;
 use super::state::ControlState;
 use crate::report::{CounterChange, ReloadOutcome};
 use crate::runtime::Appliance;
@@ -233,9 +234,10 @@ pub fn same_counters(old: &ValidatedConfig, new: &ValidatedConfig) -> bool {
 }
 
 /// Re-reads the running config's file and, if it is valid and needs no restart, swaps in a plan
-/// built from it for the tool ports' liveness `live`. Logs and counts the outcome.
-pub fn reload(app: &Appliance, state: &mut ControlState, live: &[bool]) -> ReloadOutcome {
-    let outcome = attempt(app, state, live);
+/// built from it with the tool ports' links and next hops as `links` knows them. Logs and counts
+/// the outcome.
+pub fn reload(app: &Appliance, state: &mut ControlState, links: &LinkWatch) -> ReloadOutcome {
+    let outcome = attempt(app, state, links);
     state.reloads.record(&outcome);
     match &outcome {
         ReloadOutcome::Applied {
@@ -264,7 +266,7 @@ pub fn reload(app: &Appliance, state: &mut ControlState, live: &[bool]) -> Reloa
     outcome
 }
 
-fn attempt(app: &Appliance, state: &mut ControlState, live: &[bool]) -> ReloadOutcome {
+fn attempt(app: &Appliance, state: &mut ControlState, links: &LinkWatch) -> ReloadOutcome {
     let Some(path) = state.config.path.clone() else {
         return ReloadOutcome::Invalid {
             error: "the running config was not read from a file".to_owned(),
@@ -300,7 +302,7 @@ fn attempt(app: &Appliance, state: &mut ControlState, live: &[bool]) -> ReloadOu
     };
     let generation = current.generation + 1;
     drop(current);
-    let plan = Plan::build(&new, generation, live, counters);
+    let plan = Plan::build(&new, generation, &links.facts(app, &new), counters);
     let old = app.plans.swap(Arc::new(plan));
     if change == CounterChange::Renewed {
         let old_counters = old.counters.clone();

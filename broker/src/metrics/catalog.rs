@@ -62,6 +62,15 @@ pub const PORT_XSTAT: &[&str] = &["port", "xstat"];
 pub const LISTENER_REASON: &[&str] = &["listener", "reason"];
 pub const BUILD_INFO_LABELS: &[&str] = &["broker", "version", "dpdk_version", "revision"];
 pub const RELOAD_REASON: &[&str] = &["reason"];
+pub const ADDRESS_INFO: &[&str] = &["port", "mac", "address", "kernel"];
+pub const TUNNEL_INFO: &[&str] = &[
+    "tool_group",
+    "port",
+    "encapsulation",
+    "remote",
+    "via",
+    "next_hop",
+];
 
 // Metrics that do not come from a counter block.
 pub const BUILD_INFO: &str = "broker_build_info";
@@ -87,6 +96,11 @@ pub const PORT_LINK_UP: &str = "broker_port_link_up";
 pub const PORT_LINK_SPEED: &str = "broker_port_link_speed_bytes_per_second";
 pub const PORT_XSTATS: &str = "broker_port_xstats_total";
 pub const HTTP_REFUSED: &str = "broker_http_refused_connections_total";
+pub const ADDRESS_INFO_NAME: &str = "broker_port_address_info";
+pub const TUNNEL_INFO_NAME: &str = "broker_tunnel_info";
+pub const TUNNEL_NEXT_HOP_RESOLVED: &str = "broker_tunnel_next_hop_resolved";
+pub const TUNNEL_NEXT_HOP_AGE: &str = "broker_tunnel_next_hop_age_seconds";
+pub const TUNNEL_MAX_INNER: &str = "broker_tunnel_max_inner_frame_bytes";
 // The process' resources, named as Prometheus' client libraries name them (no `broker_` prefix,
 // so dashboards and alerts written for any process apply): see `super::process`.
 pub const PROCESS_CPU_SECONDS: &str = "process_cpu_seconds_total";
@@ -127,6 +141,35 @@ pub const PORT_STATS: [(&str, &str); 8] = [
     (
         "broker_port_rx_nombuf_total",
         "RX mbuf allocation failures: the packet pool ran dry (rx_nombuf)",
+    ),
+];
+
+/// The exception path's counters of each addressed port (`report::AddressedStatus::counts`, same
+/// order): metric name, help.
+pub const EXCEPTION_COUNTERS: [(&str, &str); 6] = [
+    (
+        "broker_exception_to_kernel_frames_total",
+        "frames for the port's own addresses (ARP, neighbour discovery, ICMP, the load balancer's health checks) handed to its kernel interface",
+    ),
+    (
+        "broker_exception_from_kernel_frames_total",
+        "frames the port's kernel interface sent out of the port (its ARP and neighbour answers and requests, echo replies, health-check answers)",
+    ),
+    (
+        "broker_exception_from_kernel_dropped_frames_total",
+        "frames the port's kernel interface sent that were not the port's own to send (another source MAC or address, a protocol other than ARP and IP), dropped",
+    ),
+    (
+        "broker_exception_answered_frames_total",
+        "ARP, neighbour-solicitation and echo answers the broker sent itself (kernel = \"none\")",
+    ),
+    (
+        "broker_exception_dropped_frames_total",
+        "frames for the port's own addresses dropped: nothing answers them (kernel = \"none\"), or the kernel interface's queue was full",
+    ),
+    (
+        "broker_exception_neighbour_probes_total",
+        "ARP requests and neighbour solicitations sent out of the port for the tunnel tool ports' next hops",
     ),
 ];
 
@@ -369,6 +412,41 @@ pub fn catalog() -> Vec<MetricDef> {
         PORT_XSTAT,
         "the driver's extended statistics (rte_eth_xstats), by DPDK's name for each",
     ));
+    all.push(def(
+        ADDRESS_INFO_NAME,
+        Gauge,
+        ADDRESS_INFO,
+        "always 1, one series per address of an addressed port: the MAC it answers with, the address with its prefix length, and its kernel side (none, tap or virtio-user)",
+    ));
+    for (name, help) in EXCEPTION_COUNTERS {
+        all.push(def(name, Counter, PORT, help));
+    }
+    all.extend([
+        def(
+            TUNNEL_INFO_NAME,
+            Gauge,
+            TUNNEL_INFO,
+            "always 1: a tunnel tool port's encapsulation, the analyzer's address, the ingress port it sends through and the next hop it sends to",
+        ),
+        def(
+            TUNNEL_NEXT_HOP_RESOLVED,
+            Gauge,
+            TOOL_PORT,
+            "1 while the tunnel port's next hop answers ARP or neighbour solicitation (asked every second, silent after 3 s), 0 when it never answered or went silent",
+        ),
+        def(
+            TUNNEL_NEXT_HOP_AGE,
+            Gauge,
+            TOOL_PORT,
+            "seconds since the tunnel port's next hop last answered (NaN until it first answers)",
+        ),
+        def(
+            TUNNEL_MAX_INNER,
+            Gauge,
+            TOOL_PORT,
+            "the longest mirrored frame the tunnel port sends whole: the via port's MTU less the outer headers; longer copies are cut (broker_tool_port_egress_truncated_packets_total)",
+        ),
+    ]);
     all.push(def(
         HTTP_REFUSED,
         Counter,

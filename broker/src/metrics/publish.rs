@@ -52,6 +52,14 @@ fn handle<'m, K: Ord + Clone, H>(
     &series[key]
 }
 
+/// `keys` paired with `values`, in order.
+fn zip_labels<'a>(keys: &[&'static str], values: &'a [String]) -> Vec<(&'static str, &'a str)> {
+    keys.iter()
+        .zip(values)
+        .map(|(k, v)| (*k, v.as_str()))
+        .collect()
+}
+
 /// The label value of a burst-size class: `1`, `2-3`, …, `32+`.
 pub fn burst_size_label(class: usize) -> String {
     match burst_class_bounds(class) {
@@ -128,6 +136,12 @@ pub struct Publisher {
     port_stats: Vec<PortSeries>,
     /// By (listener, reason).
     refused: BTreeMap<(&'static str, &'static str), Counter>,
+    address_info: BTreeMap<Vec<String>, Gauge>,
+    /// By addressed port: the exception path's counters.
+    exception: BTreeMap<String, Vec<Counter>>,
+    tunnel_info: BTreeMap<Vec<String>, Gauge>,
+    /// By (tool group, port): resolved, age, longest inner frame.
+    tunnels: BTreeMap<(String, String), [Gauge; 3]>,
     process: Option<ProcessSeries>,
 }
 
@@ -286,12 +300,10 @@ impl Publisher {
                 w.queue.to_string(),
             ];
             handle(&mut self.worker_info, &values, || {
-                let pairs: Vec<(&'static str, &str)> = catalog::WORKER_INFO
-                    .iter()
-                    .zip(&values)
-                    .map(|(k, v)| (*k, v.as_str()))
-                    .collect();
-                gauge(catalog::WORKER_INFO_NAME, &pairs)
+                gauge(
+                    catalog::WORKER_INFO_NAME,
+                    &zip_labels(catalog::WORKER_INFO, &values),
+                )
             })
             .set(1.0);
         }
@@ -378,12 +390,10 @@ impl Publisher {
                 optional(p.numa_node),
             ];
             handle(&mut self.port_info, &info, || {
-                let pairs: Vec<(&'static str, &str)> = catalog::PORT_INFO
-                    .iter()
-                    .zip(&info)
-                    .map(|(k, v)| (*k, v.as_str()))
-                    .collect();
-                gauge(catalog::PORT_INFO_NAME, &pairs)
+                gauge(
+                    catalog::PORT_INFO_NAME,
+                    &zip_labels(catalog::PORT_INFO, &info),
+                )
             })
             .set(1.0);
         }
@@ -399,6 +409,68 @@ impl Publisher {
             }
         }
         self.publish_ports(snapshot);
+        self.publish_network(snapshot);
+    }
+
+    /// The addressed ports' addresses and exception-path counters, the tunnel ports and their
+    /// next hops.
+    fn publish_network(&mut self, snapshot: &Snapshot) {
+        for a in &snapshot.status.addressed {
+            for address in &a.addresses {
+                let info = vec![
+                    a.name.clone(),
+                    a.mac.clone(),
+                    address.clone(),
+                    a.kernel.clone(),
+                ];
+                handle(&mut self.address_info, &info, || {
+                    gauge(
+                        catalog::ADDRESS_INFO_NAME,
+                        &zip_labels(catalog::ADDRESS_INFO, &info),
+                    )
+                })
+                .set(1.0);
+            }
+            let series = handle(&mut self.exception, &a.name, || {
+                catalog::EXCEPTION_COUNTERS
+                    .iter()
+                    .map(|(name, _)| counter(name, &[("port", &a.name)]))
+                    .collect()
+            });
+            for (c, value) in series.iter().zip(a.counts()) {
+                c.absolute(value);
+            }
+        }
+        for t in &snapshot.status.tunnels {
+            let info = vec![
+                t.tool_group.clone(),
+                t.port.clone(),
+                t.encapsulation.clone(),
+                t.remote.clone(),
+                t.via.clone(),
+                t.next_hop.clone(),
+            ];
+            handle(&mut self.tunnel_info, &info, || {
+                gauge(
+                    catalog::TUNNEL_INFO_NAME,
+                    &zip_labels(catalog::TUNNEL_INFO, &info),
+                )
+            })
+            .set(1.0);
+            let key = (t.tool_group.clone(), t.port.clone());
+            let [resolved, age, max_inner] = handle(&mut self.tunnels, &key, || {
+                let pairs = [("tool_group", key.0.as_str()), ("port", key.1.as_str())];
+                [
+                    catalog::TUNNEL_NEXT_HOP_RESOLVED,
+                    catalog::TUNNEL_NEXT_HOP_AGE,
+                    catalog::TUNNEL_MAX_INNER,
+                ]
+                .map(|name| gauge(name, &pairs))
+            });
+            resolved.set(flag(t.next_hop_answers));
+            age.set(t.next_hop_age_seconds.unwrap_or(f64::NAN));
+            max_inner.set(t.max_inner_len as f64);
+        }
     }
 
     /// The ports' link state and DPDK statistics.
@@ -492,12 +564,12 @@ mod tests {
     use crate::metrics::snapshot::Refused;
     use crate::report::reload::LastReload;
     use crate::report::{
-        DedupStatus, GroupPortStatus, GroupStatus, LinkStatus, PortRole, PortStatus, ReloadStats,
-        Status, WorkerStatus,
+        AddressedStatus, DedupStatus, GroupPortStatus, GroupStatus, LinkStatus, PortRole,
+        PortStatus, ReloadStats, Status, TunnelStatus, WorkerStatus,
     };
 
     /// A snapshot with something in every part: a filter, dedup, an ingress port with two RX
-    /// queues, a tool port, xstats.
+    /// queues and two addresses, a tool port, a tunnel port, xstats.
     pub(crate) fn sample() -> Snapshot {
         let text = fixtures::TWO_SESSIONS.replace(
             "name = \"a\"\nvni = 101",
@@ -575,6 +647,30 @@ mod tests {
                     },
                 ],
                 ..GroupStatus::default()
+            }],
+            addressed: vec![AddressedStatus {
+                name: "in".into(),
+                mac: "02:00:00:00:00:01".into(),
+                mtu: 9001,
+                addresses: vec!["10.0.9.10/24".into(), "fd00:9::10/64".into()],
+                kernel: "tap".into(),
+                to_kernel: 7,
+                from_kernel: 6,
+                probes: 3,
+                ..AddressedStatus::default()
+            }],
+            tunnels: vec![TunnelStatus {
+                port: "a-2".into(),
+                tool_group: "a".into(),
+                encapsulation: "vxlan".into(),
+                remote: "10.0.8.21".into(),
+                via: "in".into(),
+                next_hop: "10.0.9.1".into(),
+                next_hop_mac: Some("02:00:00:00:00:02".into()),
+                next_hop_answers: false,
+                next_hop_age_seconds: Some(4.5),
+                live: false,
+                max_inner_len: 8951,
             }],
             config: crate::report::ConfigStatus {
                 reloads: ReloadStats {
@@ -719,6 +815,19 @@ mod tests {
         has(
             "broker_build_info{broker=\"test\",version=\"0.1.0\",dpdk_version=\"DPDK 22.11.11\",revision=\"abc1234\"} 1",
         );
+        has(
+            "broker_port_address_info{port=\"in\",mac=\"02:00:00:00:00:01\",address=\"fd00:9::10/64\",kernel=\"tap\"} 1",
+        );
+        has("broker_exception_to_kernel_frames_total{port=\"in\"} 7");
+        has("broker_exception_from_kernel_frames_total{port=\"in\"} 6");
+        has("broker_exception_neighbour_probes_total{port=\"in\"} 3");
+        has("broker_exception_answered_frames_total{port=\"in\"} 0");
+        has(
+            "broker_tunnel_info{tool_group=\"a\",port=\"a-2\",encapsulation=\"vxlan\",remote=\"10.0.8.21\",via=\"in\",next_hop=\"10.0.9.1\"} 1",
+        );
+        has("broker_tunnel_next_hop_resolved{tool_group=\"a\",port=\"a-2\"} 0");
+        has("broker_tunnel_next_hop_age_seconds{tool_group=\"a\",port=\"a-2\"} 4.5");
+        has("broker_tunnel_max_inner_frame_bytes{tool_group=\"a\",port=\"a-2\"} 8951");
         has("process_cpu_seconds_total 12");
         has("process_resident_memory_bytes 52428800");
         has("process_virtual_memory_bytes 3221225472");

@@ -5,7 +5,8 @@
 //! packet: counters are plain loads, port statistics and link state are DPDK control calls
 //! (which DPDK allows while the queues are polled), and the dedup table is sampled, not scanned.
 
-use std::time::UNIX_EPOCH;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, UNIX_EPOCH};
 
 use config::ValidatedConfig;
 use drivers::{Port, PortStats};
@@ -17,10 +18,11 @@ use super::process::{self, ProcessStats};
 use super::rows::outcome_rows;
 use crate::http::Refusals;
 use crate::report::{
-    ConfigStatus, ControlStatus, DedupStatus, GroupPortStatus, GroupStatus, LinkStatus, PoolStatus,
-    PortRole, PortStatus, Status, WorkerStatus,
+    AddressedStatus, ConfigStatus, ControlStatus, DedupStatus, GroupPortStatus, GroupStatus,
+    LinkStatus, PoolStatus, PortRole, PortStatus, Status, TunnelStatus, WorkerStatus,
 };
 use crate::runtime::Appliance;
+use crate::runtime::exception::SideCounters;
 
 /// Buckets of the dedup table read to estimate its occupancy: 4096 buckets (256 KiB) keep the
 /// estimate within a few percent and the read well under a millisecond, whatever the table size.
@@ -135,6 +137,100 @@ fn read_port(spec: PortSpec<'_>) -> (PortStatus, Option<PortStats>, Vec<(String,
     (status, stats, xstats)
 }
 
+/// `02:42:0a:14:05:0a`.
+pub fn mac_text(mac: [u8; 6]) -> String {
+    mac.map(|b| format!("{b:02x}")).join(":")
+}
+
+/// The addressed ports: what they own, and what the exception path counted for each.
+fn addressed_status(app: &Appliance, config: &ValidatedConfig) -> Vec<AddressedStatus> {
+    let counters = app
+        .exception
+        .as_ref()
+        .map(|e| e.counters.as_slice())
+        .unwrap_or_default();
+    config
+        .addressed_ports()
+        .zip(&app.addressed)
+        .enumerate()
+        .map(|(side, ((_, addressing), a))| {
+            let read = |pick: fn(&SideCounters) -> &AtomicU64| {
+                counters
+                    .get(side)
+                    .map_or(0, |c| pick(c).load(Ordering::Relaxed))
+            };
+            AddressedStatus {
+                name: a.name.clone(),
+                mac: mac_text(a.mac),
+                mtu: a.mtu,
+                addresses: [
+                    addressing.ipv4.map(|n| n.to_string()),
+                    addressing.ipv6.map(|n| n.to_string()),
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
+                gateways: [
+                    addressing.gateway_v4.map(|g| g.to_string()),
+                    addressing.gateway_v6.map(|g| g.to_string()),
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
+                kernel: addressing.kernel.to_string(),
+                to_kernel: read(|c| &c.to_kernel),
+                from_kernel: read(|c| &c.from_kernel),
+                from_kernel_dropped: read(|c| &c.from_kernel_dropped),
+                answered: read(|c| &c.answered),
+                dropped: read(|c| &c.dropped),
+                probes: read(|c| &c.probes),
+            }
+        })
+        .collect()
+}
+
+/// The tunnel tool ports with their next hops, as the exception path last published them and
+/// as `plan` sends to them.
+fn tunnel_status(app: &Appliance, config: &ValidatedConfig, plan: &Plan) -> Vec<TunnelStatus> {
+    let next_hops = app.exception.as_ref().map(|e| e.next_hops.load_full());
+    let now = Instant::now();
+    config
+        .tool_ports
+        .iter()
+        .enumerate()
+        .filter_map(|(index, port)| {
+            let tunnel = port.tunnel()?;
+            let side = app.addressed.iter().position(|a| a.id == tunnel.via)?;
+            let hop = next_hops.as_ref().and_then(|h| {
+                h.states
+                    .iter()
+                    .find(|s| s.port == side && s.ip == tunnel.next_hop)
+                    .copied()
+            });
+            let group = &plan.groups[port.group.index()];
+            let position = config.tool_groups[port.group.index()]
+                .ports
+                .iter()
+                .position(|p| p.index() == index)?;
+            Some(TunnelStatus {
+                port: port.name.clone(),
+                tool_group: config.tool_groups[port.group.index()].name.clone(),
+                encapsulation: tunnel.encapsulation.to_string(),
+                remote: tunnel.remote.to_string(),
+                via: app.addressed[side].name.clone(),
+                next_hop: tunnel.next_hop.to_string(),
+                next_hop_mac: hop.and_then(|h| h.mac).map(mac_text),
+                next_hop_answers: hop.is_some_and(|h| h.live),
+                next_hop_age_seconds: hop
+                    .and_then(|h| h.last_answer)
+                    .map(|t| now.duration_since(t).as_secs_f64()),
+                live: group.live[position],
+                max_inner_len: tunnel.max_inner_len(app.addressed[side].mtu),
+            })
+        })
+        .collect()
+}
+
 impl Snapshot {
     /// Reads `app` now, running `plan` (built from `config`), with the counters' `totals` and
     /// the control plane's `config_status` as they are. `endpoint_cpus`: the CPUs the HTTP
@@ -147,6 +243,12 @@ impl Snapshot {
         config_status: ConfigStatus,
         endpoint_cpus: Option<String>,
     ) -> Snapshot {
+        let tx_queues_of = |port: Port| {
+            app.addressed
+                .iter()
+                .find(|a| a.port == port)
+                .map_or(0, |a| a.tx_queues)
+        };
         let mut specs = Vec::with_capacity(app.ingress.len() + app.tools.len());
         for (spec, open) in config.ingress.iter().zip(&app.ingress) {
             specs.push(PortSpec {
@@ -156,11 +258,23 @@ impl Snapshot {
                 device: spec.device.to_string(),
                 port: open.port,
                 rx_queues: spec.queues,
-                tx_queues: 0,
+                tx_queues: tx_queues_of(open.port),
+            });
+        }
+        for (spec, open) in config.uplinks.iter().zip(&app.uplinks) {
+            specs.push(PortSpec {
+                name: &open.name,
+                role: PortRole::Uplink,
+                tool_group: None,
+                device: spec.device.to_string(),
+                port: open.port,
+                rx_queues: 1,
+                tx_queues: tx_queues_of(open.port),
             });
         }
         for ((spec, open), &queues) in config.tool_ports.iter().zip(&app.tools).zip(&app.tx_queues)
         {
+            let Some(open) = open else { continue };
             specs.push(PortSpec {
                 name: &open.name,
                 role: PortRole::Tool,
@@ -234,6 +348,9 @@ impl Snapshot {
             })
             .collect();
 
+        let addressed = addressed_status(app, config);
+        let tunnels = tunnel_status(app, config, plan);
+
         let dedup = match (&app.dedup, &config.dedup) {
             (Some(d), Some(settings)) => Some(DedupStatus {
                 window_seconds: settings.window.as_secs_f64(),
@@ -267,6 +384,8 @@ impl Snapshot {
             ports,
             workers,
             tool_groups,
+            addressed,
+            tunnels,
             dedup,
             mbuf_pool: PoolStatus {
                 size: app.pool.capacity(),

@@ -19,8 +19,8 @@ pub use health::Health;
 pub use reload::{CounterChange, ReloadOutcome, ReloadStats, ReloadVerdict};
 pub use resources::Resources;
 pub use status::{
-    ConfigStatus, ControlStatus, DedupStatus, GroupPortStatus, GroupStatus, LinkStatus, PoolStatus,
-    PortRole, PortStatus, Status, WorkerStatus,
+    AddressedStatus, ConfigStatus, ControlStatus, DedupStatus, GroupPortStatus, GroupStatus,
+    LinkStatus, PoolStatus, PortRole, PortStatus, Status, TunnelStatus, WorkerStatus,
 };
 pub use summary::{GroupRow, IngressRow, OutcomeRow, PortRow, SessionRow, StopReason, Summary};
 pub use units::si;

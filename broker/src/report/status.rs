@@ -35,6 +35,12 @@ pub struct Status {
     pub ports: Vec<PortStatus>,
     pub workers: Vec<WorkerStatus>,
     pub tool_groups: Vec<GroupStatus>,
+    /// The addressed ports: what they own, and their traffic with their kernel side.
+    #[serde(default)]
+    pub addressed: Vec<AddressedStatus>,
+    /// The tunnel tool ports: where they send, and their next hops.
+    #[serde(default)]
+    pub tunnels: Vec<TunnelStatus>,
     /// `None` when de-duplication is off.
     pub dedup: Option<DedupStatus>,
     pub mbuf_pool: PoolStatus,
@@ -112,6 +118,8 @@ pub enum PortRole {
     Ingress,
     /// Copies leave on it for an analyzer.
     Tool,
+    /// An addressed port that only sends (tunnelled copies, its control traffic).
+    Uplink,
 }
 
 impl PortRole {
@@ -119,6 +127,7 @@ impl PortRole {
         match self {
             PortRole::Ingress => "ingress",
             PortRole::Tool => "tool",
+            PortRole::Uplink => "uplink",
         }
     }
 }
@@ -169,6 +178,69 @@ pub struct GroupPortStatus {
     pub name: String,
     /// Whether the current plan sends to this port (its link was up when the plan was built).
     pub live: bool,
+}
+
+/// An addressed port: its addresses, its kernel side and the traffic of the port itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressedStatus {
+    pub name: String,
+    pub mac: String,
+    pub mtu: u16,
+    /// With their prefix lengths.
+    pub addresses: Vec<String>,
+    pub gateways: Vec<String>,
+    /// `none`, `tap` or `virtio-user`.
+    pub kernel: String,
+    /// Frames for the port handed to its kernel side.
+    pub to_kernel: u64,
+    /// Frames the kernel side sent out of the port.
+    pub from_kernel: u64,
+    /// Frames the kernel side sent that were not the port's own, dropped.
+    pub from_kernel_dropped: u64,
+    /// ARP, neighbour and echo answers the broker sent itself (no kernel side).
+    pub answered: u64,
+    /// Frames for the port dropped (nothing to answer, or a full queue).
+    pub dropped: u64,
+    /// Neighbour requests sent for next hops.
+    pub probes: u64,
+}
+
+impl AddressedStatus {
+    /// The exception path's counters, in the order of `metrics::catalog::EXCEPTION_COUNTERS`.
+    pub fn counts(&self) -> [u64; 6] {
+        [
+            self.to_kernel,
+            self.from_kernel,
+            self.from_kernel_dropped,
+            self.answered,
+            self.dropped,
+            self.probes,
+        ]
+    }
+}
+
+/// A tunnel tool port and its next hop.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TunnelStatus {
+    pub port: String,
+    pub tool_group: String,
+    /// `vxlan`, `geneve`, `l2gre` or `erspan2`.
+    pub encapsulation: String,
+    pub remote: String,
+    pub via: String,
+    pub next_hop: String,
+    /// The next hop's MAC, once it answered (kept while it is silent).
+    pub next_hop_mac: Option<String>,
+    /// The next hop answered within the last 3 seconds.
+    #[serde(default)]
+    pub next_hop_answers: bool,
+    /// Seconds since the next hop last answered.
+    pub next_hop_age_seconds: Option<f64>,
+    /// Whether the current plan sends to this port (its via link is up and its next hop
+    /// answers).
+    pub live: bool,
+    /// The largest inner frame that fits the via port's MTU once encapsulated.
+    pub max_inner_len: usize,
 }
 
 /// The packet buffer pool.
@@ -319,6 +391,56 @@ impl fmt::Display for Status {
                 g.ports.len()
             )?;
         }
+        if !self.tunnels.is_empty() {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "{:<16} {:<8} {:<24} {:<10} {:<24} {:<18} {:>7} LIVE",
+                "TUNNEL PORT", "ENCAP", "REMOTE", "VIA", "NEXT HOP", "NEXT HOP MAC", "AGE"
+            )?;
+            for t in &self.tunnels {
+                writeln!(
+                    f,
+                    "{:<16} {:<8} {:<24} {:<10} {:<24} {:<18} {:>7} {}",
+                    t.port,
+                    t.encapsulation,
+                    t.remote,
+                    t.via,
+                    t.next_hop,
+                    t.next_hop_mac.as_deref().unwrap_or("-"),
+                    t.next_hop_age_seconds
+                        .map_or_else(|| "-".to_owned(), |a| format!("{a:.1}s")),
+                    if t.live { "yes" } else { "no" }
+                )?;
+            }
+        }
+        if !self.addressed.is_empty() {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "{:<16} {:<36} {:<12} {:>10} {:>10} {:>8} {:>8}",
+                "ADDRESSED PORT",
+                "ADDRESSES",
+                "KERNEL",
+                "TO KERNEL",
+                "FROM KRNL",
+                "ANSWERED",
+                "DROPPED"
+            )?;
+            for a in &self.addressed {
+                writeln!(
+                    f,
+                    "{:<16} {:<36} {:<12} {:>10} {:>10} {:>8} {:>8}",
+                    a.name,
+                    a.addresses.join(", "),
+                    a.kernel,
+                    a.to_kernel,
+                    a.from_kernel,
+                    a.answered,
+                    a.dropped + a.from_kernel_dropped
+                )?;
+            }
+        }
         writeln!(f)?;
         writeln!(
             f,
@@ -400,6 +522,8 @@ mod tests {
                 busy_polls: 1,
                 idle_polls: 3,
             }],
+            addressed: vec![],
+            tunnels: vec![],
             tool_groups: vec![GroupStatus {
                 name: "ids".into(),
                 balance: "source".into(),

@@ -4,9 +4,23 @@
 //! The broker owns lcores and devices: the config refuses an `eal_args` that sets them itself
 //! (`-l`, `--lcores`, `--vdev`, `-a`, …).
 
-use config::{DeviceKind, ValidatedConfig};
+use config::{DeviceKind, Kernel, ValidatedConfig};
 
 use super::lcores::LcorePlan;
+
+/// The vdev of the kernel interface of the addressed port `name` (the exception path's side
+/// `side`), or `None` without one: a `net_tap` or a virtio-user device whose kernel interface is
+/// named after the port (the broker gives it the port's MAC and addresses once EAL is up).
+pub fn kernel_vdev(side: usize, name: &str, kernel: Kernel) -> Option<String> {
+    match kernel {
+        Kernel::None => None,
+        Kernel::Tap => Some(format!("net_tap_k{side},iface={name}")),
+        Kernel::VirtioUser => Some(format!(
+            "virtio_user_k{side},path=/dev/vhost-net,queues=1,queue_size={},iface={name}",
+            super::CONTROL_DESCRIPTORS
+        )),
+    }
+}
 
 /// The EAL arguments (without a program name) for `config` and `lcores`: lcore 0 is the control
 /// thread (EAL's main lcore), lcores 1..=N the workers in order.
@@ -24,6 +38,12 @@ pub fn build(config: &ValidatedConfig, lcores: &LcorePlan) -> Vec<String> {
         .map(|i| &i.device)
         .chain(config.uplinks.iter().map(|u| &u.device))
         .chain(config.tool_ports.iter().filter_map(|p| p.device()));
+    let kernels = config
+        .addressed_ports()
+        .enumerate()
+        .filter_map(|(side, (id, addressing))| {
+            kernel_vdev(side, config.addressed_port_name(id), addressing.kernel)
+        });
     for device in devices {
         args.push(
             match device.kind() {
@@ -33,6 +53,10 @@ pub fn build(config: &ValidatedConfig, lcores: &LcorePlan) -> Vec<String> {
             .into(),
         );
         args.push(device.as_str().to_owned());
+    }
+    for vdev in kernels {
+        args.push("--vdev".into());
+        args.push(vdev);
     }
     args
 }

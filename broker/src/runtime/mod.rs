@@ -5,12 +5,16 @@
 //! anything runs: the lcore plan ([`lcores`], hwloc) and the EAL command line ([`eal_args`]),
 //! EAL initialisation, [`open_ports`] (find every configured device), [`configure_ports`] (size and
 //! create the mbuf pool, then set up every port's queues, refusing a device that cannot give
-//! what the config asks, and start the ports), [`assign_queues`] (each worker's RX queue and its
-//! TX queue of every tool port), and [`launch_workers`] (the first [`Plan`], one pinned worker
-//! per ingress RX queue). The control loop ([`crate::control`]) then runs on the main lcore.
-//! [`Appliance::stop`] is the reverse: workers finish their burst and flush their TX buffers,
-//! ports are stopped and closed (a `net_pcap` port writes out its file on close), and what the
-//! exit summary needs from the data plane is handed back.
+//! what the config asks, and start the ports; an addressed port gets a TX queue per worker, for
+//! the tunnel ports that leave through it, and one more for its control traffic, and its kernel
+//! side is given the port's MAC and addresses), [`assign_queues`] (each worker's RX queue and
+//! its TX queues: of every cabled tool port and of every addressed port), the exception path
+//! ([`exception`]: the addressed ports' own traffic, the next hops), and [`launch_workers`] (the
+//! first [`Plan`], one pinned worker per ingress RX queue). The control loop
+//! ([`crate::control`]) then runs on the main lcore. [`Appliance::stop`] is the reverse: workers
+//! finish their burst and flush their TX buffers, the exception path stops, ports are stopped and
+//! closed (a `net_pcap` port writes out its file on close), and what the exit summary needs from
+//! the data plane is handed back.
 //!
 //! The appliance holds the data plane only (EAL, pool, ports, workers, the plan they run, the
 //! dedup table they share); the config and the counters' history belong to the control plane
@@ -18,6 +22,7 @@
 
 pub mod clock;
 pub mod eal_args;
+pub mod exception;
 pub mod lcores;
 pub mod pool;
 pub mod resources;
@@ -25,21 +30,26 @@ pub mod tx;
 pub mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use arc_swap::ArcSwap;
-use config::{DecapSettings, Device, IngressPort, Rss, ValidatedConfig};
-use drivers::{Eal, Mempool, Port, PortSetup, RxQueue, Tunnel};
+use config::{
+    AddressedPortId, DecapSettings, Device, IngressPort, Rss, ToolOutput, ValidatedConfig,
+};
+use drivers::{Eal, Mempool, Port, PortSetup, RxQueue, Tunnel, TxQueue};
 use pipelines::counters::WorkerCounters;
-use pipelines::pipeline::{Dedup, Pipeline};
-use pipelines::plan::Plan;
+use pipelines::neighbour::PortAddresses;
+use pipelines::pipeline::{BURST, Dedup, Pipeline};
+use pipelines::plan::{Plan, PortFacts};
 use pipelines::stage::dedup::{DedupKeyer, DedupTable};
 use tracing::{info, warn};
 
 use crate::report::{IngressRow, Resources};
 use clock::Clock;
+use exception::{ExceptionPath, Side, SideCounters};
 use lcores::LcorePlan;
 use tx::{TxQueueRef, TxSet};
 use worker::Worker;
@@ -51,19 +61,42 @@ pub struct OpenPort {
     pub port: Port,
 }
 
+/// An addressed port (an ingress port with an address, or an uplink) as it runs.
+#[derive(Debug)]
+pub struct AddressedPort {
+    pub id: AddressedPortId,
+    pub name: String,
+    pub port: Port,
+    pub mac: [u8; 6],
+    /// The MTU the port has (the config's, or the device's default).
+    pub mtu: u16,
+    /// TX queues configured on it (a share per worker and one for the control path, or fewer
+    /// shared).
+    pub tx_queues: u16,
+    /// The DPDK port of its kernel interface (`kernel = "tap"` or `"virtio-user"`).
+    pub kernel: Option<OpenPort>,
+}
+
 /// The running data plane: what the control plane looks at and acts on.
 #[derive(Debug)]
 pub struct Appliance {
     pub eal: Eal,
     pub pool: Mempool,
     pub ingress: Vec<OpenPort>,
-    pub tools: Vec<OpenPort>,
+    pub uplinks: Vec<OpenPort>,
+    /// The DPDK port of each cabled tool port, by tool port index (`None`: a tunnel port).
+    pub tools: Vec<Option<OpenPort>>,
+    /// The addressed ports, in [`ValidatedConfig::addressed_ports`] order (the exception path's
+    /// sides).
+    pub addressed: Vec<AddressedPort>,
+    /// The exception path, when there are addressed ports.
+    pub exception: Option<ExceptionPath>,
     /// The plan the workers run; replaced (never mutated) by the control plane.
     pub plans: Arc<ArcSwap<Plan>>,
     pub lcores: LcorePlan,
     /// The EAL lcore of each worker, by worker index.
     pub worker_lcores: Vec<u32>,
-    /// TX queues configured on each tool port.
+    /// TX queues configured on each cabled tool port, by tool port index (0 for a tunnel port).
     pub tx_queues: Vec<u16>,
     /// The dedup table the workers share (it outlives plans: a reload keeps its entries).
     pub dedup: Option<Dedup>,
@@ -89,13 +122,23 @@ pub struct Stopped {
     pub counters: Box<[Arc<WorkerCounters>]>,
 }
 
-/// Ports, once configured and started: the pool they draw from and the TX queues of each tool
-/// port.
+/// Ports, once configured and started: the pool they draw from, the TX queues of each tool
+/// port and of each addressed port.
 struct Configured {
     pool: Mempool,
     tx_queues: Vec<u16>,
+    addressed_tx_queues: Vec<u16>,
     idle_rx_mbufs: u64,
     pool_explanation: String,
+}
+
+/// Each worker's queues: its RX queue, and its TX queues with, per tool port, which of them it
+/// flushes to; and the exception path's queues of every addressed port.
+struct Queues {
+    rx: Vec<RxQueue>,
+    tx: Vec<(Vec<TxQueueRef>, Vec<usize>)>,
+    /// By addressed port: the control TX queue, and an uplink's RX queue.
+    control: Vec<(TxQueueRef, Option<RxQueue>)>,
 }
 
 impl Appliance {
@@ -106,13 +149,6 @@ impl Appliance {
 
     /// Brings the data plane up with `config`; the workers poll until `stop` is set.
     pub fn start(config: &ValidatedConfig, stop: Arc<AtomicBool>) -> anyhow::Result<Appliance> {
-        // TEMPORARY (this commit only): addressed ports and tunnel tool ports are validated by
-        // the config but not yet run by the data plane; the commits that follow wire them in.
-        if config.addressed_ports().next().is_some()
-            || config.tool_ports.iter().any(|p| p.tunnel().is_some())
-        {
-            bail!("addressed ports and tunnel tool ports are not run by this build yet");
-        }
         for warning in &config.warnings {
             warn!("config: {warning}");
         }
@@ -129,16 +165,27 @@ impl Appliance {
         let workers = lcores.workers.len();
 
         let ingress = open_ports(&eal, config.ingress.iter().map(|i| (&i.name, &i.device)))?;
-        let tools = open_ports(
+        let uplinks = open_ports(&eal, config.uplinks.iter().map(|u| (&u.name, &u.device)))?;
+        let tools = config
+            .tool_ports
+            .iter()
+            .map(|p| match &p.output {
+                ToolOutput::Device(device) => Ok(Some(open_port(&eal, &p.name, device)?)),
+                ToolOutput::Tunnel(_) => Ok(None),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut addressed = open_addressed(&eal, config, &ingress, &uplinks)?;
+        let configured = configure_ports(
             &eal,
-            config
-                .tool_ports
-                .iter()
-                .filter_map(|p| p.device().map(|device| (&p.name, device))),
+            config,
+            workers,
+            &ingress,
+            &uplinks,
+            &tools,
+            &mut addressed,
         )?;
-        let configured = configure_ports(&eal, config, workers, &ingress, &tools)?;
-        let (rx_queues, worker_tx) =
-            assign_queues(config, workers, &ingress, &tools, &configured.tx_queues)?;
+        let kernel_sides = kernel_sides(config, &addressed)?;
+        let queues = assign_queues(config, workers, &ingress, &tools, &addressed, &configured)?;
 
         // Mode "sender" keeps no table: the rule lives in the plan.
         let dedup = config
@@ -169,22 +216,45 @@ impl Appliance {
                 .map(|d| (d.table.capacity() as u64, d.table.memory_bytes() as u64)),
         );
         info!("{resources}");
+        let Queues {
+            rx: rx_queues,
+            tx: worker_tx,
+            control,
+        } = queues;
+        let (exception, punt) =
+            start_exception_path(config, &addressed, control, kernel_sides, pool)?;
         let clock = Clock::new(eal.tsc_hz());
+        let ingress_macs = (0..config.ingress.len())
+            .map(|i| {
+                addressed
+                    .iter()
+                    .find(|a| a.id == AddressedPortId::Ingress(config::IngressId(i as u16)))
+                    .map(|a| a.mac)
+            })
+            .collect();
         let (plans, worker_lcores) = launch_workers(
             &eal,
             config,
+            ingress_macs,
             rx_queues,
             worker_tx,
+            punt,
             dedup.clone(),
             &stop,
             clock,
         )?;
-        info!("{workers} worker(s) running; {} tool port(s)", tools.len());
+        info!(
+            "{workers} worker(s) running; {} tool port(s)",
+            config.tool_ports.len()
+        );
         Ok(Appliance {
             eal,
             pool,
             ingress,
+            uplinks,
             tools,
+            addressed,
+            exception,
             plans,
             lcores,
             worker_lcores,
@@ -198,7 +268,7 @@ impl Appliance {
         })
     }
 
-    /// Stops the workers (they drain their TX buffers) and the ports.
+    /// Stops the workers (they drain their TX buffers), the exception path and the ports.
     pub fn stop(self) -> Stopped {
         self.stop.store(true, Ordering::Relaxed);
         match self.eal.wait_all() {
@@ -206,6 +276,8 @@ impl Appliance {
             Ok(results) => warn!("a worker returned an error: {results:?}"),
             Err(e) => warn!("waiting for the workers: {e}"),
         }
+        // Its queues and kernel sides go with it (the kernel sides' policy rules are removed).
+        drop(self.exception.map(ExceptionPath::stop));
         let ingress = self
             .ingress
             .iter()
@@ -220,7 +292,14 @@ impl Appliance {
                 }
             })
             .collect();
-        for open in self.ingress.iter().chain(&self.tools) {
+        let kernels = self.addressed.iter().filter_map(|a| a.kernel.as_ref());
+        for open in self
+            .ingress
+            .iter()
+            .chain(&self.uplinks)
+            .chain(self.tools.iter().flatten())
+            .chain(kernels)
+        {
             if let Err(e) = open.port.stop() {
                 warn!("stopping port {}: {e}", open.name);
             }
@@ -240,11 +319,30 @@ impl Appliance {
 /// minimum, since each may hold that many mbufs of the pool.
 const IDLE_RX_DESCRIPTORS: u16 = 64;
 
+/// Descriptors of the queues of a kernel interface and of an addressed port's control queue:
+/// control traffic is ARP, ping and health checks.
+pub const CONTROL_DESCRIPTORS: u16 = 256;
+
 /// Whether a tool port of this driver must have RX queues too: `net_tap` refuses a configuration
 /// whose RX and TX queue counts differ (`EPERM`). The broker sets them up and never polls them
 /// (what the kernel sends into the interface stays in the kernel's queue and is dropped there).
 fn needs_rx_queues(driver: &str) -> bool {
     driver == "net_tap"
+}
+
+/// Opens (finds) the DPDK port of `device`, named `name` in the config.
+fn open_port(eal: &Eal, name: &str, device: &Device) -> anyhow::Result<OpenPort> {
+    let port_name = device.port_name();
+    let port = Port::by_name(eal, &port_name).with_context(|| {
+        format!(
+            "port {name}: DPDK has no device {port_name:?} (device = {:?})",
+            device.as_str()
+        )
+    })?;
+    Ok(OpenPort {
+        name: name.to_owned(),
+        port,
+    })
 }
 
 /// Opens (finds) the DPDK port of every `(name, device)`.
@@ -253,20 +351,79 @@ fn open_ports<'a>(
     specs: impl Iterator<Item = (&'a String, &'a Device)>,
 ) -> anyhow::Result<Vec<OpenPort>> {
     specs
-        .map(|(name, device)| {
-            let port_name = device.port_name();
-            let port = Port::by_name(eal, &port_name).with_context(|| {
-                format!(
-                    "port {name}: DPDK has no device {port_name:?} (device = {:?})",
-                    device.as_str()
-                )
-            })?;
-            Ok(OpenPort {
-                name: name.clone(),
-                port,
+        .map(|(name, device)| open_port(eal, name, device))
+        .collect()
+}
+
+/// The addressed ports, with their MACs and the DPDK ports of their kernel interfaces (created
+/// by EAL from [`eal_args::kernel_vdev`]).
+fn open_addressed(
+    eal: &Eal,
+    config: &ValidatedConfig,
+    ingress: &[OpenPort],
+    uplinks: &[OpenPort],
+) -> anyhow::Result<Vec<AddressedPort>> {
+    config
+        .addressed_ports()
+        .enumerate()
+        .map(|(side, (id, addressing))| {
+            let open = match id {
+                AddressedPortId::Ingress(i) => &ingress[i.index()],
+                AddressedPortId::Uplink(u) => &uplinks[u.index()],
+            };
+            let info = open
+                .port
+                .info()
+                .with_context(|| format!("addressed port {}", open.name))?;
+            let kernel = match eal_args::kernel_vdev(side, &open.name, addressing.kernel) {
+                Some(vdev) => {
+                    let name = vdev.split(',').next().unwrap_or_default().to_owned();
+                    let port = Port::by_name(eal, &name).with_context(|| {
+                        format!("{}: the kernel interface's device {name:?}", open.name)
+                    })?;
+                    Some(OpenPort {
+                        name: format!("{} (kernel side)", open.name),
+                        port,
+                    })
+                }
+                None => None,
+            };
+            Ok(AddressedPort {
+                id,
+                name: open.name.clone(),
+                port: open.port,
+                mac: info.mac,
+                mtu: 0,
+                tx_queues: 0,
+                kernel,
             })
         })
         .collect()
+}
+
+/// Mbufs the addressed ports may hold beyond what [`pool::plan`] counts from the rest: their
+/// control queues and uplinks' RX queues, their kernel interfaces' rings, the header segment of
+/// every tunnelled copy in a TX ring, and the channel to the exception path.
+pub fn control_path_mbufs(
+    addressed_tx: &[u16],
+    uplinks: usize,
+    kernels: usize,
+    tx_descriptors: u16,
+) -> u64 {
+    if addressed_tx.is_empty() {
+        return 0;
+    }
+    let control = u64::from(CONTROL_DESCRIPTORS);
+    // A tunnelled copy in a worker's TX ring holds two mbufs: its header segment and itself.
+    let headers: u64 = addressed_tx
+        .iter()
+        .map(|&q| u64::from(q) * u64::from(tx_descriptors))
+        .sum();
+    headers
+        + uplinks as u64 * control
+        + kernels as u64 * 2 * control
+        + exception::CHANNEL_FRAMES as u64
+        + BURST as u64
 }
 
 /// Sizes and creates the mbuf pool, sets up every port's queues (refusing a device that cannot
@@ -276,12 +433,20 @@ fn configure_ports(
     config: &ValidatedConfig,
     workers: usize,
     ingress: &[OpenPort],
-    tools: &[OpenPort],
+    uplinks: &[OpenPort],
+    tools: &[Option<OpenPort>],
+    addressed: &mut [AddressedPort],
 ) -> anyhow::Result<Configured> {
-    // Tool ports: one TX queue per worker where the device has them, fewer (shared) otherwise.
+    // Cabled tool ports: one TX queue per worker where the device has them, fewer (shared)
+    // otherwise.
     let mut tx_queues = Vec::with_capacity(tools.len());
     let mut tool_rx_queues = Vec::with_capacity(tools.len());
     for tool in tools {
+        let Some(tool) = tool else {
+            tx_queues.push(0);
+            tool_rx_queues.push(0);
+            continue;
+        };
         let info = tool
             .port
             .info()
@@ -301,11 +466,36 @@ fn configure_ports(
             0
         });
     }
+    // Addressed ports: a TX queue per worker (the tunnel ports that leave through them) and one
+    // for their control traffic, shared where the device has fewer.
+    let mut addressed_tx_queues = Vec::with_capacity(addressed.len());
+    for a in addressed.iter() {
+        let info = a
+            .port
+            .info()
+            .with_context(|| format!("addressed port {}", a.name))?;
+        if info.max_tx_queues == 0 {
+            bail!(
+                "{} ({}): an addressed port must send (its control traffic, tunnelled copies), \
+                 and the device offers no TX queue",
+                a.name,
+                info.driver
+            );
+        }
+        addressed_tx_queues.push((workers as u16 + 1).min(info.max_tx_queues));
+    }
     let idle_rx_mbufs = tool_rx_queues
         .iter()
         .map(|&q| u64::from(q) * u64::from(IDLE_RX_DESCRIPTORS))
         .sum();
-    let pool_plan = pool::plan(config, workers, &tx_queues, idle_rx_mbufs);
+    let kernels = addressed.iter().filter(|a| a.kernel.is_some()).count();
+    let control_path = control_path_mbufs(
+        &addressed_tx_queues,
+        uplinks.len(),
+        kernels,
+        config.dpdk.tx_descriptors,
+    );
+    let pool_plan = pool::plan(config, workers, &tx_queues, idle_rx_mbufs, control_path);
     // DPDK's default data room (2 KiB): a 1500-byte frame plus the largest mirror
     // encapsulation fits one mbuf; jumbo frames arrive as chains.
     let pool = Mempool::new(
@@ -318,6 +508,13 @@ fn configure_ports(
     )
     .context("creating the mbuf pool (is there enough memory? see dpdk.eal_args -m)")?;
 
+    let addressed_tx = |port: Port| {
+        addressed
+            .iter()
+            .zip(&addressed_tx_queues)
+            .find(|(a, _)| a.port == port)
+            .map_or(0, |(_, &q)| q)
+    };
     for (spec, open) in config.ingress.iter().zip(ingress) {
         let info = open
             .port
@@ -334,7 +531,7 @@ fn configure_ports(
         }
         let setup = PortSetup {
             rx_queues: spec.queues,
-            tx_queues: 0,
+            tx_queues: addressed_tx(open.port),
             rx_descriptors: config.dpdk.rx_descriptors,
             tx_descriptors: config.dpdk.tx_descriptors,
             mempool: pool,
@@ -344,7 +541,21 @@ fn configure_ports(
             .configure(&setup)
             .with_context(|| format!("configuring ingress {}", open.name))?;
     }
+    for (spec, open) in config.uplinks.iter().zip(uplinks) {
+        let setup = PortSetup {
+            rx_queues: 1,
+            tx_queues: addressed_tx(open.port),
+            rx_descriptors: CONTROL_DESCRIPTORS,
+            tx_descriptors: config.dpdk.tx_descriptors,
+            mempool: pool,
+            mtu: spec.mtu,
+        };
+        open.port
+            .configure(&setup)
+            .with_context(|| format!("configuring uplink {}", open.name))?;
+    }
     for ((open, &queues), &rx_queues) in tools.iter().zip(&tx_queues).zip(&tool_rx_queues) {
+        let Some(open) = open else { continue };
         let setup = PortSetup {
             rx_queues,
             tx_queues: queues,
@@ -357,7 +568,39 @@ fn configure_ports(
             .configure(&setup)
             .with_context(|| format!("configuring tool port {}", open.name))?;
     }
-    for open in ingress.iter().chain(tools) {
+    for (a, &queues) in addressed.iter_mut().zip(&addressed_tx_queues) {
+        a.tx_queues = queues;
+        a.mtu = a
+            .port
+            .mtu()
+            .with_context(|| format!("{}: reading its MTU", a.name))?;
+        let Some(kernel) = &a.kernel else { continue };
+        // The kernel interface is the port's kernel side: same MAC, same MTU.
+        kernel
+            .port
+            .set_mac_address(a.mac)
+            .with_context(|| format!("{}: giving its kernel interface the port's MAC", a.name))?;
+        let setup = PortSetup {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_descriptors: CONTROL_DESCRIPTORS,
+            tx_descriptors: CONTROL_DESCRIPTORS,
+            mempool: pool,
+            mtu: Some(a.mtu),
+        };
+        kernel
+            .port
+            .configure(&setup)
+            .with_context(|| format!("configuring {}", kernel.name))?;
+    }
+    check_tunnel_mtus(config, addressed)?;
+    let kernels = addressed.iter().filter_map(|a| a.kernel.as_ref());
+    for open in ingress
+        .iter()
+        .chain(uplinks)
+        .chain(tools.iter().flatten())
+        .chain(kernels)
+    {
         open.port
             .start()
             .with_context(|| format!("starting port {}", open.name))?;
@@ -373,74 +616,272 @@ fn configure_ports(
     Ok(Configured {
         pool,
         tx_queues,
+        addressed_tx_queues,
         idle_rx_mbufs,
         pool_explanation: pool_plan.explanation,
     })
 }
 
-/// Gives each worker its RX queue (RX queue q of each ingress, in config order) and its TX queue
-/// of every tool port (shared round-robin when the port has fewer queues than workers).
+/// Refuses a tunnel port whose via port's MTU leaves no room for an inner frame once
+/// encapsulated (its header would not even fit a bare Ethernet header).
+fn check_tunnel_mtus(config: &ValidatedConfig, addressed: &[AddressedPort]) -> anyhow::Result<()> {
+    for port in &config.tool_ports {
+        let Some(tunnel) = port.tunnel() else {
+            continue;
+        };
+        let Some(via) = addressed.iter().find(|a| a.id == tunnel.via) else {
+            continue;
+        };
+        // The minimum Ethernet frame, without its FCS.
+        if tunnel.max_inner_len(via.mtu) < 60 {
+            bail!(
+                "tool port {}: {} adds {} bytes, and {}'s MTU of {} leaves room for no frame: \
+                 raise the MTU of {} (mtu = …)",
+                port.name,
+                tunnel.encapsulation,
+                tunnel.overhead(),
+                via.name,
+                via.mtu,
+                via.name
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Gives every kernel interface its port's addresses and brings it up.
+fn kernel_sides(
+    config: &ValidatedConfig,
+    addressed: &[AddressedPort],
+) -> anyhow::Result<Vec<Option<exception::kernel::KernelSide>>> {
+    config
+        .addressed_ports()
+        .zip(addressed)
+        .enumerate()
+        .map(|(side, ((_, addressing), a))| match &a.kernel {
+            Some(_) => exception::kernel::configure(&a.name, addressing, side)
+                .with_context(|| format!("{}: setting up its kernel interface", a.name))
+                .map(Some),
+            None => Ok(None),
+        })
+        .collect()
+}
+
+/// `n` users' shares of `queues`: each its own when there are enough, else shared round-robin
+/// behind a mutex (taken once per flush).
+fn hand_out(queues: Vec<TxQueue>, n: usize) -> Vec<TxQueueRef> {
+    if queues.len() >= n {
+        queues.into_iter().take(n).map(TxQueueRef::Own).collect()
+    } else {
+        let shared: Vec<Arc<Mutex<TxQueue>>> = queues
+            .into_iter()
+            .map(|q| Arc::new(Mutex::new(q)))
+            .collect();
+        (0..n)
+            .map(|i| TxQueueRef::Shared(shared[i % shared.len()].clone()))
+            .collect()
+    }
+}
+
+/// Takes TX queues `0..queues` of `port`.
+fn take_tx(port: &Port, name: &str, queues: u16) -> anyhow::Result<Vec<TxQueue>> {
+    (0..queues)
+        .map(|q| {
+            port.take_tx_queue(q)
+                .with_context(|| format!("{name} TX queue {q}"))
+        })
+        .collect()
+}
+
+/// Gives each worker its RX queue (RX queue q of each ingress, in config order) and its TX
+/// queues: of every cabled tool port, and of every addressed port (where tunnel ports send),
+/// shared round-robin when a port has fewer queues than workers. An addressed port's last share
+/// is the exception path's, with an uplink's RX queue.
 fn assign_queues(
     config: &ValidatedConfig,
     workers: usize,
     ingress: &[OpenPort],
-    tools: &[OpenPort],
-    tx_queues: &[u16],
-) -> anyhow::Result<(Vec<RxQueue>, Vec<Vec<TxQueueRef>>)> {
-    let mut rx_queues = Vec::with_capacity(workers);
+    tools: &[Option<OpenPort>],
+    addressed: &[AddressedPort],
+    configured: &Configured,
+) -> anyhow::Result<Queues> {
+    let mut rx = Vec::with_capacity(workers);
     for (spec, open) in config.ingress.iter().zip(ingress) {
         for q in 0..spec.queues {
-            rx_queues.push(
+            rx.push(
                 open.port
                     .take_rx_queue(q)
                     .with_context(|| format!("ingress {} RX queue {q}", open.name))?,
             );
         }
     }
-    let mut worker_tx: Vec<Vec<TxQueueRef>> = (0..workers)
-        .map(|_| Vec::with_capacity(tools.len()))
+    let mut tx: Vec<(Vec<TxQueueRef>, Vec<usize>)> = (0..workers)
+        .map(|_| (Vec::new(), Vec::with_capacity(tools.len())))
         .collect();
-    for (open, &queues) in tools.iter().zip(tx_queues) {
-        let mut taken = Vec::with_capacity(usize::from(queues));
-        for q in 0..queues {
-            taken.push(
-                open.port
-                    .take_tx_queue(q)
-                    .with_context(|| format!("tool port {} TX queue {q}", open.name))?,
-            );
-        }
-        if usize::from(queues) >= workers {
-            for (w, queue) in taken.into_iter().enumerate().take(workers) {
-                worker_tx[w].push(TxQueueRef::Own(queue));
-            }
-        } else {
+    // Cabled tool ports: queue k of each worker is tool port k's share.
+    let mut device_queue_of = vec![None; tools.len()];
+    for (i, (open, &queues)) in tools.iter().zip(&configured.tx_queues).enumerate() {
+        let Some(open) = open else { continue };
+        let taken = take_tx(&open.port, &format!("tool port {}", open.name), queues)?;
+        if usize::from(queues) < workers {
             info!(
                 "tool port {}: {queues} TX queue(s) shared by {workers} workers",
                 open.name
             );
-            let shared: Vec<Arc<Mutex<drivers::TxQueue>>> =
-                taken.into_iter().map(|q| Arc::new(Mutex::new(q))).collect();
-            for (w, queues_of_worker) in worker_tx.iter_mut().enumerate() {
-                queues_of_worker.push(TxQueueRef::Shared(shared[w % shared.len()].clone()));
-            }
+        }
+        for ((queues_of_worker, _), share) in tx.iter_mut().zip(hand_out(taken, workers)) {
+            device_queue_of[i] = Some(queues_of_worker.len());
+            queues_of_worker.push(share);
         }
     }
-    Ok((rx_queues, worker_tx))
+    // Addressed ports: each worker's share, then the exception path's.
+    let mut addressed_queue_of = Vec::with_capacity(addressed.len());
+    let mut control = Vec::with_capacity(addressed.len());
+    for (a, &queues) in addressed.iter().zip(&configured.addressed_tx_queues) {
+        let taken = take_tx(&a.port, &a.name, queues)?;
+        if usize::from(queues) < workers + 1 {
+            info!(
+                "{}: {queues} TX queue(s) shared by {workers} workers and the control path",
+                a.name
+            );
+        }
+        let mut shares = hand_out(taken, workers + 1);
+        let own = shares.pop().context("the control path's share")?;
+        let uplink_rx = match a.id {
+            AddressedPortId::Uplink(_) => Some(
+                a.port
+                    .take_rx_queue(0)
+                    .with_context(|| format!("uplink {} RX queue 0", a.name))?,
+            ),
+            AddressedPortId::Ingress(_) => None,
+        };
+        control.push((own, uplink_rx));
+        let mut index = None;
+        for ((queues_of_worker, _), share) in tx.iter_mut().zip(shares) {
+            index = Some(queues_of_worker.len());
+            queues_of_worker.push(share);
+        }
+        addressed_queue_of.push(index);
+    }
+    // Which of its queues each worker flushes each tool port's buffer to.
+    for (i, port) in config.tool_ports.iter().enumerate() {
+        let index = match &port.output {
+            ToolOutput::Device(_) => device_queue_of[i],
+            ToolOutput::Tunnel(tunnel) => addressed
+                .iter()
+                .position(|a| a.id == tunnel.via)
+                .and_then(|side| addressed_queue_of[side]),
+        }
+        .with_context(|| format!("tool port {}: no TX queue", port.name))?;
+        for (_, port_queue) in tx.iter_mut() {
+            port_queue.push(index);
+        }
+    }
+    Ok(Queues { rx, tx, control })
+}
+
+/// Starts the exception path of the addressed ports (none: no path); each ingress worker gets
+/// the channel to it, with its port's side (`None` for workers of an unaddressed port).
+#[allow(clippy::type_complexity)]
+fn start_exception_path(
+    config: &ValidatedConfig,
+    addressed: &[AddressedPort],
+    control: Vec<(TxQueueRef, Option<RxQueue>)>,
+    kernel_sides: Vec<Option<exception::kernel::KernelSide>>,
+    pool: Mempool,
+) -> anyhow::Result<(
+    Option<ExceptionPath>,
+    Vec<Option<(u16, exception::PuntSender)>>,
+)> {
+    let workers_of_ingress = config
+        .ingress
+        .iter()
+        .enumerate()
+        .flat_map(|(i, spec)| (0..spec.queues).map(move |_| i));
+    if addressed.is_empty() {
+        return Ok((None, workers_of_ingress.map(|_| None).collect()));
+    }
+    let (sender, receiver) = mpsc::sync_channel(exception::CHANNEL_FRAMES);
+    let mut sides = Vec::with_capacity(addressed.len());
+    for (((a, (tx, rx)), kernel_side), (_, addressing)) in addressed
+        .iter()
+        .zip(control)
+        .zip(kernel_sides)
+        .zip(config.addressed_ports())
+    {
+        let kernel_queues = match &a.kernel {
+            Some(k) => Some((
+                k.port
+                    .take_rx_queue(0)
+                    .with_context(|| format!("{} RX queue", k.name))?,
+                k.port
+                    .take_tx_queue(0)
+                    .with_context(|| format!("{} TX queue", k.name))?,
+            )),
+            None => None,
+        };
+        sides.push(Side {
+            name: a.name.clone(),
+            addresses: PortAddresses {
+                mac: a.mac,
+                ipv4: addressing.ipv4.map(|n| n.addr()),
+                ipv6: addressing.ipv6.map(|n| n.addr()),
+            },
+            kernel: addressing.kernel,
+            tx,
+            rx,
+            kernel_queues,
+            _kernel_side: kernel_side,
+            counters: Arc::new(SideCounters::default()),
+        });
+    }
+    let next_hops = config
+        .tool_ports
+        .iter()
+        .filter_map(|p| p.tunnel())
+        .filter_map(|t| {
+            let side = addressed.iter().position(|a| a.id == t.via)?;
+            Some((side, t.next_hop))
+        })
+        .collect();
+    let path = ExceptionPath::start(sides, receiver, next_hops, pool)?;
+    let punt = workers_of_ingress
+        .map(|i| {
+            addressed
+                .iter()
+                .position(|a| a.id == AddressedPortId::Ingress(config::IngressId(i as u16)))
+                .map(|side| (side as u16, sender.clone()))
+        })
+        .collect();
+    Ok((Some(path), punt))
 }
 
 /// Builds the first plan and launches one worker per RX queue on its lcore: the plans the
 /// workers read, and each worker's lcore.
+#[allow(clippy::too_many_arguments)]
 fn launch_workers(
     eal: &Eal,
     config: &ValidatedConfig,
+    ingress_macs: Vec<Option<[u8; 6]>>,
     rx_queues: Vec<RxQueue>,
-    worker_tx: Vec<Vec<TxQueueRef>>,
+    worker_tx: Vec<(Vec<TxQueueRef>, Vec<usize>)>,
+    punt: Vec<Option<(u16, exception::PuntSender)>>,
     dedup: Option<Dedup>,
     stop: &Arc<AtomicBool>,
     clock: Clock,
 ) -> anyhow::Result<(Arc<ArcSwap<Plan>>, Vec<u32>)> {
     let workers = rx_queues.len();
-    let plan = Plan::build(config, 1, &[], WorkerCounters::for_workers(config, workers));
+    // Cabled ports live until their links say otherwise; tunnels wait for their next hops.
+    let facts = PortFacts {
+        ingress_macs,
+        ..PortFacts::default()
+    };
+    let plan = Plan::build(
+        config,
+        1,
+        &facts,
+        WorkerCounters::for_workers(config, workers),
+    );
     let mut worker_lcores = eal.worker_lcores();
     if worker_lcores.len() < workers {
         bail!(
@@ -450,9 +891,18 @@ fn launch_workers(
     }
     worker_lcores.truncate(workers);
     let mut launch = Vec::with_capacity(workers);
-    for (index, (rx, tx)) in rx_queues.into_iter().zip(worker_tx).enumerate() {
-        let pipeline = Pipeline::new(index, &plan, dedup.clone());
-        let tx = TxSet::new(tx, pipeline.counters().clone());
+    let ingress_of_worker: Vec<usize> = config
+        .ingress
+        .iter()
+        .enumerate()
+        .flat_map(|(i, spec)| (0..spec.queues).map(move |_| i))
+        .collect();
+    for (index, ((rx, (queues, port_queue)), punt)) in
+        rx_queues.into_iter().zip(worker_tx).zip(punt).enumerate()
+    {
+        let pipeline =
+            Pipeline::new(index, &plan, dedup.clone()).on_ingress(ingress_of_worker[index], &plan);
+        let tx = TxSet::new(queues, port_queue, punt, pipeline.counters().clone());
         launch.push((index, rx, tx, pipeline));
     }
     let plans = Arc::new(ArcSwap::from_pointee(plan));

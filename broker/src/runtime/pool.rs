@@ -73,9 +73,17 @@ fn count_pcap_packets(path: &Path) -> u64 {
 /// The block type of a pcapng Section Header Block, a palindrome in bytes (0x0A0D0D0A).
 const PCAPNG_SECTION_HEADER: u32 = 0x0A0D_0D0A;
 
-/// The pool for `config` with `workers` workers, `tx_queues[i]` TX queues on tool port `i`, and
-/// `idle_rx` mbufs in the RX rings some tool ports' drivers insist on (never polled).
-pub fn plan(config: &ValidatedConfig, workers: usize, tx_queues: &[u16], idle_rx: u64) -> PoolPlan {
+/// The pool for `config` with `workers` workers, `tx_queues[i]` TX queues on tool port `i`,
+/// `idle_rx` mbufs in the RX rings some tool ports' drivers insist on (never polled), and
+/// `control_path` mbufs that the addressed ports, their kernel sides and the tunnel ports' header
+/// segments may hold ([`super::control_path_mbufs`]).
+pub fn plan(
+    config: &ValidatedConfig,
+    workers: usize,
+    tx_queues: &[u16],
+    idle_rx: u64,
+    control_path: u64,
+) -> PoolPlan {
     let rx_rings: u64 = config
         .ingress
         .iter()
@@ -98,7 +106,7 @@ pub fn plan(config: &ValidatedConfig, workers: usize, tx_queues: &[u16], idle_rx
     // Headroom for what the broker does not own: PMD-internal buffers, a burst in flight in
     // a driver's TX path, control-plane allocations.
     let slack = 1024;
-    let needed = rx_rings + tx_rings + in_workers + caches + replay + slack;
+    let needed = rx_rings + tx_rings + in_workers + caches + replay + control_path + slack;
     if let Some(explicit) = config.dpdk.mbufs {
         return PoolPlan {
             mbufs: explicit,
@@ -115,7 +123,12 @@ pub fn plan(config: &ValidatedConfig, workers: usize, tx_queues: &[u16], idle_rx
     PoolPlan {
         mbufs,
         explanation: format!(
-            "{mbufs} mbufs: RX rings {rx_rings} + TX rings {tx_rings} + worker buffers {in_workers} + caches {caches} + pcap replay {replay} + slack {slack}"
+            "{mbufs} mbufs: RX rings {rx_rings} + TX rings {tx_rings} + worker buffers {in_workers} + caches {caches} + pcap replay {replay}{} + slack {slack}",
+            if control_path > 0 {
+                format!(" + addressed ports {control_path}")
+            } else {
+                String::new()
+            }
         ),
     }
 }
@@ -128,7 +141,7 @@ mod tests {
     fn sized_from_rings_buffers_and_caches() {
         let config = config::fixtures::config(config::fixtures::TWO_SESSIONS);
         // 1 ingress queue × 1024 + 3 tool ports × 1 queue × 1024 + 2 workers × 32 × 5 + 3 × 256 × 1.5 + 1024
-        let p = plan(&config, 2, &[1, 1, 1], 0);
+        let p = plan(&config, 2, &[1, 1, 1], 0, 0);
         let needed = 1024 + 3 * 1024 + 2 * 32 * 5 + 1152 + 1024;
         assert_eq!(
             u64::from(p.mbufs),
@@ -141,7 +154,7 @@ mod tests {
     fn explicit_count_wins() {
         let mut config = config::fixtures::config(config::fixtures::MINIMAL);
         config.dpdk.mbufs = Some(4095);
-        assert_eq!(plan(&config, 1, &[1], 0).mbufs, 4095);
+        assert_eq!(plan(&config, 1, &[1], 0, 0).mbufs, 4095);
     }
 
     /// Writes `packets` 60-byte frames as legacy pcap.

@@ -4,7 +4,14 @@
 //! As in DPDK's l2fwd: the pipeline hands packets to the [`TxSet`] (it is the pipeline's
 //! [`Sink`]); each tool port has a fixed buffer of [`BURST`] mbufs, sent with one `tx_burst` when
 //! full, when the worker's drain timer fires, when the RX queue is idle, and at stop. Packets of
-//! one flow go through one buffer in order, so they leave in the order they arrived.
+//! one flow go through one buffer in order, so they leave in the order they arrived. A cabled
+//! tool port's buffer goes to the worker's queue of that port; a tunnel port's, already
+//! encapsulated, to the worker's queue of its `via` port, which several tunnel ports may share
+//! (each keeps its own buffer, so each counts its own transmissions and drops).
+//!
+//! Frames for an addressed port itself (outcome `control`) go to the exception path through a
+//! bounded channel, never waiting: a full channel drops the frame and counts it
+//! (`control_dropped_packets`).
 //!
 //! A tool port may have fewer TX queues than there are workers (a `net_pcap` port with one
 //! `tx_pcap` has exactly one; so do some virtual functions). Workers then share a queue through a
@@ -16,10 +23,16 @@
 
 use std::sync::{Arc, Mutex};
 
+use std::sync::mpsc::SyncSender;
+
 use drivers::{Mbuf, TxQueue, free_bulk};
 use pipelines::counters::WorkerCounters;
 use pipelines::pipeline::BURST;
 use pipelines::{PacketBuf, Sink};
+
+/// The workers' side of the channel to the exception path: a frame for an addressed port itself,
+/// with the port's side (its index among the exception path's ports).
+pub type PuntSender = SyncSender<(u16, Mbuf)>;
 
 /// A TX queue this worker uses alone, or shares with other workers.
 #[derive(Debug)]
@@ -29,7 +42,8 @@ pub enum TxQueueRef {
 }
 
 impl TxQueueRef {
-    fn send(&mut self, pkts: &mut [Option<Mbuf>]) -> usize {
+    /// Sends what it can of `pkts` (from the front); the rest stays in `pkts`.
+    pub fn send(&mut self, pkts: &mut [Option<Mbuf>]) -> usize {
         match self {
             TxQueueRef::Own(q) => q.tx_burst(pkts),
             TxQueueRef::Shared(q) => {
@@ -78,7 +92,8 @@ impl Buffer {
 /// One tool port as seen by one worker.
 #[derive(Debug)]
 struct TxPort {
-    queue: TxQueueRef,
+    /// Index of its queue in [`TxSet::queues`].
+    queue: usize,
     buffer: Buffer,
 }
 
@@ -90,24 +105,40 @@ struct TxPort {
 /// config delivers only to those ports, so the TX path indexes them directly.
 #[derive(Debug)]
 pub struct TxSet {
+    /// This worker's TX queues: of the cabled tool ports and of the addressed ports.
+    queues: Box<[TxQueueRef]>,
     ports: Box<[TxPort]>,
     discards: Buffer,
+    /// The exception path, with this worker's port's side (workers of an addressed port).
+    punt: Option<(u16, PuntSender)>,
     counters: Arc<WorkerCounters>,
 }
 
 impl TxSet {
-    /// `queues[i]` is this worker's queue of tool port `i`.
+    /// A transmit side over `queues`, tool port `i` flushing to `queues[port_queue[i]]`; frames
+    /// for the worker's own port go to `punt` when it is addressed.
     ///
     /// # Panics
-    /// If `counters` do not have one port block per queue (a bug of whoever built them).
-    pub fn new(queues: Vec<TxQueueRef>, counters: Arc<WorkerCounters>) -> TxSet {
+    /// If `counters` do not have one port block per tool port, or a port names no queue (a bug
+    /// of whoever built them).
+    pub fn new(
+        queues: Vec<TxQueueRef>,
+        port_queue: Vec<usize>,
+        punt: Option<(u16, PuntSender)>,
+        counters: Arc<WorkerCounters>,
+    ) -> TxSet {
         assert_eq!(
             counters.ports.len(),
-            queues.len(),
+            port_queue.len(),
             "the counters have a block per tool port"
         );
+        assert!(
+            port_queue.iter().all(|&q| q < queues.len()),
+            "every tool port flushes to one of the worker's queues"
+        );
         TxSet {
-            ports: queues
+            queues: queues.into_boxed_slice(),
+            ports: port_queue
                 .into_iter()
                 .map(|queue| TxPort {
                     queue,
@@ -115,6 +146,7 @@ impl TxSet {
                 })
                 .collect(),
             discards: Buffer::new(),
+            punt,
             counters,
         }
     }
@@ -142,7 +174,7 @@ impl TxSet {
         }
         let pkts = &mut tx.buffer.pkts[..len];
         let bytes: u64 = pkts.iter().flatten().map(|m| m.pkt_len() as u64).sum();
-        let sent = tx.queue.send(pkts);
+        let sent = self.queues[tx.queue].send(pkts);
         let unsent_bytes: u64 = pkts[sent..]
             .iter()
             .flatten()
@@ -171,6 +203,22 @@ impl TxSet {
         self.discards.free_all();
     }
 
+    /// Hands `pkt`, a frame for this worker's addressed port itself, to the exception path; a
+    /// full channel (or none) drops and counts it.
+    fn punt_frame(&mut self, pkt: Mbuf) {
+        let refused = match &self.punt {
+            Some((side, channel)) => channel.try_send((*side, pkt)).err().map(|e| match e {
+                std::sync::mpsc::TrySendError::Full((_, pkt))
+                | std::sync::mpsc::TrySendError::Disconnected((_, pkt)) => pkt,
+            }),
+            None => Some(pkt),
+        };
+        if let Some(pkt) = refused {
+            self.counters.control_dropped.incr();
+            self.discard(pkt);
+        }
+    }
+
     /// Whether any packet waits in a buffer.
     pub fn pending(&self) -> bool {
         self.ports.iter().any(|p| p.buffer.len > 0)
@@ -186,6 +234,10 @@ impl Sink<Mbuf> for TxSet {
         if tx.buffer.is_full() {
             self.flush(port);
         }
+    }
+
+    fn punt(&mut self, pkt: Mbuf) {
+        self.punt_frame(pkt);
     }
 
     #[inline]

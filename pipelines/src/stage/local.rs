@@ -42,7 +42,7 @@ use std::net::Ipv6Addr;
 use super::decap::DecapConfig;
 use crate::flow::ip_proto;
 use crate::neighbour::{ALL_NODES, PortAddresses};
-use crate::wire::{EtherType, ethernet, icmpv6, ipv4, ipv6, udp};
+use crate::wire::{EtherType, arp, ethernet, icmpv6, ipv4, ipv6, udp};
 
 /// Where a frame received on an addressed port goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -74,6 +74,38 @@ pub fn classify(port: &PortAddresses, decap: &DecapConfig, frame: &[u8]) -> Loca
         },
         EtherType::Ipv6 => classify_ipv6(port.ipv6, decap, l3),
         _ => Local::DataPath,
+    }
+}
+
+/// Whether `frame`, which the port's kernel side sent, is the port's own to send: from the
+/// port's MAC and, for ARP and IP, from one of its addresses (for IPv6 also its link-local
+/// addresses, which the kernel chooses, and the unspecified address of duplicate address
+/// detection; for ARP also 0.0.0.0, a probe). Anything else (a frame the kernel would forward,
+/// another protocol) must not leave through the port.
+pub fn sent_by(port: &PortAddresses, frame: &[u8]) -> bool {
+    let Ok(eth) = ethernet::Frame::new_checked(frame) else {
+        return false;
+    };
+    if eth.source() != port.mac {
+        return false;
+    }
+    let l3 = &frame[ethernet::HEADER_LEN..];
+    match eth.ethertype() {
+        EtherType::Arp => arp::Packet::new_checked(l3)
+            .ok()
+            .and_then(|packet| arp::Repr::parse(&packet))
+            .is_some_and(|arp| {
+                arp.sender_mac == port.mac
+                    && (Some(arp.sender_ip) == port.ipv4 || arp.sender_ip.is_unspecified())
+            }),
+        EtherType::Ipv4 => {
+            ipv4::Packet::new_checked(l3).is_ok_and(|ip| Some(ip.src_addr()) == port.ipv4)
+        }
+        EtherType::Ipv6 => ipv6::Packet::new_checked(l3).is_ok_and(|ip| {
+            let src = ip.src_addr();
+            Some(src) == port.ipv6 || src.is_unicast_link_local() || src.is_unspecified()
+        }),
+        _ => false,
     }
 }
 
@@ -382,5 +414,45 @@ mod tests {
             let frame = ethernet(0x0800, &ipv4(source, v4(OWN_V4), 6, &segment));
             prop_assert_eq!(classify_frame(&frame), Local::Control);
         }
+    }
+
+    #[test]
+    fn the_kernel_side_sends_only_from_the_ports_mac_and_addresses() {
+        let port = PortAddresses {
+            mac: [2, 0, 0, 0, 0, 0x10],
+            ipv4: Some("10.20.5.10".parse().unwrap()),
+            ipv6: Some("2600:1f18:5::10".parse().unwrap()),
+        };
+        let own_arp = crate::neighbour::arp_request(
+            port.mac,
+            port.ipv4.unwrap(),
+            "10.20.5.1".parse().unwrap(),
+        );
+        assert!(sent_by(&port, &own_arp));
+        let foreign = crate::neighbour::arp_request(
+            [2, 0, 0, 0, 0, 0x11],
+            port.ipv4.unwrap(),
+            "10.20.5.1".parse().unwrap(),
+        );
+        assert!(!sent_by(&port, &foreign), "another MAC");
+        let spoofed = crate::neighbour::arp_request(
+            port.mac,
+            "10.20.5.11".parse().unwrap(),
+            "10.20.5.1".parse().unwrap(),
+        );
+        assert!(!sent_by(&port, &spoofed), "another sender address");
+        let solicitation = crate::neighbour::neighbour_solicitation(
+            port.mac,
+            "fe80::10".parse().unwrap(),
+            "fe80::1".parse().unwrap(),
+        );
+        assert!(sent_by(&port, &solicitation), "from a link-local address");
+        let from_other = crate::neighbour::neighbour_solicitation(
+            port.mac,
+            "2600:1f18:5::11".parse().unwrap(),
+            "fe80::1".parse().unwrap(),
+        );
+        assert!(!sent_by(&port, &from_other));
+        assert!(!sent_by(&port, &[0u8; 10]), "not a frame");
     }
 }
