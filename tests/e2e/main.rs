@@ -9,6 +9,7 @@ mod failover;
 mod hostile;
 mod lab;
 mod metrics;
+mod network;
 mod reload;
 mod rss;
 mod running;
