@@ -38,4 +38,6 @@ mod topology;
 mod traffic;
 mod verify;
 
+mod encapsulations;
+mod mtu;
 mod vxlan;
