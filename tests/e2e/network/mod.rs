@@ -39,5 +39,7 @@ mod traffic;
 mod verify;
 
 mod encapsulations;
+mod exception;
+mod liveness;
 mod mtu;
 mod vxlan;
