@@ -42,4 +42,5 @@ mod encapsulations;
 mod exception;
 mod liveness;
 mod mtu;
+mod suricata;
 mod vxlan;
