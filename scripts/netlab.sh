@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # The network lab's topology, defined once: network namespaces, veth pairs and a bridge for a broker
 # that receives mirrored traffic on an addressed port and sends copies to analyzers across an IP
 # network. Used by `scripts/run-lab.sh --network` and by the tests in tests/e2e/network (through
@@ -154,10 +155,20 @@ configure_host() {
 	fi
 }
 
+# On exit while `up` builds (set -e: a command failed), the half-built lab goes.
+abandon_build() {
+	local status=$?
+	if [ "$status" -ne 0 ]; then
+		warn "building lab $building failed; removing it"
+		down "$building" || true
+	fi
+}
+
 up() {
 	local name=$1 broker_mode=$2 role ns line host iface segment mac ipv4 ipv6 mtu
 	down "$name" || true
-	trap 'status=$?; warn "building lab $name failed (line $LINENO); removing it"; down "$name" || true; exit "$status"' ERR
+	building=$name
+	trap abandon_build EXIT
 	for role in "${ROLES[@]}"; do
 		ns=$(ns_of "$name" "$role")
 		ip netns add "$ns"
@@ -192,7 +203,7 @@ up() {
 		# shellcheck disable=SC2086 # the line's fields, as arguments
 		configure_host "$name" "$broker_mode" $line
 	done
-	trap - ERR
+	trap - EXIT
 	print_plan "$name"
 }
 
