@@ -12,70 +12,50 @@
 //! - `fixed` VXLAN over IPv6 to a1 with `vni = 77`: decapsulated by a1's kernel, which refuses
 //!   IPv6 VXLAN without a correct UDP checksum.
 
+use std::net::IpAddr;
+
 use super::scenario::{Scenario, config_text};
+use super::topology::Netlab;
 use super::traffic::Middle;
 
+/// Group (and port `<group>-1`), its analyzer's address, and the rest of the port's entry.
+fn ports(lab: &Netlab) -> [(&'static str, IpAddr, &'static str); 4] {
+    let (a1, a2, a3) = (lab.host("a1"), lab.host("a2"), lab.host("a3"));
+    [
+        ("zeek", a3.v6(), r#"tunnel = "geneve""#),
+        ("arkime", a2.v4(), r#"tunnel = "l2gre", key = 9"#),
+        ("legacy", a1.v4(), r#"tunnel = "erspan2""#),
+        ("fixed", a1.v6(), r#"tunnel = "vxlan", vni = 77"#),
+    ]
+}
+
+const PORTS: [&str; 4] = ["zeek-1", "arkime-1", "legacy-1", "fixed-1"];
+
 fn four_encapsulations(tag: &str, middle: Middle) {
-    let Some(mut run) = Scenario::start(
-        tag,
-        middle,
-        |lab| {
-            let (a1, a2, a3) = (lab.host("a1"), lab.host("a2"), lab.host("a3"));
-            let port = |name: &str, rest: String| vec![format!("{{ name = \"{name}\", {rest} }}")];
-            config_text(
-                lab,
-                &[
-                    (
-                        "zeek",
-                        port(
-                            "zeek-1",
-                            format!(r#"tunnel = "geneve", remote = "{}", via = "eni""#, a3.ipv6),
-                        ),
-                    ),
-                    (
-                        "arkime",
-                        port(
-                            "arkime-1",
-                            format!(
-                                r#"tunnel = "l2gre", remote = "{}", via = "eni", key = 9"#,
-                                a2.ipv4
-                            ),
-                        ),
-                    ),
-                    (
-                        "legacy",
-                        port(
-                            "legacy-1",
-                            format!(r#"tunnel = "erspan2", remote = "{}", via = "eni""#, a1.ipv4),
-                        ),
-                    ),
-                    (
-                        "fixed",
-                        port(
-                            "fixed-1",
-                            format!(
-                                r#"tunnel = "vxlan", remote = "{}", via = "eni", vni = 77"#,
-                                a1.ipv6
-                            ),
-                        ),
-                    ),
-                ],
-                None,
-            )
-        },
-        &["zeek-1", "arkime-1", "legacy-1", "fixed-1"],
-    ) else {
+    let config = |lab: &Netlab| {
+        let groups: Vec<(&str, Vec<String>)> = ports(lab)
+            .into_iter()
+            .map(|(group, remote, rest)| {
+                let port = format!(
+                    r#"{{ name = "{group}-1", remote = "{remote}", via = "eni", {rest} }}"#
+                );
+                (group, vec![port])
+            })
+            .collect();
+        config_text(lab, &groups, None)
+    };
+    let Some(mut run) = Scenario::start(tag, middle, config, &PORTS) else {
         return;
     };
     let (_, got) = run.send_and_receive(&["a1", "a2", "a3"], "");
     let all = run.input.packets.len();
-    for group in ["zeek", "arkime", "legacy", "fixed"] {
+    for (group, _, _) in ports(&run.lab) {
         let delivery = run.check_group(group, &got);
         let carried: usize = delivery.ports.values().map(Vec::len).sum();
         assert_eq!(carried, all, "{group} received the whole sample");
     }
     let stopped = run.stop();
-    for port in ["zeek-1", "arkime-1", "legacy-1", "fixed-1"] {
+    for port in PORTS {
         assert_eq!(stopped.port_count(port, "copies"), all as u64, "{port}");
         assert_eq!(stopped.port_count(port, "egress_truncated"), 0, "{port}");
     }

@@ -24,40 +24,19 @@ use std::path::Path;
 
 use config::{AddressedPortId, Encapsulation, ErspanSession, TunnelVni, ValidatedConfig};
 
-use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
-
 use super::decode::{Encap, GeneveOption, TunnelHeader, Tunnelled, decode};
 use super::topology::{Host, Netlab};
 use crate::support::{decode_mirror, inner_flow, read_pcap, tshark_fields};
 
 /// The symmetric flow of an inner frame: protocol and both ends (address, port) in order, so
-/// both directions of a connection have one key; `None` for a frame that is not IP.
+/// both directions of a connection have one key; `None` for a frame that is not IP. A copy cut
+/// to fit the MTU keeps its flow.
 pub type Flow = Option<(u8, (IpAddr, u16), (IpAddr, u16))>;
 
-/// Read leniently (etherparse's lax slicing): a copy cut to fit the MTU keeps its headers but
-/// not the length its IP header states, and must still count in its flow.
 pub fn flow_of(frame: &[u8]) -> Flow {
-    let sliced = LaxSlicedPacket::from_ethernet(frame).ok()?;
-    let (src, dst, protocol) = match sliced.net.as_ref()? {
-        LaxNetSlice::Ipv4(ip) => (
-            IpAddr::V4(ip.header().source_addr()),
-            IpAddr::V4(ip.header().destination_addr()),
-            ip.payload().ip_number.0,
-        ),
-        LaxNetSlice::Ipv6(ip) => (
-            IpAddr::V6(ip.header().source_addr()),
-            IpAddr::V6(ip.header().destination_addr()),
-            ip.payload().ip_number.0,
-        ),
-        _ => return None,
-    };
-    let (src_port, dst_port) = match sliced.transport {
-        Some(TransportSlice::Udp(u)) => (u.source_port(), u.destination_port()),
-        Some(TransportSlice::Tcp(t)) => (t.source_port(), t.destination_port()),
-        _ => (0, 0),
-    };
-    let (a, b) = ((src, src_port), (dst, dst_port));
-    Some((protocol, a.min(b), a.max(b)))
+    let f = inner_flow(frame)?;
+    let (a, b) = ((f.src, f.src_port), (f.dst, f.dst_port));
+    Some((f.protocol, a.min(b), a.max(b)))
 }
 
 /// A packet of the mirrored input.

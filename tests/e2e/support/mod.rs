@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use etherparse::{LaxNetSlice, LaxSlicedPacket, NetSlice, SlicedPacket, TransportSlice};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -346,15 +346,17 @@ pub struct InnerFlow {
     pub dst_port: u16,
 }
 
+/// Read leniently (etherparse's lax slicing): a frame cut short (sliced, or cut to fit an MTU)
+/// keeps its headers but not the length its IP header states, and still has its flow.
 pub fn inner_flow(frame: &[u8]) -> Option<InnerFlow> {
-    let sliced = SlicedPacket::from_ethernet(frame).ok()?;
+    let sliced = LaxSlicedPacket::from_ethernet(frame).ok()?;
     let (src, dst, protocol) = match sliced.net.as_ref()? {
-        NetSlice::Ipv4(ip) => (
+        LaxNetSlice::Ipv4(ip) => (
             IpAddr::V4(ip.header().source_addr()),
             IpAddr::V4(ip.header().destination_addr()),
             ip.payload().ip_number.0,
         ),
-        NetSlice::Ipv6(ip) => (
+        LaxNetSlice::Ipv6(ip) => (
             IpAddr::V6(ip.header().source_addr()),
             IpAddr::V6(ip.header().destination_addr()),
             ip.payload().ip_number.0,
