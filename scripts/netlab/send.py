@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 
+# The lab's shared module, beside this file; no __pycache__ left in the repository.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mirror import VXLAN_PORT, mirrored, read_pcap, vxlan_header  # noqa: E402
 
@@ -35,7 +37,8 @@ RESOLVED = {"REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT", "NOARP"}
 def neighbour(address):
     """(state, MAC) of this namespace's neighbour entry for ADDRESS, or (None, None)."""
     family = "-6" if address.version == 6 else "-4"
-    out = subprocess.run(["ip", family, "neigh", "show", str(address)], capture_output=True, text=True, check=True)
+    command = ["ip", family, "neigh", "show", str(address)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
     for line in out.stdout.splitlines():
         words = line.split()
         if words and words[0] == str(address):
@@ -52,7 +55,10 @@ def wait_resolved(address, timeout):
             return mac
         time.sleep(0.02)
     state, _ = neighbour(address)
-    sys.exit(f"send.py: {address} did not resolve within {timeout} s (neighbour state {state}): nobody answered ARP/ND for it")
+    sys.exit(
+        f"send.py: {address} did not resolve within {timeout} s (neighbour state {state}): "
+        "nobody answered ARP/ND for it"
+    )
 
 
 def main():

@@ -36,6 +36,8 @@ import sys
 import tomllib
 import zlib
 
+# The lab's shared module, beside this file; no __pycache__ left in the repository.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mirror import ETH_P_TEB, VXLAN_PORT, flow_key, ip_of, vxlan_header  # noqa: E402
 
@@ -75,7 +77,8 @@ class Port:
 
     def overhead(self):
         """Bytes between the outer IP header and the inner frame."""
-        return {"vxlan": 16, "geneve": 28, "l2gre": 8 if self.key is not None else 4, "erspan2": 16}[self.tunnel]
+        gre = 8 if self.key is not None else 4
+        return {"vxlan": 16, "geneve": 28, "l2gre": gre, "erspan2": 16}[self.tunnel]
 
     def socket(self, source_port):
         if source_port not in self.sockets:
@@ -150,7 +153,12 @@ def load(path):
         source_ips = {ipaddress.ip_address(a).packed for a in session.get("source_ips", [])}
         sessions[session["vni"]] = ([groups[g] for g in session["tools"]], source_ips)
     allowed = [ipaddress.ip_network(n) for n in config.get("decap", {}).get("allowed_sources", [])]
-    ingress = [a for p in config["ingress"] if p["name"] in addressed for a in addressed[p["name"]]["addresses"].values()]
+    ingress = [
+        address
+        for port in config["ingress"]
+        if port["name"] in addressed
+        for address in addressed[port["name"]]["addresses"].values()
+    ]
     return ingress, allowed, sessions, groups
 
 
