@@ -1,14 +1,37 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # The lab: builds the broker in release mode and runs it on the shipped sample capture
 # (samples/aws-mirror.pcap, AWS VPC Traffic Mirroring VXLAN) with config/lab.toml. The analyzer
 # ports are net_pcap devices writing pcap files under out/; the broker stops by itself once the
 # capture has been replayed, prints its accounting summary and where the outputs are.
 #
 # Installs what is missing first (apt, idempotent). Runs as root, or as a user with sudo.
+#
+#   scripts/run-lab.sh                    the lab above
+#   scripts/run-lab.sh --network [--keep] the network lab (scripts/netlab/lab.sh, as root): the
+#                                         broker on a veth in a network namespace, mirrored VXLAN
+#                                         from a peer namespace, copies as VXLAN to three analyzer
+#                                         namespaces, one behind a router; --keep holds it up to
+#                                         look around until Enter
 set -euo pipefail
 
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+network=false
+keep=""
+for arg in "$@"; do
+	case "$arg" in
+	--network) network=true ;;
+	--keep) keep=--keep ;;
+	-h | --help)
+		sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	*) die "unknown option: $arg (see --help)" ;;
+	esac
+done
+[ -z "$keep" ] || [ "$network" = true ] || die "--keep goes with --network"
 
 cd "$(repo_root)"
 
@@ -19,8 +42,13 @@ need_cmd cargo "install Rust with rustup (https://rustup.rs)"
 log "building the broker (release)"
 cargo build --release --locked -p broker
 
-config=config/lab.toml
 broker=target/release/broker
+if [ "$network" = true ]; then
+	[ "$(id -u)" -eq 0 ] || exec sudo "$0" "$@"
+	exec scripts/netlab/lab.sh "$broker" ${keep:+"$keep"}
+fi
+
+config=config/lab.toml
 mkdir -p out
 rm -f out/*.pcap out/summary.json
 

@@ -7,6 +7,8 @@
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    skip fmt/clippy (for iterating)
+#   scripts/test.sh --suricata also install Suricata (bookworm-backports) and require the test
+#                              that runs it, instead of letting it skip
 #
 # CI (.ci/run) calls this script. Runs as root, or as a user with sudo for the installs.
 set -euo pipefail
@@ -15,11 +17,16 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 quick=false
+install_options=()
 for arg in "$@"; do
 	case "$arg" in
 	--quick) quick=true ;;
+	--suricata)
+		install_options+=(--suricata)
+		export BROKER_TESTS_REQUIRE_SURICATA=1
+		;;
 	-h | --help)
-		sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*) die "unknown option: $arg (see --help)" ;;
@@ -30,7 +37,7 @@ cd "$(repo_root)"
 started=$SECONDS
 
 log "installing what is missing"
-scripts/install-deps.sh
+scripts/install-deps.sh "${install_options[@]}"
 
 need_cmd cargo "install Rust with rustup (https://rustup.rs)"
 if ! $quick; then

@@ -81,6 +81,18 @@ pub struct PortInfo {
     pub tx_offloads: u64,
 }
 
+impl PortInfo {
+    /// The largest MTU the device can be configured with: its `max_mtu`, and no more than its
+    /// largest frame (`max_rx_pktlen`) allows (`net_tap` and `net_af_packet` take frames of 1522
+    /// and 1518 bytes through ethdev whatever their kernel interface's MTU).
+    pub fn largest_mtu(&self) -> u16 {
+        let overhead = overhead_of(self.max_mtu, self.max_rx_pktlen);
+        let by_frame = self.max_rx_pktlen.saturating_sub(overhead);
+        self.max_mtu
+            .min(u16::try_from(by_frame).unwrap_or(u16::MAX))
+    }
+}
+
 /// How to configure a port.
 #[derive(Clone, Copy, Debug)]
 pub struct PortSetup {
@@ -632,6 +644,12 @@ fn plan_setup(info: &sys::rte_eth_dev_info, wanted: &Wanted) -> Result<PortConfi
         ));
     }
     let frame = u32::from(mtu) + frame_overhead(info);
+    if wanted.mtu.is_some() && frame > info.max_rx_pktlen {
+        return Err(format!(
+            "MTU {mtu} means frames of up to {frame} bytes, the device takes frames of up to {}",
+            info.max_rx_pktlen
+        ));
+    }
     let room = u32::from(wanted.data_room);
     let can_scatter = info.rx_offload_capa & sys::SHIM_ETH_RX_OFFLOAD_SCATTER != 0;
     let rx_scatter = frame > room;
@@ -653,9 +671,12 @@ fn plan_setup(info: &sys::rte_eth_dev_info, wanted: &Wanted) -> Result<PortConfi
 
 /// Bytes a frame carries beyond its MTU (Ethernet header, CRC, VLAN tags), as ethdev computes it.
 fn frame_overhead(info: &sys::rte_eth_dev_info) -> u32 {
-    let max_mtu = u32::from(info.max_mtu);
-    if info.max_mtu != u16::MAX && info.max_rx_pktlen > max_mtu {
-        info.max_rx_pktlen - max_mtu
+    overhead_of(info.max_mtu, info.max_rx_pktlen)
+}
+
+fn overhead_of(max_mtu: u16, max_rx_pktlen: u32) -> u32 {
+    if max_mtu != u16::MAX && max_rx_pktlen > u32::from(max_mtu) {
+        max_rx_pktlen - u32::from(max_mtu)
     } else {
         sys::RTE_ETHER_HDR_LEN + sys::RTE_ETHER_CRC_LEN
     }
@@ -906,6 +927,47 @@ mod tests {
             data_room: 2048,
         };
         assert!(plan_setup(&device(1, 0, 0), &none).is_err());
+    }
+
+    /// `net_tap` (and `net_af_packet`) report no `max_mtu` but frames of 1522 (1518) bytes:
+    /// ethdev refuses more, so the plan does, with the reason.
+    #[test]
+    fn the_largest_frame_bounds_the_mtu() {
+        let tap = sys::rte_eth_dev_info {
+            max_rx_queues: 1,
+            max_tx_queues: 1,
+            min_mtu: 68,
+            max_mtu: u16::MAX,
+            max_rx_pktlen: 1522,
+            ..Default::default()
+        };
+        let err = plan_setup(&tap, &wanted(1, Some(1600), 2048)).unwrap_err();
+        assert!(
+            err.contains("frames of up to 1618 bytes") && err.contains("1522"),
+            "{err}"
+        );
+        assert_eq!(
+            plan_setup(&tap, &wanted(1, Some(1504), 2048)).unwrap().mtu,
+            1504
+        );
+        let info = |max_mtu, max_rx_pktlen| PortInfo {
+            name: String::new(),
+            driver: String::new(),
+            socket: None,
+            mac: [0; 6],
+            max_rx_queues: 1,
+            max_tx_queues: 1,
+            min_mtu: 68,
+            max_mtu,
+            max_rx_pktlen,
+            rss_offloads: 0,
+            rx_offloads: 0,
+            tx_offloads: 0,
+        };
+        assert_eq!(info(u16::MAX, 1522).largest_mtu(), 1504);
+        assert_eq!(info(u16::MAX, 1518).largest_mtu(), 1500);
+        assert_eq!(info(9600, 9618).largest_mtu(), 9600);
+        assert_eq!(info(9000, 9026).largest_mtu(), 9000);
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod hostile;
 mod import;
 mod lab;
 mod metrics;
+mod network;
 mod pcapng;
 mod readme;
 mod reload;

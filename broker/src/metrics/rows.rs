@@ -67,6 +67,7 @@ pub fn summary(config: &ValidatedConfig, totals: &Totals, stopped_by: StopReason
                 tx_bytes: v.tx_bytes,
                 tx_dropped: v.tx_dropped,
                 no_buffer: v.no_buffer,
+                egress_truncated: v.egress_truncated,
                 name,
                 group,
             }

@@ -80,6 +80,8 @@ pub struct PortRow {
     pub tx_bytes: u64,
     pub tx_dropped: u64,
     pub no_buffer: u64,
+    /// Copies a tunnel port cut to fit its via port's MTU (sent, cut).
+    pub egress_truncated: u64,
 }
 
 /// Statistics an ingress port's driver reports (`rte_eth_stats`), beside what the workers counted.
@@ -209,6 +211,13 @@ impl fmt::Display for Summary {
                 f,
                 "  {:<24} {:<10} {:>10} {:>12} {:>12} {:>12}",
                 p.name, p.group, p.copies, p.transmitted, p.tx_dropped, p.no_buffer
+            )?;
+        }
+        for p in self.tool_ports.iter().filter(|p| p.egress_truncated > 0) {
+            writeln!(
+                f,
+                "  tool port {:<14} cut {} copies to fit the MTU once encapsulated",
+                p.name, p.egress_truncated
             )?;
         }
         for g in self

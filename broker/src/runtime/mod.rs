@@ -24,6 +24,7 @@ pub mod clock;
 pub mod eal_args;
 pub mod exception;
 pub mod lcores;
+pub mod mtu;
 pub mod pool;
 pub mod resources;
 pub mod tx;
@@ -54,6 +55,9 @@ use lcores::LcorePlan;
 use tx::{TxQueueRef, TxSet};
 use worker::Worker;
 
+/// Where Linux lists its network interfaces (the MTU of a `net_af_packet` port's interface).
+const SYS_CLASS_NET: &str = "/sys/class/net";
+
 /// A port the broker opened, with its name from the config.
 #[derive(Debug)]
 pub struct OpenPort {
@@ -68,7 +72,8 @@ pub struct AddressedPort {
     pub name: String,
     pub port: Port,
     pub mac: [u8; 6],
-    /// The MTU the port has (the config's, or the device's default).
+    /// The MTU the port works with: the config's, else the device's default, or for
+    /// `net_af_packet` its interface's ([`mtu`]).
     pub mtu: u16,
     /// TX queues configured on it (a share per worker and one for the control path, or fewer
     /// shared).
@@ -515,6 +520,8 @@ fn configure_ports(
             .find(|(a, _)| a.port == port)
             .map_or(0, |(_, &q)| q)
     };
+    // The ports whose MTU DPDK does not know (net_af_packet: its interface's).
+    let mut link_mtus: Vec<(Port, Option<u16>)> = Vec::new();
     for (spec, open) in config.ingress.iter().zip(ingress) {
         let info = open
             .port
@@ -529,26 +536,30 @@ fn configure_ports(
                 spec.queues
             );
         }
+        let mtu = mtu::port_mtu(&open.name, &spec.device, spec.mtu, SYS_CLASS_NET.as_ref())?;
+        link_mtus.push((open.port, mtu.link));
         let setup = PortSetup {
             rx_queues: spec.queues,
             tx_queues: addressed_tx(open.port),
             rx_descriptors: config.dpdk.rx_descriptors,
             tx_descriptors: config.dpdk.tx_descriptors,
             mempool: pool,
-            mtu: spec.mtu,
+            mtu: mtu.dpdk,
         };
         open.port
             .configure(&setup)
             .with_context(|| format!("configuring ingress {}", open.name))?;
     }
     for (spec, open) in config.uplinks.iter().zip(uplinks) {
+        let mtu = mtu::port_mtu(&open.name, &spec.device, spec.mtu, SYS_CLASS_NET.as_ref())?;
+        link_mtus.push((open.port, mtu.link));
         let setup = PortSetup {
             rx_queues: 1,
             tx_queues: addressed_tx(open.port),
             rx_descriptors: CONTROL_DESCRIPTORS,
             tx_descriptors: config.dpdk.tx_descriptors,
             mempool: pool,
-            mtu: spec.mtu,
+            mtu: mtu.dpdk,
         };
         open.port
             .configure(&setup)
@@ -570,23 +581,43 @@ fn configure_ports(
     }
     for (a, &queues) in addressed.iter_mut().zip(&addressed_tx_queues) {
         a.tx_queues = queues;
-        a.mtu = a
-            .port
-            .mtu()
-            .with_context(|| format!("{}: reading its MTU", a.name))?;
+        let link_mtu = link_mtus
+            .iter()
+            .find(|(port, _)| *port == a.port)
+            .and_then(|(_, mtu)| *mtu);
+        a.mtu = match link_mtu {
+            Some(mtu) => mtu,
+            None => a
+                .port
+                .mtu()
+                .with_context(|| format!("{}: reading its MTU", a.name))?,
+        };
         let Some(kernel) = &a.kernel else { continue };
         // The kernel interface is the port's kernel side: same MAC, same MTU.
         kernel
             .port
             .set_mac_address(a.mac)
             .with_context(|| format!("{}: giving its kernel interface the port's MAC", a.name))?;
+        // Its frames are ARP, neighbour discovery, ping and health checks: a kernel interface
+        // that cannot take the port's MTU (net_tap: 1504 at most) takes its largest.
+        let largest = kernel
+            .port
+            .info()
+            .with_context(|| kernel.name.clone())?
+            .largest_mtu();
+        if largest < a.mtu {
+            info!(
+                "{}: MTU {largest}, the most its device takes (the port's is {})",
+                kernel.name, a.mtu
+            );
+        }
         let setup = PortSetup {
             rx_queues: 1,
             tx_queues: 1,
             rx_descriptors: CONTROL_DESCRIPTORS,
             tx_descriptors: CONTROL_DESCRIPTORS,
             mempool: pool,
-            mtu: Some(a.mtu),
+            mtu: Some(a.mtu.min(largest)),
         };
         kernel
             .port

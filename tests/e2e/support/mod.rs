@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use etherparse::{LaxNetSlice, LaxSlicedPacket, NetSlice, SlicedPacket, TransportSlice};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -141,13 +141,7 @@ pub struct BrokerRun {
 impl BrokerRun {
     /// The count of an outcome (`delivered`, …) or of a malformed reason.
     pub fn outcome(&self, label: &str) -> u64 {
-        self.summary["outcomes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|o| o["outcome"] == label || o["reason"] == label)
-            .map(|o| o["packets"].as_u64().unwrap_or(0))
-            .sum()
+        outcome_count(&self.summary, label)
     }
 
     /// A row of `tool_ports` by name.
@@ -195,6 +189,18 @@ impl BrokerRun {
         }
         assert_eq!(self.summary["mbufs_in_use_at_exit"], 0, "no mbuf leaked");
     }
+}
+
+/// The count of an outcome (`delivered`, `control`, …) or of a malformed reason in an exit
+/// summary or a status.
+pub fn outcome_count(summary: &serde_json::Value, label: &str) -> u64 {
+    summary["outcomes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| o["outcome"] == label || o["reason"] == label)
+        .map(|o| o["packets"].as_u64().unwrap_or(0))
+        .sum()
 }
 
 /// Runs `broker run --config <config>` from `cwd`, killing it after `deadline`.
@@ -402,15 +408,17 @@ pub struct InnerFlow {
     pub dst_port: u16,
 }
 
+/// Read leniently (etherparse's lax slicing): a frame cut short (sliced, or cut to fit an MTU)
+/// keeps its headers but not the length its IP header states, and still has its flow.
 pub fn inner_flow(frame: &[u8]) -> Option<InnerFlow> {
-    let sliced = SlicedPacket::from_ethernet(frame).ok()?;
+    let sliced = LaxSlicedPacket::from_ethernet(frame).ok()?;
     let (src, dst, protocol) = match sliced.net.as_ref()? {
-        NetSlice::Ipv4(ip) => (
+        LaxNetSlice::Ipv4(ip) => (
             IpAddr::V4(ip.header().source_addr()),
             IpAddr::V4(ip.header().destination_addr()),
             ip.payload().ip_number.0,
         ),
-        NetSlice::Ipv6(ip) => (
+        LaxNetSlice::Ipv6(ip) => (
             IpAddr::V6(ip.header().source_addr()),
             IpAddr::V6(ip.header().destination_addr()),
             ip.payload().ip_number.0,
@@ -440,36 +448,50 @@ pub fn multiset(frames: impl IntoIterator<Item = Vec<u8>>) -> HashMap<Vec<u8>, u
     m
 }
 
-/// Decodes a pcap with tshark (the independent decoder) and returns its frame count; fails the
-/// test if tshark finds a malformed frame.
-pub fn tshark_frames(path: &Path, decode_as: &[&str]) -> usize {
+/// Reads `fields` of every frame of a pcap with tshark (the independent decoder), one row per
+/// frame that passes the display `filter`, each field's first occurrence (the outermost layer).
+/// `options` go to tshark as they are (`-d udp.port==4790,vxlan`, `-o pref:value`).
+pub fn tshark_fields(
+    path: &Path,
+    filter: Option<&str>,
+    fields: &[&str],
+    options: &[&str],
+) -> Vec<Vec<String>> {
     let mut cmd = Command::new("tshark");
     cmd.arg("-r")
         .arg(path)
-        .arg("-T")
-        .arg("fields")
-        .arg("-e")
-        .arg("frame.number")
-        .arg("-e")
-        .arg("_ws.malformed");
-    for d in decode_as {
-        cmd.arg("-d").arg(d);
+        .args(["-T", "fields", "-E", "occurrence=f"]);
+    for field in fields {
+        cmd.arg("-e").arg(field);
     }
-    let output = cmd.output().expect("run tshark");
+    if let Some(filter) = filter {
+        cmd.arg("-Y").arg(filter);
+    }
+    let output = cmd.args(options).output().expect("run tshark");
     assert!(
         output.status.success(),
         "tshark: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let text = String::from_utf8_lossy(&output.stdout);
-    let malformed: Vec<&str> = text
+    String::from_utf8_lossy(&output.stdout)
         .lines()
-        .filter(|l| l.split('\t').nth(1).is_some_and(|m| !m.is_empty()))
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
+}
+
+/// Decodes a pcap with tshark (the independent decoder) and returns its frame count; fails the
+/// test if tshark finds a malformed frame.
+pub fn tshark_frames(path: &Path, decode_as: &[&str]) -> usize {
+    let options: Vec<&str> = decode_as.iter().flat_map(|d| ["-d", d]).collect();
+    let rows = tshark_fields(path, None, &["frame.number", "_ws.malformed"], &options);
+    let malformed: Vec<&Vec<String>> = rows
+        .iter()
+        .filter(|r| r.get(1).is_some_and(|m| !m.is_empty()))
         .collect();
     assert!(
         malformed.is_empty(),
         "tshark finds malformed frames in {}: {malformed:?}",
         path.display()
     );
-    text.lines().count()
+    rows.len()
 }
