@@ -776,6 +776,29 @@ mod tests {
         );
     }
 
+    /// What a stage prefetches is what a check reads and writes.
+    #[test]
+    fn buckets_of_are_the_buckets_a_check_uses() {
+        let t = table(1 << 12);
+        for i in 0..200 {
+            let (k, group) = (key(i), (i % 3) as u16);
+            let [first, second] = t.buckets_of(k, group);
+            assert!(std::ptr::eq(first, t.bucket_of(k, group)));
+            assert!(!std::ptr::eq(first, second));
+            assert_eq!(t.check(k, group, SECOND), Seen::New);
+            let span = (SECOND >> t.tick_shift) >> STAMP_BITS;
+            let entry = t.locate(k, group).stored_fingerprint(span) | stamp_at(&t, SECOND);
+            let here = [first, second]
+                .iter()
+                .flat_map(|b| &b.entries)
+                .filter(|e| e.load(Relaxed) == entry)
+                .count();
+            assert_eq!(here, 1, "key {i}");
+            assert_eq!(entries(&t).iter().filter(|&&e| e == entry).count(), 1);
+        }
+        assert_eq!(t.occupancy(SECOND), 200);
+    }
+
     #[test]
     fn fingerprint_zero_is_reserved_for_empty_entries() {
         let t = table(0);
