@@ -62,7 +62,11 @@
 //! entry of age `a ≥ 0` by one of age 0 on the writer's clock, or one of negative age by the same
 //! stamp. Suppose two concurrent checks C1 and C2 of a key K (same group, so the same candidates
 //! in the same order) both succeed, C1 by a CAS on candidate `a` after reading view V1, C2 on `b`
-//! after reading V2, and neither saw K live (else it returned `Duplicate`).
+//! after reading V2, and neither saw K live (else it returned `Duplicate`). The checks (and the
+//! writes between them) may read clocks a few ticks apart; on another clock every age moves by
+//! the same number of ticks, so the order of the candidates, each check's choice and the
+//! monotonicity above are the same on C1's clock — unless an age wraps (leaves
+//! `[−64, 2^14 − 64)`) between the two clocks. Measure every badness below on C1's clock.
 //! - `a = b`: the CASes are ordered, say C1's first. C2's CAS succeeded, so the value it read
 //!   (V2\[a\]) was the value just before its write, hence C1's write `(K, …)` or a later one. Had
 //!   it been C1's write, C2 would have seen K; so another check overwrote K in between: an
@@ -74,10 +78,8 @@
 //!   (bad(V1[a]), −a) > (bad(V1[b]), −b) ≥ (bad(V2[b]), −b)`: a contradiction.
 //!
 //! So a second `New` for K within the window happens only after K's entry was evicted (counted as
-//! `NewEvictedLive` by whoever evicted it) or when [`MAX_ATTEMPTS`] CASes in a row lost a race —
-//! and, because the checks and writes involved may read clocks a tick or two apart, when the
-//! comparison of ages on one clock and on the other disagree, which only a wrap of an age can
-//! cause (*Limitations*). Without the "victim's stamp if ahead" rule, a stamp could go down (a
+//! `NewEvictedLive` by whoever evicted it), when [`MAX_ATTEMPTS`] CASes in a row lost a race, or
+//! when an age wraps between the clocks of the checks involved (*Limitations*). Without the "victim's stamp if ahead" rule, a stamp could go down (a
 //! worker whose clock read is older replacing a newer entry), two views could then order the
 //! entries differently, and both checks could win; with a victim rule that is not a function of
 //! the view alone (say, each worker preferring its own free entry), they would pick different
@@ -114,8 +116,8 @@
 //!   readings fall in different ticks and, between the two, one of the key's candidates wraps;
 //!   for candidates of uniformly spread stamps that is at most 16 × 2^-14 per tick between the
 //!   readings (which are normally microseconds apart, a tick being at least `window / 64`), and
-//!   it needs candidates untouched for hundreds of windows, which a table under steady traffic
-//!   does not have. A stale entry also looks live (for `live + 64` ticks of every span):
+//!   it needs a candidate left untouched for 255 windows or more, which happens in lightly
+//!   loaded tables only. A stale entry also looks live (for `live + 64` ticks of every span):
 //!   [`DedupTable::occupancy`] counts it, and a key whose sixteen candidates all look live so
 //!   evicts one and reports `NewEvictedLive` — possible after the whole table sat idle for a
 //!   multiple of a span, for those `live + 64` ticks (under 1 % of a span). It never matches a
@@ -222,14 +224,14 @@ impl Clock {
     /// of this tick, then older and older. The victim rule and liveness both read this.
     #[inline(always)]
     fn oldness(self, entry: u64) -> u64 {
-        (self.tick + FUTURE_TICKS).wrapping_sub(entry) & STAMP_MASK
+        self.tick.wrapping_add(FUTURE_TICKS).wrapping_sub(entry) & STAMP_MASK
     }
 
     /// The full tick of a stamp whose oldness is `oldness` (right for stamps written within the
     /// last span, which live ones are).
     #[inline(always)]
     fn stamp_tick(self, oldness: u64) -> u64 {
-        (self.tick + FUTURE_TICKS).wrapping_sub(oldness)
+        self.tick.wrapping_add(FUTURE_TICKS).wrapping_sub(oldness)
     }
 }
 
@@ -572,7 +574,7 @@ fn new_entry(clock: Clock, wanted: Wanted, victim: u64, oldness: u64) -> u64 {
 }
 
 /// A bucket index in `0..count` from 32 bits of hash (multiply-shift: uses the high bits; a
-/// table has fewer than 2^29 buckets).
+/// table has at most 2^29 buckets).
 #[inline(always)]
 fn bucket_index(hash32: u64, count: usize) -> usize {
     ((hash32 * count as u64) >> 32) as usize
@@ -956,6 +958,17 @@ mod tests {
             }
             before = after;
         }
+    }
+
+    /// The clock may be anywhere in the u64 range, up to its end (ticks wrap like stamps).
+    #[test]
+    fn works_at_the_end_of_the_clock() {
+        let t = DedupTable::new(64, Duration::from_nanos(50));
+        let end = u64::MAX - 10;
+        assert_eq!(t.check(key(1), 0, end), Seen::New);
+        assert_eq!(t.check(key(1), 0, end + 10), Seen::Duplicate);
+        assert_eq!(t.check(key(1), 0, end - 60), Seen::Duplicate);
+        assert_eq!(t.occupancy(u64::MAX), 1);
     }
 
     #[test]
