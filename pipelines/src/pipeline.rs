@@ -240,8 +240,9 @@ impl Pipeline {
                 for (slot, decision) in chunk.iter().zip(self.decisions.iter()) {
                     if let (Some(_), Some(key)) = (slot, decision.dedup_key) {
                         for target in &decision.targets[..usize::from(decision.copies)] {
-                            B::prefetch(d.table.bucket_of(key, target.group));
-                            B::prefetch(d.table.second_bucket_of(key, target.group));
+                            let [first, second] = d.table.buckets_of(key, target.group);
+                            B::prefetch(first);
+                            B::prefetch(second);
                         }
                     }
                 }
