@@ -1,7 +1,9 @@
 //! Once warm, the worker loop allocates nothing: the real loop (`runtime/worker.rs`, its TX side
 //! `runtime/tx.rs`), on real DPDK ports — a `net_pcap` ingress replaying mirrored traffic
 //! forever, `net_null` tool ports — with the whole pipeline, fan-out by mbuf clones, drops freed
-//! in bulk, TX flushes and drains.
+//! in bulk, TX flushes and drains; the ingress port owns an address, so frames for it are handed
+//! to the exception path's channel (outcome `control`), and a VXLAN tunnel port sends through it
+//! (a header mbuf chained in front of each copy).
 //!
 //! The worker's source files are compiled into this test as they are (the broker is a binary,
 //! not a library), and its loop is driven one poll at a time on this thread, which is also the
@@ -36,9 +38,10 @@ use pcap_file::pcap::{PcapPacket, PcapWriter};
 use pipelines::Outcome;
 use pipelines::counters::WorkerCounters;
 use pipelines::pipeline::{Dedup, Pipeline};
+use pipelines::plan::TunnelLink;
 use pipelines::plan::{Plan, PortFacts};
 use pipelines::stage::dedup::{DedupKeyer, DedupTable};
-use pipelines::testing::{aws_vxlan, inner_tcp4, inner_udp6, v4, v6};
+use pipelines::testing::{aws_vxlan, ethernet, inner_tcp4, inner_udp6, ipv4, v4, v6};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -51,6 +54,7 @@ name = "zero-alloc"
 [[ingress]]
 name = "mirror"
 device = "net_pcap0"
+address = ["10.0.9.10/24"]
 [decap]
 allowed_sources = ["10.0.0.0/8", "fd00::/8"]
 [dedup]
@@ -59,7 +63,7 @@ capacity = 4096
 [[session]]
 name = "web"
 vni = 101
-tools = ["ids", "recorder"]
+tools = ["ids", "recorder", "net"]
 filter = "no-telnet"
 source_ips = ["10.0.1.10"]
 [[session]]
@@ -83,7 +87,13 @@ name = "recorder"
 balance = "round-robin"
 slice = 64
 ports = [{ name = "rec-1", device = "net_null3" }]
+[[tool_group]]
+name = "net"
+ports = [{ name = "net-1", tunnel = "vxlan", remote = "10.0.9.21", via = "mirror" }]
 "#;
+
+/// The ingress port's MAC, as the test's frames address it (`testing::ethernet`).
+const MIRROR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 
 /// Mirrored traffic taking every path: delivered to one or two groups (cut by the slice or not),
 /// a second copy of a packet (duplicate), filtered, unknown VNI, denied sender.
@@ -117,6 +127,16 @@ fn frames() -> Vec<Vec<u8>> {
     frames.push(aws_vxlan(eni, 101, &telnet));
     frames.push(aws_vxlan(eni, 999, &telnet));
     frames.push(aws_vxlan(v4("192.0.2.1"), 101, &telnet));
+    // For the port itself: an ARP request and a ping.
+    let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 10, 0, 9, 1];
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&[10, 0, 9, 10]);
+    frames.push(ethernet(0x0806, &arp));
+    let echo = [8, 0, 0xf7, 0xfe, 0, 1, 0, 0];
+    frames.push(ethernet(
+        0x0800,
+        &ipv4([10, 0, 9, 1], [10, 0, 9, 10], 1, &echo),
+    ));
     frames
 }
 
@@ -174,7 +194,7 @@ fn the_warm_worker_loop_allocates_nothing() {
         mtu: None,
     };
     let mirror = Port::by_name(&eal, "net_pcap0").unwrap();
-    mirror.configure(&setup(1, 0)).unwrap();
+    mirror.configure(&setup(1, 1)).unwrap();
     mirror.start().unwrap();
     let mut queues = Vec::new();
     for name in ["net_null1", "net_null2", "net_null3"] {
@@ -183,15 +203,24 @@ fn the_warm_worker_loop_allocates_nothing() {
         port.start().unwrap();
         queues.push(tx::TxQueueRef::Own(port.take_tx_queue(0).unwrap()));
     }
+    // The tunnel port sends on the ingress port's TX queue (net_pcap without tx_pcap drops).
+    queues.push(tx::TxQueueRef::Own(mirror.take_tx_queue(0).unwrap()));
+    let (punt, punted) = std::sync::mpsc::sync_channel(64);
 
     let config = config::fixtures::config(CONFIG);
     let counters = Arc::new(WorkerCounters::new(&config));
-    let plan = Plan::build(
-        &config,
-        1,
-        &PortFacts::default(),
-        Box::new([counters.clone()]),
-    );
+    let link = TunnelLink {
+        source_mac: MIRROR_MAC,
+        next_hop_mac: [2, 0, 0, 0, 0, 0x21],
+        mtu: 1500,
+    };
+    let facts = PortFacts {
+        tunnels: vec![None, None, None, Some(link)],
+        ingress_macs: vec![Some(MIRROR_MAC)],
+        ..PortFacts::default()
+    };
+    let plan = Plan::build(&config, 1, &facts, Box::new([counters.clone()]));
+    assert!(plan.egress[3].is_some(), "the tunnel port has its template");
     let dedup = config.dedup.as_ref().map(|d| Dedup {
         table: Arc::new(DedupTable::new(d.capacity, d.window)),
         keyer: Arc::new(DedupKeyer::new(d.ignore_dscp_ecn, d.ignore_vlan)),
@@ -199,7 +228,7 @@ fn the_warm_worker_loop_allocates_nothing() {
     let pipeline = Pipeline::new(0, &plan, dedup);
     let mut worker = worker::Worker {
         rx: mirror.take_rx_queue(0).unwrap(),
-        tx: tx::TxSet::new(queues, vec![0, 1, 2], None, counters.clone()),
+        tx: tx::TxSet::new(queues, vec![0, 1, 2, 3], Some((0, punt)), counters.clone()),
         pipeline,
         plans: Arc::new(ArcSwap::from_pointee(plan)),
         stop: Arc::new(AtomicBool::new(false)),
@@ -212,6 +241,7 @@ fn the_warm_worker_loop_allocates_nothing() {
     let mut polls = 0;
     while counters.rx_packets.get() < 20_000 {
         worker.poll(&mut state);
+        while punted.try_recv().is_ok() {}
         polls += 1;
         assert!(polls < 1_000_000, "the pcap port delivers nothing");
     }
@@ -219,6 +249,8 @@ fn the_warm_worker_loop_allocates_nothing() {
         let mut received = 0;
         for _ in 0..10_000 {
             received += worker.poll(&mut state);
+            // The exception path's side: take the frames for the port (and free them).
+            while punted.try_recv().is_ok() {}
         }
         received
     });
@@ -233,6 +265,7 @@ fn the_warm_worker_loop_allocates_nothing() {
         Outcome::Filtered,
         Outcome::UnknownSession,
         Outcome::SourceDenied,
+        Outcome::Control,
     ] {
         assert!(counters.outcome_count(outcome) > 0, "no {outcome:?} packet");
     }
@@ -241,6 +274,15 @@ fn the_warm_worker_loop_allocates_nothing() {
     assert!(
         sliced > 0 && sent > counters.outcome_count(Outcome::Delivered),
         "fan-out and slicing ran"
+    );
+    assert!(
+        counters.ports[3].tx_packets.get() > 0,
+        "the tunnel port sent encapsulated copies"
+    );
+    assert_eq!(
+        counters.control_dropped.get(),
+        0,
+        "every control frame was handed over"
     );
 
     // The same loop, stopped, hands every mbuf back (what it held is flushed or freed).

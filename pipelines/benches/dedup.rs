@@ -1,14 +1,19 @@
 //! De-duplication per packet, in bursts of 32: key hashing and table checks.
 //!
 //! Before criterion runs, a pass prints the least cost per packet (ns and TSC cycles, with the
-//! line-rate budgets) of each: keys of 64-, 512- and 1,500-byte frames, and hits and misses in a
-//! 2^20-entry (16 MiB) table at 50 % and 90 % load, checked one by one and with the burst's
-//! buckets prefetched first (as the pipeline does for tables larger than L2).
+//! line-rate budgets) of each: keys of 64-, 512- and 1,500-byte frames, and hits and misses at
+//! 50 % and 90 % load in three tables — 2^14 entries (stays in L2), 2^20 entries (the default
+//! capacity) and as many entries as fit in 16 MiB (does not fit any cache) — checked one by one
+//! and with the burst's buckets prefetched first (as the pipeline does for tables larger than L2).
+//! It also prints, per table and load, how many inserts evicted a live entry.
 //!
 //! The table benches keep the load steady with a simulated clock: each new key advances it by
 //! `window / (load × capacity)`, so about `load × capacity` entries are live at any time (the
 //! others have expired) — the steady state of a broker whose packet rate × window is that many
 //! entries.
+//!
+//! `cargo bench -p broker-pipelines --bench dedup` (add `-- nothing` to print the least costs and
+//! skip criterion).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -25,8 +30,62 @@ use pipelines::stage::dedup::{DedupKey, DedupKeyer, DedupTable, Seen};
 
 use common::BURST;
 const L2: usize = 14;
-const CAPACITY: u32 = 1 << 20;
 const WINDOW: Duration = Duration::from_millis(100);
+
+/// A table size to bench: a number of entries, or as many entries as fit in some memory.
+#[derive(Clone, Copy)]
+enum Size {
+    Entries(u32),
+    Bytes(usize),
+}
+
+/// The tables benched: one that stays in L2, the default capacity, and a table far larger than
+/// the caches (16 MiB, the size of the default capacity with 16-byte entries).
+const SIZES: [Size; 3] = [
+    Size::Entries(1 << 14),
+    Size::Entries(1 << 20),
+    Size::Bytes(16 << 20),
+];
+
+/// The sizes of [`SIZES`] that make different tables (with 16-byte entries, 16 MiB is 2^20).
+fn sizes() -> Vec<Size> {
+    let mut sizes: Vec<Size> = Vec::new();
+    for size in SIZES {
+        if sizes.iter().all(|s| s.capacity() != size.capacity()) {
+            sizes.push(size);
+        }
+    }
+    sizes
+}
+
+impl Size {
+    fn capacity(self) -> u32 {
+        match self {
+            Size::Entries(entries) => entries,
+            Size::Bytes(bytes) => {
+                let probe = DedupTable::new(1 << 12, WINDOW);
+                let per_entry = probe.memory_bytes() / probe.capacity();
+                u32::try_from(bytes / per_entry).expect("entries fit u32")
+            }
+        }
+    }
+
+    fn name(self) -> String {
+        let table = DedupTable::new(self.capacity(), WINDOW);
+        let entries = table.capacity();
+        let entries = if entries.is_power_of_two() {
+            format!("2^{}", entries.trailing_zeros())
+        } else {
+            entries.to_string()
+        };
+        let bytes = table.memory_bytes();
+        if bytes >= 1 << 20 {
+            format!("{entries} entries ({} MiB)", bytes >> 20)
+        } else {
+            format!("{entries} entries ({} KiB)", bytes >> 10)
+        }
+    }
+}
 
 /// 32 different Ethernet + IPv4 + TCP frames of `frame_len` bytes.
 fn frames(frame_len: usize) -> Vec<VecBuf> {
@@ -43,10 +102,12 @@ fn frames(frame_len: usize) -> Vec<VecBuf> {
         .collect()
 }
 
-/// Prefetches the two buckets a check of `key` for group 0 reads, as the pipeline does.
+/// Prefetches the two buckets a check of `key` for group 0 reads, as the pipeline does
+/// (`prefetcht0`, as the mbufs' hint).
 fn prefetch_buckets(table: &DedupTable, key: DedupKey) {
-    prefetch(table.bucket_of(key, 0));
-    prefetch(table.second_bucket_of(key, 0));
+    let [first, second] = table.buckets_of(key, 0);
+    prefetch(first);
+    prefetch(second);
 }
 
 fn key(i: u64) -> DedupKey {
@@ -68,26 +129,35 @@ struct Steady {
     now_ns: u64,
     next_key: u64,
     step_ns: u64,
+    /// Keys inserted within the last quarter window: `recent` keys from `first_recent` on.
+    first_recent: u64,
+    recent: u64,
 }
 
 impl Steady {
-    fn new(load: f64) -> Steady {
-        let live = (f64::from(CAPACITY) * load) as u64;
+    fn new(size: Size, load: f64) -> Steady {
+        let table = DedupTable::new(size.capacity(), WINDOW);
+        let live = (table.capacity() as f64 * load) as u64;
         let mut steady = Steady {
-            table: DedupTable::new(CAPACITY, WINDOW),
+            table,
             now_ns: WINDOW.as_nanos() as u64,
             next_key: 0,
             step_ns: WINDOW.as_nanos() as u64 / live,
+            first_recent: 0,
+            recent: live / 4,
         };
         let mut evicted = 0;
         for _ in 0..3 * live {
             evicted += u64::from(steady.insert_next() == Seen::NewEvictedLive);
         }
+        steady.first_recent = steady.next_key - steady.recent + 1;
         eprintln!(
-            "load {load}: {} live of {} entries; last {} inserts evicted {evicted} live entries",
+            "{}, load {load}: {} live; the {} inserts from empty evicted {evicted} live entries \
+             ({:.2} %)",
+            size.name(),
             steady.table.occupancy(steady.now_ns),
-            steady.table.capacity(),
-            3 * live
+            3 * live,
+            100.0 * evicted as f64 / (3 * live) as f64
         );
         steady
     }
@@ -96,6 +166,42 @@ impl Steady {
         self.now_ns += self.step_ns;
         self.next_key += 1;
         self.table.check(key(self.next_key), 0, self.now_ns)
+    }
+
+    /// The `i`-th recent key after `offset`: inserted within the last quarter window, so a
+    /// check of it at `now_ns` is a hit (and writes nothing).
+    fn recent_key(&self, offset: u64, i: u64) -> DedupKey {
+        key(self.first_recent + (offset + i) % self.recent)
+    }
+
+    /// Checks a burst of recent keys (hits) at the current time, optionally prefetching the
+    /// burst's buckets first.
+    fn hits(&self, offset: &mut u64, prefetch: bool) {
+        let keys: [DedupKey; BURST] = std::array::from_fn(|i| self.recent_key(*offset, i as u64));
+        *offset = (*offset + BURST as u64) % self.recent;
+        if prefetch {
+            for &k in &keys {
+                prefetch_buckets(&self.table, k);
+            }
+        }
+        for k in keys {
+            let seen = self.table.check(k, 0, self.now_ns);
+            debug_assert_eq!(seen, Seen::Duplicate);
+            black_box(seen);
+        }
+    }
+
+    /// Checks a burst of new keys (misses), the clock moving on so that the load stays where it
+    /// is, optionally prefetching the burst's buckets first.
+    fn misses(&mut self, prefetch: bool) {
+        if prefetch {
+            for i in 0..BURST as u64 {
+                prefetch_buckets(&self.table, key(self.next_key + 1 + i));
+            }
+        }
+        for _ in 0..BURST {
+            black_box(self.insert_next());
+        }
     }
 }
 
@@ -142,73 +248,20 @@ fn bench_keys(c: &mut Criterion) {
 fn bench_table(c: &mut Criterion) {
     let mut group = c.benchmark_group("dedup_table");
     group.throughput(Throughput::Elements(BURST as u64));
-    for load in [0.5, 0.9] {
-        let percent = (load * 100.0) as u32;
-        let mut steady = Steady::new(load);
-
-        // Hits: keys inserted within the last quarter window, checked at a fixed time (a
-        // duplicate writes nothing, so the table does not change).
-        let recent = (f64::from(CAPACITY) * load / 4.0) as u64;
-        let first_recent = steady.next_key - recent + 1;
-        let mut offset = 0;
-        let now_ns = steady.now_ns;
-        group.bench_function(BenchmarkId::new("hit", format!("{percent}%_load")), |b| {
-            b.iter(|| {
-                for _ in 0..BURST {
-                    let k = key(first_recent + offset);
-                    offset = (offset + 1) % recent;
-                    let seen = steady.table.check(k, 0, now_ns);
-                    debug_assert_eq!(seen, Seen::Duplicate);
-                    black_box(seen);
-                }
-            })
-        });
-
-        // The same hits, the burst's buckets prefetched first (as the stage does).
-        group.bench_function(
-            BenchmarkId::new("hit_prefetched", format!("{percent}%_load")),
-            |b| {
-                b.iter(|| {
-                    let keys: [DedupKey; BURST] =
-                        std::array::from_fn(|i| key(first_recent + (offset + i as u64) % recent));
-                    offset = (offset + BURST as u64) % recent;
-                    for &k in &keys {
-                        prefetch_buckets(&steady.table, k);
-                    }
-                    for k in keys {
-                        black_box(steady.table.check(k, 0, now_ns));
-                    }
-                })
-            },
-        );
-
-        // Misses: new keys, the clock moving on so that the load stays where it is.
-        group.bench_function(BenchmarkId::new("miss", format!("{percent}%_load")), |b| {
-            b.iter(|| {
-                for _ in 0..BURST {
-                    black_box(steady.insert_next());
-                }
-            })
-        });
-        group.bench_function(
-            BenchmarkId::new("miss_prefetched", format!("{percent}%_load")),
-            |b| {
-                b.iter(|| {
-                    let keys: [DedupKey; BURST] =
-                        std::array::from_fn(|i| key(steady.next_key + 1 + i as u64));
-                    for &k in &keys {
-                        prefetch_buckets(&steady.table, k);
-                    }
-                    for _ in 0..BURST {
-                        black_box(steady.insert_next());
-                    }
-                })
-            },
-        );
-        eprintln!(
-            "load {load} after the miss bench: {} live",
-            steady.table.occupancy(steady.now_ns)
-        );
+    for size in sizes() {
+        let entries = size.capacity();
+        for load in [0.5, 0.9] {
+            let percent = (load * 100.0) as u32;
+            let mut steady = Steady::new(size, load);
+            let mut offset = 0;
+            let id = |case: &str| BenchmarkId::new(case, format!("{entries}_{percent}%_load"));
+            group.bench_function(id("hit"), |b| b.iter(|| steady.hits(&mut offset, false)));
+            group.bench_function(id("hit_prefetched"), |b| {
+                b.iter(|| steady.hits(&mut offset, true))
+            });
+            group.bench_function(id("miss"), |b| b.iter(|| steady.misses(false)));
+            group.bench_function(id("miss_prefetched"), |b| b.iter(|| steady.misses(true)));
+        }
     }
     group.finish();
 }
@@ -226,58 +279,26 @@ fn print_least_costs() {
         });
         rows.push((format!("key, {frame_len}-byte frame"), cost));
     }
-    for load in [0.5, 0.9] {
-        let percent = (load * 100.0) as u32;
-        let mut steady = Steady::new(load);
-        let recent = (f64::from(CAPACITY) * load / 4.0) as u64;
-        let first_recent = steady.next_key - recent + 1;
-        let now_ns = steady.now_ns;
-        let mut offset = 0;
-        let mut hits = |prefetch: bool, steady: &mut Steady| {
-            least_cost(BURST, 200, 256, || {
-                let keys: [DedupKey; BURST] =
-                    std::array::from_fn(|i| key(first_recent + (offset + i as u64) % recent));
-                offset = (offset + BURST as u64) % recent;
-                if prefetch {
-                    for &k in &keys {
-                        prefetch_buckets(&steady.table, k);
-                    }
-                }
-                for k in keys {
-                    black_box(steady.table.check(k, 0, now_ns));
-                }
-            })
-        };
-        rows.push((
-            format!("table hit, {percent}% load"),
-            hits(false, &mut steady),
-        ));
-        rows.push((
-            format!("table hit, {percent}% load, prefetched"),
-            hits(true, &mut steady),
-        ));
-        let misses = |prefetch: bool, steady: &mut Steady| {
-            least_cost(BURST, 200, 256, || {
-                if prefetch {
-                    for i in 0..BURST as u64 {
-                        prefetch_buckets(&steady.table, key(steady.next_key + 1 + i));
-                    }
-                }
-                for _ in 0..BURST {
-                    black_box(steady.insert_next());
-                }
-            })
-        };
-        rows.push((
-            format!("table miss, {percent}% load"),
-            misses(false, &mut steady),
-        ));
-        rows.push((
-            format!("table miss, {percent}% load, prefetched"),
-            misses(true, &mut steady),
-        ));
+    print_costs("dedup keys, burst 32", &rows);
+    for size in sizes() {
+        let mut rows: Vec<(String, Cost)> = Vec::new();
+        for load in [0.5, 0.9] {
+            let percent = (load * 100.0) as u32;
+            let mut steady = Steady::new(size, load);
+            let mut offset = 0;
+            for prefetch in [false, true] {
+                let cost = least_cost(BURST, 200, 256, || steady.hits(&mut offset, prefetch));
+                let how = if prefetch { ", prefetched" } else { "" };
+                rows.push((format!("hit, {percent}% load{how}"), cost));
+            }
+            for prefetch in [false, true] {
+                let cost = least_cost(BURST, 200, 256, || steady.misses(prefetch));
+                let how = if prefetch { ", prefetched" } else { "" };
+                rows.push((format!("miss, {percent}% load{how}"), cost));
+            }
+        }
+        print_costs(&format!("dedup table of {}, burst 32", size.name()), &rows);
     }
-    print_costs("dedup, burst 32, table of 2^20 entries (16 MiB)", &rows);
 }
 
 fn main() {

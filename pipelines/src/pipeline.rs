@@ -251,8 +251,9 @@ impl Pipeline {
                         for target in &decision.targets[..usize::from(decision.copies)] {
                             let scope =
                                 plan.groups[usize::from(target.group)].window_scope(target.port);
-                            B::prefetch(d.table.bucket_of(key, scope));
-                            B::prefetch(d.table.second_bucket_of(key, scope));
+                            let [first, second] = d.table.buckets_of(key, scope);
+                            B::prefetch(first);
+                            B::prefetch(second);
                         }
                     }
                 }

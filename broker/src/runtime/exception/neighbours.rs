@@ -193,7 +193,8 @@ mod tests {
         let refresh = table.probes(t0 + PROBE_INTERVAL + Duration::from_millis(5));
         assert_eq!(refresh[0].unicast, Some(MAC));
         assert!(!table.expire(t0 + Duration::from_millis(2900)));
-        assert!(table.expire(t0 + Duration::from_millis(3002)));
+        // The last answer was at +3 ms: silent for DEAD_AFTER from then.
+        assert!(table.expire(t0 + Duration::from_millis(3003)));
         let dead = table.states()[0];
         assert_eq!(
             (dead.live, dead.mac),

@@ -12,8 +12,9 @@
 //! lies (XXH3-128, one call for a one-segment packet, streamed over a chain), and a second,
 //! short XXH3-128 call binds the normalised head, its length, the VLAN ids and the digest of the
 //! rest into the key (see [`BLOCK`] for its layout). `hash` and `fingerprint` are the two 64-bit halves of that 128-bit result:
-//! the table picks a bucket with one and compares the other in full, so two different packets
-//! are confused only if all 128 bits collide.
+//! the table picks the key's buckets with one and stores 50 bits of the other, so two different
+//! packets whose entries meet in a bucket are confused with probability 2^-50 (the table's
+//! module docs state what that gives per second).
 //!
 //! The hash is keyed with a 192-byte XXH3 secret drawn at start ([`DedupKeyer::new`]), so that
 //! the packets an attacker can inject into a mirrored network cannot be crafted offline to
@@ -59,9 +60,9 @@ const DEEP_VLAN_STACK: u8 = 0xff;
 /// but for a collision of all 128 bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DedupKey {
-    /// Chooses the first of the key's two table buckets.
+    /// Chooses the key's two table buckets (one with each half).
     pub hash: u64,
-    /// Compared in full (and chooses the second bucket).
+    /// Its top 50 bits, salted, are stored and compared.
     pub fingerprint: u64,
 }
 

@@ -1,102 +1,171 @@
-//! The de-duplication table shared by all workers: fixed size, lock-free, linearizable per key.
+//! The de-duplication table shared by all workers: fixed size, lock-free, one 64-bit word per
+//! entry, linearizable per key except for the cases stated under *Limitations*.
 //!
 //! # Design
-//! The table is an array of buckets, one 64-byte cache line each, holding four 16-byte entries
-//! `(fingerprint, stamp_ns)`. A key may sit in any of the eight entries of two buckets, one
-//! chosen from its `hash`, the other from its `fingerprint` (its *candidates*, always in that
-//! order); the fingerprint is compared in full. Both are first mixed with the tool group, so each
-//! group has its own view of the table (the same packet for two groups is two independent
-//! entries). A fingerprint of 0 marks an empty entry. An entry is *live* while
-//! `now − stamp < window`.
+//! The table is an array of buckets, one 64-byte cache line each, holding eight 64-bit entries.
+//! A key may sit in any of the sixteen entries of two buckets, chosen from the two halves of its
+//! `hash` (its *candidates*, always in that order). The hash and the fingerprint are first mixed
+//! with the tool group, so each group has its own view of the table (the same packet for two
+//! groups is two independent entries).
 //!
-//! Two buckets rather than one: in the steady state of a table at load ρ (entries expiring as
-//! fast as new ones come), a key whose candidates are all live must evict one, which happens
-//! about ρ⁴ of the time with one 4-entry bucket and ρ⁸ with two. The bench measured, with one
-//! bucket, 11 % of inserts evicting a live entry at half load (38 % when aiming at 90 %, which it
-//! could not reach: 76 %); with two, 0.9 % at half load (28 % at 90 %, reaching 85 %). The price
-//! is a second cache line per check, whose miss overlaps the first, and which
-//! [`DedupTable::bucket_of`] and [`DedupTable::second_bucket_of`] let a stage prefetch across a
-//! whole burst.
+//! Two buckets of eight rather than one: in the steady state of a table at load ρ (entries
+//! expiring as fast as new ones come), a key whose candidates are all live must evict one. With
+//! one bucket of eight that happens to about 4 % of inserts at half load; with sixteen candidates
+//! in two buckets to a few in 10,000 (fewer than the previous table's eight 16-byte candidates, a
+//! hundred in 10,000), and at 90 % load to fewer inserts too (BENCHMARKS.md, *Dedup table*). Both
+//! buckets come from the hash and none from the fingerprint, so that where an entry is stored
+//! tells nothing about its fingerprint bits. The price is a second cache line per check, whose
+//! miss overlaps the first's, and which a stage can prefetch with the first for a whole burst
+//! ([`DedupTable::buckets_of`]).
 //!
-//! Every entry is one `portable_atomic::AtomicU128`: on x86_64 a `lock cmpxchg16b` for the
-//! compare-and-swap and, on CPUs with AVX (detected at run time), a plain `vmovdqa` for the load,
-//! which does not take the cache line exclusive, so a bucket that only sees duplicates stays
-//! shared between the cores. [`DedupTable::is_lock_free`] reports whether the CPU has
-//! `cmpxchg16b` (every x86_64 since 2008 does); without it portable-atomic falls back to a lock.
+//! An entry is one `AtomicU64`: a plain `mov` to read, `lock cmpxchg` to write, on every 64-bit
+//! CPU. Its 50 high bits are the key's *fingerprint* (see below), never 0; its 14 low bits are
+//! its *stamp*, the time it was written in *ticks* modulo 2^14. A word of 0 is an empty entry
+//! (never written).
+//!
+//! ## Time
+//! A tick is the smallest power of two of nanoseconds that is at least `window / 64`, so a window
+//! is 33 to 64 ticks long (fewer only under 64 ns), and 2^14 ticks (a *span*) are 256 to 512
+//! windows. A check reads its clock once (`tick = now_ns >> shift`) and measures a candidate's
+//! *age* as `(tick − stamp) mod 2^14`, taken in `[−64, 2^14 − 64)`: a negative age is a stamp
+//! written by a worker whose clock reading is up to [`FUTURE_TICKS`] later than this one's. An
+//! entry is *live* while its age is negative or below `live = ⌈(window − 1 ns) / tick⌉ + 1`.
+//! Whatever the phase of the first sighting within its tick, a copy less than `window` after it
+//! is less than `live` ticks after it, and a copy `live × tick` or more after it is at least
+//! `live` ticks after it; `live × tick` is less than `window + 2 ticks`. So a packet is
+//! remembered for at least the window and less than the window plus two ticks (1/16 of it).
+//!
+//! Stamps repeat every span: an entry left untouched for a whole span looks as young as one
+//! written now. So the fingerprint bits an entry stores are the top 50 bits of the key's
+//! fingerprint *salted with the stamp's span* (`(tick >> 14) × an odd constant`); a check works
+//! out each candidate's span from its age and its own clock, and compares the candidate's
+//! fingerprint bits with the key's for that span. An entry of the same key from an earlier span
+//! then differs like an entry of any other key (see the collision probability below): a stale
+//! entry can look live but cannot make a new packet a duplicate.
 //!
 //! `check(key)`:
-//! 1. read the eight candidates (eight atomic loads: a *view*, not a snapshot);
-//! 2. a live entry with the fingerprint → `Duplicate` (nothing is written);
-//! 3. otherwise the victim is the candidate of the view with the smallest stamp, the first in
-//!    candidate order on a tie (empty and expired entries are naturally the oldest), and it is
-//!    replaced by `(fingerprint, max(now, victim.stamp, 1))` with a CAS whose expected value is
-//!    the one read (stamp 0 is reserved for empty entries, so an entry written at time 0 does not
-//!    tie with them);
+//! 1. read the sixteen candidates (sixteen 64-bit atomic loads: a *view*, not a snapshot);
+//! 2. a live candidate with the key's fingerprint for its span → `Duplicate` (nothing written);
+//! 3. otherwise the victim is the first empty candidate of the view if there is one, else the
+//!    one whose age is the greatest on the check's clock, the first in candidate order on a tie;
+//!    it is replaced by the key's entry stamped with the check's tick — or with the victim's
+//!    stamp if that is ahead of the clock, so that stamps never go backwards — with a CAS whose
+//!    expected value is the one read;
 //! 4. on CAS failure, start again from 1 (at most [`MAX_ATTEMPTS`] times; then report `New`
 //!    without recording: a contended table passes a packet, never drops one).
 //!
 //! ## Why two checks of one key cannot both win
-//! Every write to an entry is a successful CAS that stores `max(now, stamp read, 1)`, so along the
-//! modification order of each entry the stamps never decrease. Suppose two concurrent checks C1
-//! and C2 of a key K (same group, so the same candidates in the same order) both succeed, C1 by a
-//! CAS on candidate `a` after reading view V1, C2 on candidate `b` after reading view V2, and
-//! neither saw K live (else it returned `Duplicate`).
+//! Call an entry's *badness* the pair (empty, age): every empty entry beats every written one,
+//! then the older beats the younger; the victim is the candidate of greatest badness, the first
+//! on a tie. Along the modification order of each entry, badness never increases when measured
+//! on one clock: an empty entry is only ever replaced by a written one, and a write replaces an
+//! entry of age `a ≥ 0` by one of age 0 on the writer's clock, or one of negative age by the same
+//! stamp. Suppose two concurrent checks C1 and C2 of a key K (same group, so the same candidates
+//! in the same order) both succeed, C1 by a CAS on candidate `a` after reading view V1, C2 on `b`
+//! after reading V2, and neither saw K live (else it returned `Duplicate`). The checks (and the
+//! writes between them) may read clocks a few ticks apart; on another clock every age moves by
+//! the same number of ticks, so the order of the candidates, each check's choice and the
+//! monotonicity above are the same on C1's clock — unless an age wraps (leaves
+//! `[−64, 2^14 − 64)`) between the two clocks. Measure every badness below on C1's clock.
 //! - `a = b`: the CASes are ordered, say C1's first. C2's CAS succeeded, so the value it read
-//!   (V2\[a\]) was the value just before its write, hence C1's write `(K, …)` or a later one. Had it
-//!   been C1's write, C2 would have seen K; so another check overwrote K in between: an eviction,
-//!   which that check reported as `NewEvictedLive`, or K had expired.
+//!   (V2\[a\]) was the value just before its write, hence C1's write `(K, …)` or a later one. Had
+//!   it been C1's write, C2 would have seen K; so another check overwrote K in between: an
+//!   eviction, which that check reported as `NewEvictedLive`, or K had expired.
 //! - `a ≠ b`: if C2 read entry `a` after C1's write, C2 saw K (or an entry that replaced it, as
-//!   above); so V2\[a\] precedes C1's write and `stamp(V2[a]) ≤ stamp(V1[a])`. Likewise
-//!   `stamp(V1[b]) ≤ stamp(V2[b])`. C1 chose `a`: `(stamp(V1[a]), a) < (stamp(V1[b]), b)`; C2 chose
-//!   `b`: `(stamp(V2[b]), b) < (stamp(V2[a]), a)`. Chaining, `(stamp(V1[a]), a) < (stamp(V1[b]), b)
-//!   ≤ (stamp(V2[b]), b) < (stamp(V2[a]), a) ≤ (stamp(V1[a]), a)`: a contradiction.
+//!   above); so V2\[a\] precedes C1's write and `bad(V2[a]) ≥ bad(V1[a])`. Likewise
+//!   `bad(V1[b]) ≥ bad(V2[b])`. C1 chose `a`: `(bad(V1[a]), −a) > (bad(V1[b]), −b)`; C2 chose `b`:
+//!   `(bad(V2[b]), −b) > (bad(V2[a]), −a)`. Chaining, `(bad(V2[b]), −b) > (bad(V2[a]), −a) ≥
+//!   (bad(V1[a]), −a) > (bad(V1[b]), −b) ≥ (bad(V2[b]), −b)`: a contradiction.
 //!
 //! So a second `New` for K within the window happens only after K's entry was evicted (counted as
-//! `NewEvictedLive` by whoever evicted it) or when [`MAX_ATTEMPTS`] CASes in a row lost a race.
-//! Without the `max()`, a stamp could go down (a worker whose clock read is older replacing a newer
-//! entry), two views could then order the entries differently, and both checks could win; with a
-//! victim rule that is not a function of the view alone (say, each worker preferring its own free
-//! entry), they would pick different entries and both win (the stress test catches this). The
-//! argument uses only the modification order of each entry (coherence), so `Relaxed` ordering is
-//! enough: no other memory is published through the table.
+//! `NewEvictedLive` by whoever evicted it), when [`MAX_ATTEMPTS`] CASes in a row lost a race, or
+//! when an age wraps between the clocks of the checks involved (*Limitations*). Without the "victim's stamp if ahead" rule, a stamp could go down (a
+//! worker whose clock read is older replacing a newer entry), two views could then order the
+//! entries differently, and both checks could win; with a victim rule that is not a function of
+//! the view alone (say, each worker preferring its own free entry), they would pick different
+//! entries and both win (the stress test catches both). The argument uses only the modification
+//! order of each entry (coherence), so `Relaxed` ordering is enough: no other memory is published
+//! through the table.
+//!
+//! ## The probability of a false duplicate
+//! A new packet is reported `Duplicate` only if one of its candidates that looks live holds
+//! another key whose 50 stored fingerprint bits equal the key's (for that entry's span). The
+//! fingerprint is 64 bits of a keyed XXH3-128 of the packet, independent of the bits that chose
+//! the buckets, so each live candidate collides with probability 2^-50: a check errs with
+//! probability at most `L × 2^-50`, `L` the candidates that look live (about 16 × the load; at
+//! most 16). At 10 million checks a second (10 Mpps, one tool group; a group more is as many
+//! checks more) and half load (L ≈ 8) that is 7.1 × 10^-8 per second: one false duplicate every
+//! 163 days; at 90 % load (L ≈ 14.4) one every 91 days; with all sixteen candidates live, one
+//! every 81 days. (The previous table compared 64 bits in eight candidates: 2^-64-class.)
 //!
 //! # Limitations
-//! - A key has eight candidate entries: when all eight hold live keys, recording it evicts the
-//!   oldest (reported, so the caller counts it), and a later duplicate of the evicted packet gets
-//!   through. Size the table at twice the packets per window (half load: under 1 % of inserts
-//!   evict; the bench prints the rate for its loads).
-//! - The stamps come from the callers' clock (a monotonic ns counter shared by the workers);
-//!   a worker whose reading is late by `d` sees entries up to `d` younger than they are.
-//! - On an x86_64 CPU without AVX, portable-atomic loads an entry with `lock cmpxchg16b`, which
-//!   takes the cache line exclusive: duplicates checked on several cores then contend for it.
-//!   Building with `-C target-feature=+cmpxchg16b,+avx` (or a `target-cpu` that has them) also
-//!   inlines the atomics instead of dispatching through a function pointer.
+//! - A key has sixteen candidate entries: when all sixteen hold live keys, recording it evicts
+//!   the oldest (reported, so the caller counts it), and a later duplicate of the evicted packet
+//!   gets through. Size the table at twice the packets per window (half load: a few in 10,000
+//!   inserts evict; the bench prints the rate for its loads). An entry is 8 bytes: 2^20 entries
+//!   take 8 MiB.
+//! - The window has a resolution of one tick (`window / 64` to `window / 32`): a packet is
+//!   remembered for at least the window and less than the window plus two ticks.
+//! - The stamps come from the callers' clock (a monotonic ns counter shared by the workers). A
+//!   check whose clock reading is behind an entry's stamp by at most [`FUTURE_TICKS`] ticks (at
+//!   least one window) sees it as live, as young as it can be; by more, it takes the stamp for
+//!   one a span older, so it can pass a duplicate and evict a live entry (never drop a new
+//!   packet), and the argument above no longer holds for that check.
+//! - Wrap-around. An entry not rewritten for `2^14 − 64` ticks (255–510 windows) has an age that
+//!   wraps to "64 ticks ahead". Two concurrent checks of one key can then both win if their clock
+//!   readings fall in different ticks and, between the two, one of the key's candidates wraps;
+//!   for candidates of uniformly spread stamps that is at most 16 × 2^-14 per tick between the
+//!   readings (which are normally microseconds apart, a tick being at least `window / 64`), and
+//!   it needs a candidate left untouched for 255 windows or more, which happens in lightly
+//!   loaded tables only. A stale entry also looks live (for `live + 64` ticks of every span):
+//!   [`DedupTable::occupancy`] counts it, and a key whose sixteen candidates all look live so
+//!   evicts one and reports `NewEvictedLive` — possible after the whole table sat idle for a
+//!   multiple of a span, for those `live + 64` ticks (under 1 % of a span). It never matches a
+//!   key (the span salt above).
+//! - A false duplicate has the probability stated above (the price of a 64-bit entry).
 //! - A check reads two cache lines that are, in a large table, two cache misses (overlapped),
 //!   and with 4 KiB pages two TLB misses: the cost of a check is the memory latency, not the
 //!   arithmetic. The table lives on the Rust heap (this crate has no `unsafe` to ask for huge
 //!   pages).
 
 use std::fmt;
-use std::time::Duration;
-
-use portable_atomic::AtomicU128;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use super::key::DedupKey;
 
-/// Entries per bucket: four 16-byte entries fill one 64-byte cache line.
-const WAYS: usize = 4;
-/// Entries a key may occupy: the entries of its two buckets.
+/// Entries per bucket: eight 8-byte entries fill one 64-byte cache line.
+const WAYS: usize = 8;
+/// Entries a key may occupy: the entries of its two buckets (the victim rule packs an index in
+/// 4 bits).
 const CANDIDATES: usize = 2 * WAYS;
+const _: () = assert!(CANDIDATES <= 16);
 /// CAS attempts before a check gives up and passes the packet unrecorded. A failed CAS means
 /// another check writing to the same entries made progress, so running out needs that many
 /// lost races in a row on one key's candidates.
 pub const MAX_ATTEMPTS: usize = 16;
+
+/// Bits of an entry holding its stamp (the low bits); the other 50 hold its fingerprint.
+const STAMP_BITS: u32 = 14;
+const STAMP_MASK: u64 = (1 << STAMP_BITS) - 1;
+/// The tick is the smallest power of two of nanoseconds that is at least the window divided by
+/// this: a window is 33 to 64 ticks long (fewer only for windows under 64 ns), so an entry is
+/// remembered at most two ticks (1/16 of the window) longer than the window.
+const TICKS_PER_WINDOW: u64 = 64;
+/// Stamps up to this many ticks ahead of a check's clock are taken as written by a worker whose
+/// clock reading is later than the checker's, not as stamps from the far past: the lag between
+/// two workers' clock readings that the table tolerates (at least one window).
+const FUTURE_TICKS: u64 = 64;
+
 /// Spreads group numbers over the hash space (the 64-bit golden ratio; odd, so the group salts
 /// are distinct).
 const GROUP_HASH_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
 /// A second odd constant for the fingerprint salt, unrelated to the first.
 const GROUP_FINGERPRINT_SALT: u64 = 0xc2b2_ae3d_27d4_eb4f;
+/// A third odd constant, salting the stored fingerprint with the stamp's span (see the module
+/// docs: an entry from an earlier span does not match).
+const SPAN_FINGERPRINT_SALT: u64 = 0xff51_afd7_ed55_8ccd;
 
 /// Whether a packet is new for a tool group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -110,66 +179,23 @@ pub enum Seen {
     Duplicate,
 }
 
-/// One bucket: one cache line. Public so that a stage can prefetch it ([`DedupTable::bucket_of`]);
-/// its entries are the table's own.
+/// One bucket of the table: one cache line of eight entries. A check reads two
+/// ([`DedupTable::buckets_of`]); a stage may prefetch them before checking.
 #[derive(Debug, Default)]
 #[repr(C, align(64))]
 pub struct Bucket {
-    entries: [AtomicU128; WAYS],
+    entries: [AtomicU64; WAYS],
 }
-
-/// An entry's value: the fingerprint in the high half, the stamp in the low half.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Entry {
-    fingerprint: u64,
-    stamp_ns: u64,
-}
-
-impl Entry {
-    fn load(slot: &AtomicU128) -> Entry {
-        let bits = slot.load(Relaxed);
-        Entry {
-            fingerprint: (bits >> 64) as u64,
-            stamp_ns: bits as u64,
-        }
-    }
-
-    fn bits(self) -> u128 {
-        (u128::from(self.fingerprint) << 64) | u128::from(self.stamp_ns)
-    }
-
-    fn is_live(self, now_ns: u64, window_ns: u64) -> bool {
-        self.fingerprint != 0 && now_ns.saturating_sub(self.stamp_ns) < window_ns
-    }
-}
-
-/// The stamp of an entry written at `now_ns` over `victim`: never below the victim's (stamps of
-/// an entry never decrease, see the module docs), and never 0, which only empty entries have (an
-/// entry written at time 0 must not tie with the empty ones and be evicted first).
-#[inline]
-fn stamp(now_ns: u64, victim: Entry) -> u64 {
-    now_ns.max(victim.stamp_ns).max(1)
-}
-
-/// What a read of the candidates decided.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Scan {
-    Duplicate,
-    /// Replace candidate `index`, whose value was read as `current`.
-    Replace {
-        index: usize,
-        current: Entry,
-    },
-}
-
-/// The entries a key may occupy, in the order the victim rule breaks ties.
-type Candidates<'t> = [&'t AtomicU128; CANDIDATES];
 
 /// The table all workers share through an `Arc`. See the module docs.
 pub struct DedupTable {
     /// At least two, so that a key's two buckets can always differ.
     buckets: Box<[Bucket]>,
     window_ns: u64,
+    /// A tick is `1 << tick_shift` ns.
+    tick_shift: u32,
+    /// An entry is live while its age in ticks (on the checker's clock) is below this.
+    live_ticks: u64,
 }
 
 impl fmt::Debug for DedupTable {
@@ -177,18 +203,146 @@ impl fmt::Debug for DedupTable {
         f.debug_struct("DedupTable")
             .field("entries", &self.capacity())
             .field("window_ns", &self.window_ns)
+            .field("tick_ns", &(1u64 << self.tick_shift))
+            .field("live_ticks", &self.live_ticks)
             .finish()
     }
 }
 
+/// A check's reading of the clock, in ticks, with what depends on it.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    /// The full tick count (not truncated to the stamp's bits).
+    tick: u64,
+    /// Oldness (see [`Clock::oldness`]) below which an entry is live.
+    live_below: u64,
+}
+
+impl Clock {
+    /// How old `entry` looks on this clock, in ticks plus [`FUTURE_TICKS`], modulo the stamp's
+    /// range: 0 to `FUTURE_TICKS − 1` for stamps ahead of the clock, `FUTURE_TICKS` for a stamp
+    /// of this tick, then older and older. The victim rule and liveness both read this.
+    #[inline(always)]
+    fn oldness(self, entry: u64) -> u64 {
+        self.tick.wrapping_add(FUTURE_TICKS).wrapping_sub(entry) & STAMP_MASK
+    }
+
+    /// The full tick of a stamp whose oldness is `oldness` (right for stamps written within the
+    /// last span, which live ones are).
+    #[inline(always)]
+    fn stamp_tick(self, oldness: u64) -> u64 {
+        self.tick.wrapping_add(FUTURE_TICKS).wrapping_sub(oldness)
+    }
+}
+
+/// A key's place in the table for one group: its two buckets and its fingerprint.
+#[derive(Clone, Copy)]
+struct Probe<'t> {
+    buckets: [&'t Bucket; 2],
+    /// The group-salted 64-bit fingerprint, before the span salt and the truncation.
+    fingerprint: u64,
+}
+
+impl<'t> Probe<'t> {
+    #[inline(always)]
+    fn slot(&self, i: usize) -> &'t AtomicU64 {
+        &self.buckets[i / WAYS].entries[i % WAYS]
+    }
+
+    /// The fingerprint bits this key stores with a stamp of span `span` (`tick >> STAMP_BITS`):
+    /// the top 50 bits of the fingerprint salted with the span, never 0 (0 marks an empty
+    /// entry).
+    #[inline(always)]
+    fn stored_fingerprint(&self, span: u64) -> u64 {
+        match (self.fingerprint ^ span.wrapping_mul(SPAN_FINGERPRINT_SALT)) & !STAMP_MASK {
+            0 => 1 << STAMP_BITS,
+            f => f,
+        }
+    }
+}
+
+/// The fingerprints a live entry of the key may carry at `clock`: the one of the clock's span,
+/// and near a span boundary the one of the neighbouring span that a live stamp can fall in.
+#[derive(Clone, Copy)]
+struct Wanted {
+    span: u64,
+    this_span: u64,
+    other_span: u64,
+    /// Whether a live stamp can be in the other span (the clock is within the live ticks after
+    /// the start of its span, or within [`FUTURE_TICKS`] of its end): 129 ticks of 16,384.
+    near_edge: bool,
+}
+
+impl Wanted {
+    #[inline(always)]
+    fn new(probe: &Probe<'_>, clock: Clock) -> Wanted {
+        let span = clock.tick >> STAMP_BITS;
+        let phase = clock.tick & STAMP_MASK;
+        // A live stamp lies less than the live ticks before the clock or at most FUTURE_TICKS
+        // after it: in the previous span only early in this one, in the next only late.
+        let early = phase < clock.live_below.saturating_sub(FUTURE_TICKS);
+        let late = phase + FUTURE_TICKS > STAMP_MASK;
+        let this_span = probe.stored_fingerprint(span);
+        let other_span = if early {
+            probe.stored_fingerprint(span.wrapping_sub(1))
+        } else if late {
+            probe.stored_fingerprint(span.wrapping_add(1))
+        } else {
+            this_span // no live stamp is in another span
+        };
+        Wanted {
+            span,
+            this_span,
+            other_span,
+            near_edge: early || late,
+        }
+    }
+
+    /// The fingerprint bits an entry of this key stamped at `stamp_tick` carries.
+    #[inline(always)]
+    fn for_stamp(self, stamp_tick: u64) -> u64 {
+        if stamp_tick >> STAMP_BITS == self.span {
+            self.this_span
+        } else {
+            self.other_span
+        }
+    }
+}
+
+/// What a read of the candidates decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scan {
+    Duplicate,
+    /// Replace candidate `index`, whose value was read as `current`, with `oldness` on the
+    /// check's clock.
+    Replace {
+        index: usize,
+        current: u64,
+        oldness: u64,
+    },
+}
+
 impl DedupTable {
-    /// A table of at least `capacity` entries (rounded up to whole 4-entry buckets, at least two)
+    /// A table of at least `capacity` entries (rounded up to whole 8-entry buckets, at least two)
     /// remembering packets for `window`. All its memory is allocated here; it never grows.
     pub fn new(capacity: u32, window: Duration) -> DedupTable {
         let buckets = (capacity as usize).div_ceil(WAYS).max(2);
+        let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+        let tick_ns = window_ns
+            .div_ceil(TICKS_PER_WINDOW)
+            .max(1)
+            .next_power_of_two();
+        // Live while age < live_ticks: every age below the window in ns maps to at most
+        // ceil((window − 1) / tick) ticks, whatever the phase of the first sighting.
+        let live_ticks = match window_ns {
+            0 => 0,
+            w => (w - 1).div_ceil(tick_ns) + 1,
+        };
         DedupTable {
             buckets: (0..buckets).map(|_| Bucket::default()).collect(),
-            window_ns: u64::try_from(window.as_nanos()).unwrap_or(u64::MAX),
+            window_ns,
+            tick_shift: tick_ns.trailing_zeros(),
+            live_ticks,
         }
     }
 
@@ -202,9 +356,22 @@ impl DedupTable {
         std::mem::size_of_val(&*self.buckets)
     }
 
-    /// Whether this CPU updates entries without a lock (x86_64: it has `cmpxchg16b`).
+    /// Whether entries are updated without a lock: 64-bit atomics are native on every 64-bit
+    /// target.
     pub fn is_lock_free() -> bool {
-        AtomicU128::is_lock_free()
+        cfg!(target_has_atomic = "64")
+    }
+
+    #[inline(always)]
+    fn clock(&self, now_ns: u64) -> Clock {
+        Clock {
+            tick: now_ns >> self.tick_shift,
+            // A window of 0 keeps nothing, not even stamps ahead of the clock.
+            live_below: match self.live_ticks {
+                0 => 0,
+                live => FUTURE_TICKS + live,
+            },
+        }
     }
 
     /// Records that `group` receives the packet with `key` at `now_ns` (a monotonic ns clock
@@ -212,21 +379,25 @@ impl DedupTable {
     /// `Duplicate`: seen within the window.
     #[inline]
     pub fn check(&self, key: DedupKey, group: u16, now_ns: u64) -> Seen {
-        let (candidates, fingerprint) = self.locate(key, group);
+        let probe = self.locate(key, group);
+        let clock = self.clock(now_ns);
+        let wanted = Wanted::new(&probe, clock);
         for _ in 0..MAX_ATTEMPTS {
-            let (index, current) = match self.scan(&candidates, fingerprint, now_ns) {
+            let (index, current, oldness) = match scan(&probe, clock, wanted) {
                 Scan::Duplicate => return Seen::Duplicate,
-                Scan::Replace { index, current } => (index, current),
+                Scan::Replace {
+                    index,
+                    current,
+                    oldness,
+                } => (index, current, oldness),
             };
-            let new = Entry {
-                fingerprint,
-                stamp_ns: stamp(now_ns, current),
-            };
-            let won = candidates[index]
-                .compare_exchange(current.bits(), new.bits(), Relaxed, Relaxed)
+            let new = new_entry(clock, wanted, current, oldness);
+            let won = probe
+                .slot(index)
+                .compare_exchange(current, new, Relaxed, Relaxed)
                 .is_ok();
             if won {
-                return if current.is_live(now_ns, self.window_ns) {
+                return if !is_empty(current) && oldness < clock.live_below {
                     Seen::NewEvictedLive
                 } else {
                     Seen::New
@@ -236,29 +407,23 @@ impl DedupTable {
         Seen::New
     }
 
-    /// The first bucket a [`DedupTable::check`] of `key` for `group` reads, for a stage to
-    /// prefetch (`PacketBuf::prefetch`) for every key of a burst before checking them, so that
-    /// the burst's cache misses overlap instead of being paid one after the other.
+    /// The bucket of `key` for `group` that a check reads first. The check reads a second one
+    /// too: a stage that prefetches should prefetch both ([`DedupTable::buckets_of`]).
     #[inline]
     pub fn bucket_of(&self, key: DedupKey, group: u16) -> &Bucket {
-        let (first, _, _) = self.buckets_of(key, group);
-        first
+        self.locate(key, group).buckets[0]
     }
 
-    /// The second bucket a check of `key` for `group` reads (see [`DedupTable::bucket_of`]).
+    /// The two buckets a check of `key` for `group` reads, in the order it reads them.
     #[inline]
-    pub fn second_bucket_of(&self, key: DedupKey, group: u16) -> &Bucket {
-        let (_, second, _) = self.buckets_of(key, group);
-        second
+    pub fn buckets_of(&self, key: DedupKey, group: u16) -> [&Bucket; 2] {
+        self.locate(key, group).buckets
     }
 
     /// Live entries at `now_ns`. Reads the whole table: control plane only.
     pub fn occupancy(&self, now_ns: u64) -> usize {
-        self.buckets
-            .iter()
-            .flat_map(|bucket| &bucket.entries)
-            .filter(|slot| Entry::load(slot).is_live(now_ns, self.window_ns))
-            .count()
+        let clock = self.clock(now_ns);
+        self.buckets.iter().map(|bucket| bucket.live(clock)).sum()
     }
 
     /// Live entries at `now_ns`, estimated from at most `max_buckets` buckets spread evenly over
@@ -270,76 +435,139 @@ impl DedupTable {
         if max_buckets >= count {
             return self.occupancy(now_ns);
         }
+        let clock = self.clock(now_ns);
         let sample = max_buckets.max(1);
-        let live = (0..sample)
+        let live: usize = (0..sample)
             // Evenly spaced: bucket i·count/sample, distinct since sample < count.
             .filter_map(|i| {
                 self.buckets
                     .get(((i as u128 * count as u128) / sample as u128) as usize)
             })
-            .flat_map(|bucket| &bucket.entries)
-            .filter(|slot| Entry::load(slot).is_live(now_ns, self.window_ns))
-            .count();
+            .map(|bucket| bucket.live(clock))
+            .sum();
         ((live as u128 * count as u128) / sample as u128) as usize
     }
 
-    /// The candidates and the stored fingerprint of `key` for `group`.
+    /// The buckets and the group-salted fingerprint of `key` for `group`.
     #[inline]
-    fn locate(&self, key: DedupKey, group: u16) -> (Candidates<'_>, u64) {
-        let (first, second, fingerprint) = self.buckets_of(key, group);
-        let candidates = std::array::from_fn(|i| match i.checked_sub(WAYS) {
-            None => &first.entries[i],
-            Some(j) => &second.entries[j],
-        });
-        (candidates, fingerprint)
-    }
-
-    /// The two buckets of `key` for `group`, in candidate order, and its stored fingerprint.
-    #[inline]
-    fn buckets_of(&self, key: DedupKey, group: u16) -> (&Bucket, &Bucket, u64) {
+    fn locate(&self, key: DedupKey, group: u16) -> Probe<'_> {
         let group = u64::from(group) + 1;
         let hash = key.hash ^ group.wrapping_mul(GROUP_HASH_SALT);
-        let fingerprint = match key.fingerprint ^ group.wrapping_mul(GROUP_FINGERPRINT_SALT) {
-            0 => 1, // 0 marks an empty entry
-            f => f,
-        };
         let count = self.buckets.len();
-        let first = bucket_index(hash, count);
-        let second = match bucket_index(fingerprint, count) {
-            same if same == first => (first + 1) % count, // `new` makes at least two buckets
+        // Both buckets come from the hash (its two halves), none from the fingerprint: the
+        // fingerprint bits an entry stores are then independent of where it is stored, and
+        // all 50 of them tell keys apart.
+        let first = bucket_index(hash >> 32, count);
+        let second = match bucket_index(hash & 0xffff_ffff, count) {
+            // `new` makes at least two buckets.
+            same if same == first => {
+                if first + 1 == count {
+                    0
+                } else {
+                    first + 1
+                }
+            }
             other => other,
         };
-        (&self.buckets[first], &self.buckets[second], fingerprint)
-    }
-
-    /// Reads the candidates once: a live entry with `fingerprint`, or the victim (smallest
-    /// stamp, first in candidate order on a tie) with the value read.
-    #[inline]
-    fn scan(&self, candidates: &Candidates<'_>, fingerprint: u64, now_ns: u64) -> Scan {
-        let view = candidates.map(Entry::load);
-        if view
-            .iter()
-            .any(|e| e.fingerprint == fingerprint && e.is_live(now_ns, self.window_ns))
-        {
-            return Scan::Duplicate;
-        }
-        let mut index = 0;
-        for (i, entry) in view.iter().enumerate().skip(1) {
-            if entry.stamp_ns < view[index].stamp_ns {
-                index = i;
-            }
-        }
-        Scan::Replace {
-            index,
-            current: view[index],
+        Probe {
+            buckets: [&self.buckets[first], &self.buckets[second]],
+            fingerprint: key.fingerprint ^ group.wrapping_mul(GROUP_FINGERPRINT_SALT),
         }
     }
 }
 
-/// A bucket index in `0..count` from a 64-bit hash (multiply-shift: uses the high bits).
+impl Bucket {
+    /// Live entries of this bucket on `clock`.
+    fn live(&self, clock: Clock) -> usize {
+        self.entries
+            .iter()
+            .map(|slot| slot.load(Relaxed))
+            .filter(|&entry| !is_empty(entry) && clock.oldness(entry) < clock.live_below)
+            .count()
+    }
+}
+
+/// An entry with no fingerprint: never written (every stored fingerprint is non-zero).
 #[inline(always)]
-fn bucket_index(hash: u64, count: usize) -> usize {
-    ((u128::from(hash) * count as u128) >> 64) as usize
+fn is_empty(entry: u64) -> bool {
+    entry <= STAMP_MASK
+}
+
+/// Reads the candidates once: a live entry with the key's fingerprint, or the victim: an empty
+/// entry if there is one, else the entry that looks oldest on the check's clock; the first in
+/// candidate order on a tie.
+#[inline(always)]
+fn scan(probe: &Probe<'_>, clock: Clock, wanted: Wanted) -> Scan {
+    let view: [u64; CANDIDATES] = std::array::from_fn(|i| probe.slot(i).load(Relaxed));
+    // First the fingerprints alone, as a bit mask (a few operations per entry, no branch; bit i
+    // is candidate i, built from the last candidate down); only an entry with a fingerprint of
+    // the key is looked at closely: live, and the fingerprint of its own stamp's span.
+    let same_fingerprint = |fingerprint: u64| {
+        view.iter().rev().fold(0u32, |mask, &entry| {
+            mask << 1 | u32::from((entry ^ fingerprint) <= STAMP_MASK)
+        })
+    };
+    let mut matches = same_fingerprint(wanted.this_span);
+    if wanted.near_edge {
+        matches |= same_fingerprint(wanted.other_span);
+    }
+    while matches != 0 {
+        let entry = view[matches.trailing_zeros() as usize];
+        matches &= matches - 1;
+        if is_live_copy(entry, clock, wanted) {
+            return Scan::Duplicate;
+        }
+    }
+    // The victim: the first empty entry; else the oldest, the first in candidate order on a tie
+    // (the oldness and the index packed in one integer, so that the choice is a maximum). Every
+    // empty entry has the same value (0), so this is also the first of the greatest
+    // (empty, oldness).
+    let empties = view
+        .iter()
+        .rev()
+        .fold(0u32, |mask, &entry| mask << 1 | u32::from(is_empty(entry)));
+    let index = if empties != 0 {
+        empties.trailing_zeros() as usize
+    } else {
+        let mut worst = 0;
+        for (i, &entry) in view.iter().enumerate() {
+            worst = worst.max(clock.oldness(entry) << 4 | (CANDIDATES - 1 - i) as u64);
+        }
+        CANDIDATES - 1 - (worst & 0xf) as usize
+    };
+    Scan::Replace {
+        index,
+        current: view[index],
+        oldness: clock.oldness(view[index]),
+    }
+}
+
+/// Whether `entry` is a live entry of the key: live on `clock`, with the key's fingerprint for
+/// its stamp's span.
+#[inline(always)]
+fn is_live_copy(entry: u64, clock: Clock, wanted: Wanted) -> bool {
+    let oldness = clock.oldness(entry);
+    oldness < clock.live_below && entry & !STAMP_MASK == wanted.for_stamp(clock.stamp_tick(oldness))
+}
+
+/// The entry written over `victim` (read with `oldness`): the key's fingerprint for the span of
+/// the stamp, and the stamp: the clock's tick, or the victim's if that is ahead of the clock
+/// (stamps never go backwards, see the module docs).
+#[inline(always)]
+fn new_entry(clock: Clock, wanted: Wanted, victim: u64, oldness: u64) -> u64 {
+    let stamp_tick = if !is_empty(victim) && oldness < FUTURE_TICKS {
+        clock.stamp_tick(oldness)
+    } else {
+        clock.tick
+    };
+    wanted.for_stamp(stamp_tick) | (stamp_tick & STAMP_MASK)
+}
+
+/// A bucket index in `0..count` from 32 bits of hash (multiply-shift: uses the high bits; a
+/// table has at most 2^29 buckets).
+#[inline(always)]
+fn bucket_index(hash32: u64, count: usize) -> usize {
+    ((hash32 * count as u64) >> 32) as usize
 }
 
 #[cfg(test)]
@@ -369,13 +597,26 @@ mod tests {
         DedupTable::new(capacity, Duration::from_secs(1))
     }
 
+    fn tick_ns(t: &DedupTable) -> u64 {
+        1 << t.tick_shift
+    }
+
+    /// Every entry of the table, in bucket order.
+    fn entries(t: &DedupTable) -> Vec<u64> {
+        t.buckets
+            .iter()
+            .flat_map(|b| &b.entries)
+            .map(|e| e.load(Relaxed))
+            .collect()
+    }
+
     #[test]
     fn layout_and_memory() {
         assert_eq!(std::mem::size_of::<Bucket>(), 64);
         assert_eq!(std::mem::align_of::<Bucket>(), 64);
         let t = table(1001);
-        assert_eq!(t.capacity(), 1004);
-        assert_eq!(t.memory_bytes(), 251 * 64);
+        assert_eq!(t.capacity(), 1008);
+        assert_eq!(t.memory_bytes(), 126 * 64);
         assert_eq!(table(0).capacity(), 2 * WAYS);
         fn shared<T: Send + Sync>() {}
         shared::<DedupTable>();
@@ -384,7 +625,6 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn entries_are_lock_free_on_this_machine() {
-        // portable-atomic detects cmpxchg16b at run time; without it the table would take a lock.
         assert!(DedupTable::is_lock_free());
     }
 
@@ -392,16 +632,19 @@ mod tests {
     fn duplicate_within_the_window_new_after_it() {
         let t = table(1024);
         let k = key(1);
+        // Entries are remembered for at least the window and less than the window plus two
+        // ticks (the stamp's resolution).
+        let forgotten = 11 * SECOND + 2 * tick_ns(&t);
         assert_eq!(t.check(k, 0, 10 * SECOND), Seen::New);
         assert_eq!(t.check(k, 0, 10 * SECOND), Seen::Duplicate);
         assert_eq!(t.check(k, 0, 11 * SECOND - 1), Seen::Duplicate);
         // A duplicate does not extend the window: it is measured from the first sighting.
-        assert_eq!(t.check(k, 0, 11 * SECOND), Seen::New);
-        assert_eq!(t.check(k, 0, 11 * SECOND + 1), Seen::Duplicate);
+        assert_eq!(t.check(k, 0, forgotten), Seen::New);
+        assert_eq!(t.check(k, 0, forgotten + 1), Seen::Duplicate);
         // A clock reading a little behind the stamp still sees the entry.
-        assert_eq!(t.check(k, 0, 11 * SECOND - 5), Seen::Duplicate);
-        assert_eq!(t.occupancy(11 * SECOND), 1);
-        assert_eq!(t.occupancy(13 * SECOND), 0);
+        assert_eq!(t.check(k, 0, forgotten - 5), Seen::Duplicate);
+        assert_eq!(t.occupancy(forgotten), 1);
+        assert_eq!(t.occupancy(forgotten + 2 * SECOND), 0);
     }
 
     #[test]
@@ -462,15 +705,17 @@ mod tests {
     #[test]
     fn a_key_whose_candidates_are_all_live_evicts_the_oldest_and_says_so() {
         let t = table(0); // two buckets: every key's candidates are the whole table
+        // One key per tick (the stamps' resolution), all within the window.
+        let at = |i: u64| SECOND + i * tick_ns(&t);
         for i in 0..CANDIDATES as u64 {
-            assert_eq!(t.check(key(i), 0, SECOND + i), Seen::New);
+            assert_eq!(t.check(key(i), 0, at(i)), Seen::New);
         }
-        assert_eq!(t.check(key(100), 0, SECOND + 10), Seen::NewEvictedLive);
+        assert_eq!(t.check(key(100), 0, at(16)), Seen::NewEvictedLive);
         // The oldest (key 0) went; the others are still there.
         for i in 1..CANDIDATES as u64 {
-            assert_eq!(t.check(key(i), 0, SECOND + 11), Seen::Duplicate);
+            assert_eq!(t.check(key(i), 0, at(17)), Seen::Duplicate);
         }
-        assert_eq!(t.check(key(0), 0, SECOND + 12), Seen::NewEvictedLive);
+        assert_eq!(t.check(key(0), 0, at(18)), Seen::NewEvictedLive);
         // Once the entries expire, replacing them is no eviction.
         assert_eq!(t.check(key(200), 0, 5 * SECOND), Seen::New);
         assert_eq!(t.occupancy(5 * SECOND), 1);
@@ -482,18 +727,247 @@ mod tests {
         for i in 0..CANDIDATES as u64 {
             assert_eq!(t.check(key(i), 0, 10 * SECOND), Seen::New);
         }
-        // A worker whose clock reads earlier evicts one; the entry keeps the later stamp.
-        assert_eq!(t.check(key(99), 0, 9 * SECOND), Seen::NewEvictedLive);
-        let stamps: Vec<Entry> = t
-            .buckets
-            .iter()
-            .flat_map(|b| &b.entries)
-            .map(Entry::load)
-            .collect();
+        // A worker whose clock reads earlier (by less than the lag the table tolerates) evicts
+        // one; the entry keeps the later stamp.
+        let earlier = 10 * SECOND - (FUTURE_TICKS - 4) * tick_ns(&t);
+        assert_eq!(t.check(key(99), 0, earlier), Seen::NewEvictedLive);
+        let later = (10 * SECOND) >> t.tick_shift;
+        let stamps: Vec<u64> = entries(&t).iter().map(|e| e & STAMP_MASK).collect();
         assert!(
-            stamps.iter().all(|e| e.stamp_ns == 10 * SECOND),
+            stamps.iter().all(|&s| s == later & STAMP_MASK),
             "{stamps:?}"
         );
+        assert_eq!(t.check(key(99), 0, 10 * SECOND), Seen::Duplicate);
+    }
+
+    /// The ticks of `t` as a check at `now_ns` reads them.
+    fn stamp_at(t: &DedupTable, now_ns: u64) -> u64 {
+        (now_ns >> t.tick_shift) & STAMP_MASK
+    }
+
+    #[test]
+    fn an_entry_packs_50_bits_of_fingerprint_over_a_14_bit_stamp() {
+        let t = table(0);
+        let now = 7 * SECOND;
+        assert_eq!(t.check(key(3), 5, now), Seen::New);
+        let written: Vec<u64> = entries(&t).into_iter().filter(|&e| e != 0).collect();
+        let probe = t.locate(key(3), 5);
+        let span = (now >> t.tick_shift) >> STAMP_BITS;
+        assert_eq!(
+            written,
+            [probe.stored_fingerprint(span) | stamp_at(&t, now)]
+        );
+        // The fingerprint bits are the top 50 of the group-salted fingerprint, salted with the
+        // stamp's span.
+        assert_eq!(
+            written[0] >> STAMP_BITS,
+            (key(3).fingerprint
+                ^ 6u64.wrapping_mul(GROUP_FINGERPRINT_SALT)
+                ^ span.wrapping_mul(SPAN_FINGERPRINT_SALT))
+                >> STAMP_BITS
+        );
+    }
+
+    /// What a stage prefetches is what a check reads and writes.
+    #[test]
+    fn buckets_of_are_the_buckets_a_check_uses() {
+        let t = table(1 << 12);
+        for i in 0..200 {
+            let (k, group) = (key(i), (i % 3) as u16);
+            let [first, second] = t.buckets_of(k, group);
+            assert!(std::ptr::eq(first, t.bucket_of(k, group)));
+            assert!(!std::ptr::eq(first, second));
+            assert_eq!(t.check(k, group, SECOND), Seen::New);
+            let span = (SECOND >> t.tick_shift) >> STAMP_BITS;
+            let entry = t.locate(k, group).stored_fingerprint(span) | stamp_at(&t, SECOND);
+            let here = [first, second]
+                .iter()
+                .flat_map(|b| &b.entries)
+                .filter(|e| e.load(Relaxed) == entry)
+                .count();
+            assert_eq!(here, 1, "key {i}");
+            assert_eq!(entries(&t).iter().filter(|&&e| e == entry).count(), 1);
+        }
+        assert_eq!(t.occupancy(SECOND), 200);
+    }
+
+    #[test]
+    fn fingerprint_zero_is_reserved_for_empty_entries() {
+        let t = table(0);
+        // Group 0's salt is 1 × GROUP_FINGERPRINT_SALT and span 0's salt is 0: this key's stored
+        // fingerprint would be 0, the mark of an empty entry; it is stored as 1.
+        let k = DedupKey {
+            hash: 3,
+            fingerprint: GROUP_FINGERPRINT_SALT,
+        };
+        assert_eq!(t.check(k, 0, 5), Seen::New);
+        let written: Vec<u64> = entries(&t).into_iter().filter(|&e| e != 0).collect();
+        assert_eq!(written, [1 << STAMP_BITS]);
+        assert_eq!(t.occupancy(5), 1);
+        // Empty entries are never live and are taken before any written one, even one stamped
+        // at the same tick.
+        for i in 0..CANDIDATES as u64 - 1 {
+            assert_eq!(t.check(key(i), 0, 5), Seen::New, "key {i}");
+        }
+        assert_eq!(t.occupancy(5), CANDIDATES);
+        assert_eq!(t.check(k, 0, 6), Seen::Duplicate);
+    }
+
+    /// For windows from 1 ns to an hour, first sightings at every phase of a tick and across
+    /// span boundaries: a copy within the window is a duplicate, one two ticks after it is new,
+    /// and a tick is at most 1/32 of the window.
+    #[test]
+    fn window_boundaries_hold_for_every_window_and_phase() {
+        let windows_ns = [
+            1,
+            2,
+            63,
+            64,
+            65,
+            1_000,
+            200_000,
+            50_000_000,
+            SECOND,
+            10 * SECOND,
+            3_600 * SECOND,
+        ];
+        for (w, window_ns) in windows_ns.into_iter().enumerate() {
+            let t = DedupTable::new(1 << 12, Duration::from_nanos(window_ns));
+            let tick = tick_ns(&t);
+            if window_ns >= 64 {
+                assert!(32 * tick < window_ns, "window {window_ns}: tick {tick}");
+                assert!(64 * tick >= window_ns, "window {window_ns}: tick {tick}");
+            }
+            let span_ns = tick << STAMP_BITS;
+            let bases = [
+                0,
+                1_000 * span_ns,
+                // The last ticks of a span: the window straddles the span boundary.
+                7 * span_ns - tick * (TICKS_PER_WINDOW / 2),
+                u64::MAX / 4,
+            ];
+            let phases = [0, 1, tick / 2, tick - 1];
+            for (b, base) in bases.into_iter().enumerate() {
+                for (p, phase) in phases.into_iter().enumerate() {
+                    let k = key(((w * 100 + b * 10 + p) as u64) << 40);
+                    let first = base - base % tick + phase;
+                    assert_eq!(t.check(k, 0, first), Seen::New);
+                    let last_duplicate = first + window_ns - 1;
+                    assert_eq!(
+                        t.check(k, 0, last_duplicate),
+                        Seen::Duplicate,
+                        "window {window_ns}, base {base}, phase {phase}"
+                    );
+                    // A reader whose clock is behind the writer's by less than the lag the table
+                    // tolerates still sees it.
+                    let lagging = first.saturating_sub((FUTURE_TICKS - 1) * tick);
+                    assert_eq!(t.check(k, 0, lagging), Seen::Duplicate);
+                    let forgotten = first + window_ns + 2 * tick - 2;
+                    assert_eq!(
+                        t.check(k, 0, forgotten),
+                        Seen::New,
+                        "window {window_ns}, base {base}, phase {phase}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Stamps wrap every span (2^14 ticks): an entry left untouched for a whole span has the
+    /// stamp of a live one, but its fingerprint was salted with its own span, so the same key
+    /// does not match it.
+    #[test]
+    fn an_entry_a_whole_span_old_looks_live_but_does_not_match() {
+        let t = table(1 << 12);
+        let span_ns = tick_ns(&t) << STAMP_BITS;
+        let first = 3 * SECOND;
+        assert_eq!(t.check(key(1), 0, first), Seen::New);
+        for (written, spans) in [1, 2, 5].into_iter().enumerate() {
+            let later = first + spans * span_ns;
+            // The stamps alone look live again (the limitation the span salt makes harmless):
+            // every entry written so far, all at the same phase of a span.
+            assert_eq!(t.occupancy(later), written + 1, "{spans} spans");
+            assert_eq!(t.check(key(1), 0, later), Seen::New, "{spans} spans");
+            assert_eq!(t.check(key(1), 0, later + 1), Seen::Duplicate);
+        }
+    }
+
+    #[test]
+    fn duplicates_are_found_across_a_span_boundary() {
+        let t = table(0);
+        let tick = tick_ns(&t);
+        let boundary = 9 * (tick << STAMP_BITS);
+        // Written in the last tick of a span, checked in the first of the next.
+        assert_eq!(t.check(key(1), 0, boundary - 1), Seen::New);
+        assert_eq!(t.check(key(1), 0, boundary), Seen::Duplicate);
+        // Written in the first tick of a span, checked by a clock still in the previous span.
+        assert_eq!(t.check(key(2), 0, boundary), Seen::New);
+        assert_eq!(t.check(key(2), 0, boundary - 3 * tick), Seen::Duplicate);
+        // A lagging check that keeps a victim's stamp from the next span stores the key's
+        // fingerprint for that span, not for its own clock's.
+        for i in 3..CANDIDATES as u64 + 1 {
+            assert_eq!(t.check(key(i), 0, boundary + 2 * tick), Seen::New);
+        }
+        assert_eq!(
+            t.check(key(100), 0, boundary - 2 * tick),
+            Seen::NewEvictedLive
+        );
+        assert_eq!(t.check(key(100), 0, boundary + 3 * tick), Seen::Duplicate);
+        assert_eq!(t.check(key(100), 0, boundary - 2 * tick), Seen::Duplicate);
+    }
+
+    /// Checks from clocks that disagree by up to the tolerated lag, on a table so small that
+    /// every check replaces an entry: every write leaves a stamp no older than the one it
+    /// replaced and no older than the writer's clock.
+    #[test]
+    fn stamps_never_go_backwards() {
+        let t = DedupTable::new(0, Duration::from_micros(500));
+        let tick = tick_ns(&t);
+        let mut state = 0x1234_5678_u64;
+        let mut random = move || {
+            state = mix(state);
+            state
+        };
+        let mut now = 1_000 * SECOND;
+        let mut before = entries(&t);
+        for i in 0..200_000u64 {
+            now += random() % (3 * tick);
+            let clock = now - random() % ((FUTURE_TICKS - 1) * tick);
+            let reference = t.clock(now);
+            t.check(key(random() % 64), (i % 2) as u16, clock);
+            let after = entries(&t);
+            for (&old, &new) in before.iter().zip(&after) {
+                if old != new {
+                    assert!(!is_empty(new));
+                    assert!(
+                        is_empty(old) || reference.oldness(new) <= reference.oldness(old),
+                        "check {i}: {old:#x} -> {new:#x}"
+                    );
+                    assert!(t.clock(clock).oldness(new) <= FUTURE_TICKS);
+                }
+            }
+            before = after;
+        }
+    }
+
+    /// The clock may be anywhere in the u64 range, up to its end (ticks wrap like stamps).
+    #[test]
+    fn works_at_the_end_of_the_clock() {
+        let t = DedupTable::new(64, Duration::from_nanos(50));
+        let end = u64::MAX - 10;
+        assert_eq!(t.check(key(1), 0, end), Seen::New);
+        assert_eq!(t.check(key(1), 0, end + 10), Seen::Duplicate);
+        assert_eq!(t.check(key(1), 0, end - 60), Seen::Duplicate);
+        assert_eq!(t.occupancy(u64::MAX), 1);
+    }
+
+    #[test]
+    fn a_window_of_zero_keeps_nothing() {
+        let t = DedupTable::new(64, Duration::ZERO);
+        for now in [0, 5, 5, 1_000] {
+            assert_eq!(t.check(key(1), 0, now), Seen::New);
+        }
+        assert_eq!(t.occupancy(5), 0);
     }
 
     /// A table far too small for the traffic never calls a new packet a duplicate.
@@ -518,15 +992,18 @@ mod tests {
     /// The race the CAS prevents: read the candidates, then store without checking that it is
     /// unchanged. Used to show that [`offer_concurrently`] catches a broken table.
     fn check_then_store(t: &DedupTable, key: DedupKey, group: u16, now_ns: u64) -> Seen {
-        let (candidates, fingerprint) = t.locate(key, group);
-        match t.scan(&candidates, fingerprint, now_ns) {
+        let probe = t.locate(key, group);
+        let clock = t.clock(now_ns);
+        let wanted = Wanted::new(&probe, clock);
+        match scan(&probe, clock, wanted) {
             Scan::Duplicate => Seen::Duplicate,
-            Scan::Replace { index, current } => {
-                let new = Entry {
-                    fingerprint,
-                    stamp_ns: stamp(now_ns, current),
-                };
-                candidates[index].store(new.bits(), Relaxed);
+            Scan::Replace {
+                index,
+                current,
+                oldness,
+            } => {
+                let new = new_entry(clock, wanted, current, oldness);
+                probe.slot(index).store(new, Relaxed);
                 Seen::New
             }
         }
@@ -541,25 +1018,23 @@ mod tests {
             static PREFERRED: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed) % CANDIDATES;
         }
         let preferred = PREFERRED.with(|p| *p);
-        let (candidates, fingerprint) = t.locate(key, group);
+        let probe = t.locate(key, group);
+        let clock = t.clock(now_ns);
+        let wanted = Wanted::new(&probe, clock);
+        let live = |entry: u64| !is_empty(entry) && clock.oldness(entry) < clock.live_below;
         loop {
-            let view = candidates.map(Entry::load);
-            if view
-                .iter()
-                .any(|e| e.fingerprint == fingerprint && e.is_live(now_ns, t.window_ns))
-            {
+            if scan(&probe, clock, wanted) == Scan::Duplicate {
                 return Seen::Duplicate;
             }
+            let view: [u64; CANDIDATES] = std::array::from_fn(|i| probe.slot(i).load(Relaxed));
             let index = (0..CANDIDATES)
                 .map(|i| (preferred + i) % CANDIDATES)
-                .find(|&i| !view[i].is_live(now_ns, t.window_ns))
+                .find(|&i| !live(view[i]))
                 .unwrap_or(preferred);
-            let new = Entry {
-                fingerprint,
-                stamp_ns: stamp(now_ns, view[index]),
-            };
-            if candidates[index]
-                .compare_exchange(view[index].bits(), new.bits(), Relaxed, Relaxed)
+            let new = new_entry(clock, wanted, view[index], clock.oldness(view[index]));
+            if probe
+                .slot(index)
+                .compare_exchange(view[index], new, Relaxed, Relaxed)
                 .is_ok()
             {
                 return Seen::New;
