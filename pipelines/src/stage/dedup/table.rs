@@ -210,7 +210,8 @@ impl DedupTable {
     /// Records that `group` receives the packet with `key` at `now_ns` (a monotonic ns clock
     /// shared by all workers). `New`: first sighting within the window for this group.
     /// `Duplicate`: seen within the window.
-    #[inline]
+    // Inlined into the pipeline's passes: see "Inlining" in `crate::pipeline`.
+    #[inline(always)]
     pub fn check(&self, key: DedupKey, group: u16, now_ns: u64) -> Seen {
         let (candidates, fingerprint) = self.locate(key, group);
         for _ in 0..MAX_ATTEMPTS {
@@ -314,7 +315,8 @@ impl DedupTable {
 
     /// Reads the candidates once: a live entry with `fingerprint`, or the victim (smallest
     /// stamp, first in candidate order on a tie) with the value read.
-    #[inline]
+    // Inlined into the pipeline's passes: see "Inlining" in `crate::pipeline`.
+    #[inline(always)]
     fn scan(&self, candidates: &Candidates<'_>, fingerprint: u64, now_ns: u64) -> Scan {
         let view = candidates.map(Entry::load);
         if view
