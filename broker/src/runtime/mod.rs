@@ -27,6 +27,7 @@ pub mod lcores;
 pub mod mtu;
 pub mod pool;
 pub mod resources;
+pub mod tap;
 pub mod tx;
 pub mod worker;
 
@@ -52,6 +53,7 @@ use crate::report::{IngressRow, Resources};
 use clock::Clock;
 use exception::{ExceptionPath, Side, SideCounters};
 use lcores::LcorePlan;
+use tap::{Taps, WorkerTap};
 use tx::{TxQueueRef, TxSet};
 use worker::Worker;
 
@@ -114,6 +116,8 @@ pub struct Appliance {
     pub resources: Resources,
     /// Set to stop the workers (a signal handler sets it too).
     pub stop: Arc<AtomicBool>,
+    /// Live captures and packet traces: what the workers are asked to copy and trace.
+    pub taps: Arc<Taps>,
 }
 
 /// What is left of the data plane once it stopped: what the exit summary needs from it.
@@ -232,6 +236,7 @@ impl Appliance {
                     .map(|a| a.mac)
             })
             .collect();
+        let taps = Taps::new();
         let (plans, worker_lcores) = launch_workers(
             &eal,
             config,
@@ -242,6 +247,7 @@ impl Appliance {
             dedup.clone(),
             &stop,
             clock,
+            &taps,
         )?;
         info!(
             "{workers} worker(s) running; {} tool port(s)",
@@ -265,6 +271,7 @@ impl Appliance {
             clock,
             resources,
             stop,
+            taps,
         })
     }
 
@@ -895,6 +902,7 @@ fn launch_workers(
     dedup: Option<Dedup>,
     stop: &Arc<AtomicBool>,
     clock: Clock,
+    taps: &Arc<Taps>,
 ) -> anyhow::Result<(Arc<ArcSwap<Plan>>, Vec<u32>)> {
     let workers = rx_queues.len();
     // Cabled ports live until their links say otherwise; tunnels wait for their next hops.
@@ -929,14 +937,16 @@ fn launch_workers(
         let pipeline =
             Pipeline::new(index, &plan, dedup.clone()).on_ingress(ingress_of_worker[index], &plan);
         let tx = TxSet::new(queues, port_queue, punt, pipeline.counters().clone());
-        launch.push((index, rx, tx, pipeline));
+        let tap = WorkerTap::new(taps.clone(), index as u16, ingress_of_worker[index] as u16);
+        launch.push((index, rx, tx, pipeline, tap));
     }
     let plans = Arc::new(ArcSwap::from_pointee(plan));
-    for (index, rx, tx, pipeline) in launch {
+    for (index, rx, tx, pipeline, tap) in launch {
         let worker = Worker {
             rx,
             tx,
             pipeline,
+            tap,
             plans: plans.clone(),
             stop: stop.clone(),
             clock,
