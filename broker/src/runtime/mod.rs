@@ -171,6 +171,7 @@ impl Appliance {
         let args = eal_args::build(config, &lcores);
         info!(args = %args.join(" "), "initialising DPDK EAL");
         let eal = Eal::init(&args).context("initialising DPDK EAL")?;
+        allow_dpdk_dumpcap(&eal, &args);
         let workers = lcores.workers.len();
 
         let ingress = open_ports(&eal, config.ingress.iter().map(|i| (&i.name, &i.device)))?;
@@ -319,6 +320,27 @@ impl Appliance {
             mbufs_in_use: self.pool.in_use(),
             counters: self.plans.load_full().counters.clone(),
         }
+    }
+}
+
+/// Lets `dpdk-dumpcap` capture from the broker's ports where it can attach (hugepages, shared
+/// config): `rte_pdump_init`. Elsewhere `broker capture` is the way, and the log says so.
+fn allow_dpdk_dumpcap(eal: &Eal, args: &[String]) {
+    match eal_args::secondary_processes_attach(args) {
+        Ok(()) => match eal.enable_pdump() {
+            Ok(()) => {
+                let prefix = eal_args::file_prefix(args)
+                    .map(|p| format!(" --file-prefix {p}"))
+                    .unwrap_or_default();
+                info!(
+                    "dpdk-dumpcap{prefix} can capture from the ports (rte_pdump_init; shared memory); so can broker capture"
+                );
+            }
+            Err(e) => warn!("dpdk-dumpcap cannot capture from the ports: {e}; broker capture can"),
+        },
+        Err(flag) => info!(
+            "dpdk-dumpcap cannot attach to this broker ({flag}: no memory shared with other processes); broker capture can capture"
+        ),
     }
 }
 
