@@ -8,7 +8,8 @@
 //! 3. `cc` compiles that C file with the same flags.
 //! 4. The link line is exactly what `pkg-config --libs libdpdk` names. Debian's DPDK loads its
 //!    PMDs (net_pcap, net_null, mempool_ring, …) itself from its pmds directory, so no driver
-//!    library is linked here.
+//!    library is linked here. `librte_pdump` (for `rte_pdump_init`) is among the libraries it
+//!    names.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,8 @@ const FUNCTIONS: &[&str] = &[
     "rte_get_tsc_hz",
     "rte_rdtsc",
     "rte_version",
+    // packet capture by secondary processes (dpdk-dumpcap, dpdk-pdump)
+    "rte_pdump_init",
     // mempool and mbuf
     "rte_pktmbuf_pool_create_by_ops",
     "rte_mempool_avail_count",

@@ -1,11 +1,11 @@
 //! The command line: `broker run`, `broker check`, `broker status`, `broker reload`,
-//! `broker import`.
+//! `broker capture`, `broker trace`, `broker import`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 
 /// `broker --version`: the package version and the git revision it was built from
 /// (`broker/build.rs`).
@@ -107,6 +107,78 @@ pub enum Command {
         /// reloads the file it was started with).
         #[arg(short, long)]
         config: Option<PathBuf>,
+    },
+    /// Capture, from a running broker, what a tool port sends, what an ingress port receives,
+    /// or the packets that get an outcome, into a pcapng file (its endpoint's `GET /capture`).
+    /// Works whatever the EAL mode (`--no-huge` too). The file names the broker and has one
+    /// interface per port; ends after COUNT packets, after DURATION, or on Ctrl-C, then says
+    /// how many packets were written and how many the broker could not copy (the reader was
+    /// behind: the traffic itself is never held back).
+    #[command(group(ArgGroup::new("what").required(true).multiple(false)))]
+    Capture {
+        /// The broker's metrics/status endpoint (`[broker] metrics`).
+        #[arg(
+            short,
+            long,
+            default_value = "127.0.0.1:9477",
+            conflicts_with = "config"
+        )]
+        address: SocketAddr,
+        /// Take the endpoint's address from this configuration file instead.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// What a tool port sends: each copy as it leaves, sliced and, for a tunnel port,
+        /// encapsulated.
+        #[arg(long, value_name = "NAME", group = "what")]
+        port: Option<String>,
+        /// What an ingress port receives, as received.
+        #[arg(long, value_name = "NAME", group = "what")]
+        ingress: Option<String>,
+        /// The packets that get this outcome (`filtered`, `unknown_session`, `malformed`,
+        /// `malformed:vxlan_no_vni`, …; README "Outcomes"), as received.
+        #[arg(long, value_name = "OUTCOME[:REASON]", group = "what")]
+        outcome: Option<String>,
+        /// Stop after this many packets.
+        #[arg(short = 'c', long, value_name = "COUNT")]
+        count: Option<u64>,
+        /// Keep this many bytes of each packet (default 65535: whole frames).
+        #[arg(short = 's', long, value_name = "SNAPLEN")]
+        snaplen: Option<u32>,
+        /// Stop after this long (`10s`, `2m`).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        /// The pcapng file to write (`-`: standard output, e.g. `-w - | tshark -r -`).
+        #[arg(short = 'w', long = "write", value_name = "FILE")]
+        write: PathBuf,
+    },
+    /// Trace the next packets through the stages of a running broker, as VPP's `trace add`
+    /// does (its endpoint's `GET /trace`): decapsulation and the tunnels removed, session,
+    /// direction, the filter rule that decided (or the default), each tool group's balance key,
+    /// port, dedup verdict and slice, the copy's TX result and the outcome.
+    Trace {
+        /// The broker's metrics/status endpoint (`[broker] metrics`).
+        #[arg(
+            short,
+            long,
+            default_value = "127.0.0.1:9477",
+            conflicts_with = "config"
+        )]
+        address: SocketAddr,
+        /// Take the endpoint's address from this configuration file instead.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Trace this many packets (at most 10000).
+        #[arg(short = 'c', long, value_name = "COUNT", default_value_t = 10)]
+        count: u32,
+        /// Only packets this ingress port receives.
+        #[arg(long, value_name = "NAME")]
+        ingress: Option<String>,
+        /// Stop after this long, however many packets were traced.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        /// Print each packet as the JSON object the broker sends, one a line.
+        #[arg(long)]
+        json: bool,
     },
     /// Convert another tool's configuration into the broker's TOML, printed on standard output.
     #[command(subcommand)]

@@ -8,6 +8,7 @@ mod control;
 mod generate;
 mod http;
 mod import;
+mod inspect;
 mod logging;
 mod metrics;
 mod report;
@@ -72,6 +73,41 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 print!("{status}");
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Capture {
+            address,
+            config,
+            port,
+            ingress,
+            outcome,
+            count,
+            snaplen,
+            duration,
+            write,
+        } => {
+            let address = endpoint_address(address, config)?;
+            let mut query: Vec<(&str, String)> = Vec::new();
+            query.extend(port.map(|p| ("port", p)));
+            query.extend(ingress.map(|i| ("ingress", i)));
+            query.extend(outcome.map(|o| ("outcome", o)));
+            query.extend(count.map(|c| ("count", c.to_string())));
+            query.extend(snaplen.map(|s| ("snaplen", s.to_string())));
+            query.extend(duration.map(|d| ("duration", humantime::format_duration(d).to_string())));
+            inspect::cli::capture(address, &query, &write)
+        }
+        Command::Trace {
+            address,
+            config,
+            count,
+            ingress,
+            duration,
+            json,
+        } => {
+            let address = endpoint_address(address, config)?;
+            let mut query: Vec<(&str, String)> = vec![("count", count.to_string())];
+            query.extend(ingress.map(|i| ("ingress", i)));
+            query.extend(duration.map(|d| ("duration", humantime::format_duration(d).to_string())));
+            inspect::cli::trace(address, &query, json)
         }
         Command::Import(what) => import::run(what),
         Command::Generate { what, dir } => generate::run(what, &dir),

@@ -3,7 +3,8 @@
 //! forever, `net_null` tool ports — with the whole pipeline, fan-out by mbuf clones, drops freed
 //! in bulk, TX flushes and drains; the ingress port owns an address, so frames for it are handed
 //! to the exception path's channel (outcome `control`), and a VXLAN tunnel port sends through it
-//! (a header mbuf chained in front of each copy).
+//! (a header mbuf chained in front of each copy); and the same while a live capture (of each
+//! kind) and a packet trace run (`runtime/tap.rs`), their reader on another thread.
 //!
 //! The worker's source files are compiled into this test as they are (the broker is a binary,
 //! not a library), and its loop is driven one poll at a time on this thread, which is also the
@@ -19,6 +20,9 @@ mod alloc_counter;
 #[allow(dead_code)]
 #[path = "../src/runtime/clock.rs"]
 mod clock;
+#[allow(dead_code)]
+#[path = "../src/runtime/tap.rs"]
+mod tap;
 #[allow(dead_code)]
 #[path = "../src/runtime/tx.rs"]
 mod tx;
@@ -226,10 +230,12 @@ fn the_warm_worker_loop_allocates_nothing() {
         keyer: Arc::new(DedupKeyer::new(d.ignore_dscp_ecn, d.ignore_vlan)),
     });
     let pipeline = Pipeline::new(0, &plan, dedup);
+    let taps = tap::Taps::new();
     let mut worker = worker::Worker {
         rx: mirror.take_rx_queue(0).unwrap(),
         tx: tx::TxSet::new(queues, vec![0, 1, 2, 3], Some((0, punt)), counters.clone()),
         pipeline,
+        tap: tap::WorkerTap::new(taps.clone(), 0, 0),
         plans: Arc::new(ArcSwap::from_pointee(plan)),
         stop: Arc::new(AtomicBool::new(false)),
         clock: clock::Clock::new(eal.tsc_hz()),
@@ -284,6 +290,53 @@ fn the_warm_worker_loop_allocates_nothing() {
         0,
         "every control frame was handed over"
     );
+
+    // While captures and a trace run: a capture of each kind in turn, beside a trace, their
+    // reader on another thread. Starting them (allocating their buffers) is the control
+    // side's; the worker's loop, adopting them included, allocates nothing.
+    let selectors = [
+        tap::Selector::ToolPort(0),
+        tap::Selector::Ingress(0),
+        tap::Selector::Outcome(tap::OutcomeMatch::Exactly(Outcome::Filtered)),
+    ];
+    for selector in selectors {
+        let (capture, reader) = tap::Capture::new(selector, 96, 1, 3);
+        let (trace, records) = tap::Trace::new(5_000, None);
+        let reading = std::thread::spawn(move || {
+            let mut read = 0u64;
+            while let Ok(slot) = reader.full.recv_timeout(Duration::from_secs(2)) {
+                assert!(slot.len <= 96, "cut to the snap length");
+                read += 1;
+                reader.recycle(slot);
+            }
+            read
+        });
+        taps.start_capture(&capture).unwrap();
+        taps.start_trace(&trace).unwrap();
+        let captured_before = counters.captured.get();
+        let (received, allocations) = allocations_in(|| {
+            let mut received = 0;
+            for _ in 0..10_000 {
+                received += worker.poll(&mut state);
+            }
+            received
+        });
+        assert_eq!(
+            allocations, 0,
+            "the worker loop allocated while {selector:?} and a trace ran ({received} packets)"
+        );
+        taps.stop_capture(&capture);
+        taps.stop_trace(&trace);
+        worker.poll(&mut state);
+        assert!(capture.returned(), "the worker gave its buffers back");
+        let captured = counters.captured.get() - captured_before;
+        let read = reading.join().unwrap();
+        assert!(captured > 0, "{selector:?} captured nothing");
+        assert_eq!(read, captured, "every copy reached the reader");
+        let traced: Vec<_> = records.try_iter().collect();
+        assert_eq!(traced.len(), 5_000, "the trace got its count");
+        assert!(traced.iter().all(|r| r.outcome.is_some()));
+    }
 
     // The same loop, stopped, hands every mbuf back (what it held is flushed or freed).
     worker

@@ -133,6 +133,21 @@ impl Eal {
         Some(unsafe { sys::rte_lcore_to_socket_id(lcore) })
     }
 
+    /// Lets DPDK's capture tools (`dpdk-dumpcap`, `dpdk-pdump`), running as secondary processes,
+    /// capture from this process' ports: `rte_pdump_init`, once, on the main lcore. A secondary
+    /// process can only attach when EAL shares its memory and configuration (hugepages, and
+    /// neither `--no-shconf` nor `--in-memory`); the caller decides whether that is so.
+    pub fn enable_pdump(&self) -> Result<(), DpdkError> {
+        // SAFETY: EAL is initialised (proven by `&self`); `rte_pdump_init` reserves its
+        // statistics memzone and registers its multi-process request handler, touching no
+        // memory of ours; a second call fails on the existing memzone and is reported.
+        let rc = unsafe { sys::rte_pdump_init() };
+        if rc < 0 {
+            return Err(DpdkError::from_rte_errno("rte_pdump_init"));
+        }
+        Ok(())
+    }
+
     /// Cycles per second of the TSC, as measured by EAL at init.
     pub fn tsc_hz(&self) -> u64 {
         // SAFETY: reads a value computed by `rte_eal_init` (proven by `&self`).

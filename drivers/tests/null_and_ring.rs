@@ -28,6 +28,9 @@ fn null_and_ring_ports_with_two_queues() {
     .expect("EAL init");
     let pool = Mempool::new(&eal, "null_ring_pool", 2047, 64, 2048, None).unwrap();
     let setup = port_setup(pool, 2);
+    // The binding links and runs (a secondary process could not attach to this EAL: no
+    // hugepages, no shared config; the broker calls it only when one could).
+    eal.enable_pdump().expect("rte_pdump_init");
 
     null_port(&eal, &setup, pool);
     ring_port(&eal, &setup, pool);

@@ -13,7 +13,9 @@
 //! Variants leave out the filter, dedup or both, so the differences show what each stage costs
 //! inside the whole pipeline (caches shared with the other stages, branches of the real mix);
 //! the `single_sender*` variants de-duplicate with the sender rule instead of (or before) the
-//! window, its every lookup finding a sender (see `cases`).
+//! window, its every lookup finding a sender (see `cases`). Three more run the pipeline watched (`pipelines::observe`), as the broker's workers do while a
+//! capture or a trace runs: `_observed` with the hooks called for every outcome and copy but no
+//! packet traced (a capture), `_traced` with every packet traced (the worst case of a trace).
 //!
 //! `cargo bench -p broker-pipelines --bench pipeline`
 //!
@@ -35,6 +37,7 @@ use pipelines::fixed_pool::{CountingSink, FixedPool, PoolBuf};
 use pipelines::pipeline::{Dedup, Pipeline};
 use pipelines::plan::{Plan, PortFacts};
 use pipelines::stage::dedup::{DedupKeyer, DedupTable};
+use pipelines::testing::TracingSink;
 use pipelines::{Outcome, PacketBuf};
 
 const SINGLE: &str = include_str!("pipeline/single.toml");
@@ -51,6 +54,18 @@ struct Case {
     name: &'static str,
     toml: String,
     prefetch: Option<bool>,
+    watch: Watch,
+}
+
+/// Whether the pipeline runs watched, and how.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Watch {
+    /// `Pipeline::run`: what the workers run when no capture or trace runs.
+    Off,
+    /// `Pipeline::run_observed`, no packet traced: the hooks of a capture.
+    Hooks,
+    /// `Pipeline::run_observed`, every packet traced.
+    TraceAll,
 }
 
 fn cases() -> Vec<Case> {
@@ -91,6 +106,7 @@ fn cases() -> Vec<Case> {
         name,
         toml,
         prefetch: None,
+        watch: Watch::Off,
     };
     vec![
         case("single", SINGLE.to_owned()),
@@ -119,7 +135,19 @@ fn cases() -> Vec<Case> {
                 "tools = [\"peers\"]\n",
             ),
         ),
+        Case {
+            watch: Watch::Hooks,
+            ..case("single_observed", SINGLE.to_owned())
+        },
+        Case {
+            watch: Watch::TraceAll,
+            ..case("single_traced", SINGLE.to_owned())
+        },
         case("fanout", FANOUT.to_owned()),
+        Case {
+            watch: Watch::TraceAll,
+            ..case("fanout_traced", FANOUT.to_owned())
+        },
         case("fanout_16MiB_table", large_table(FANOUT)),
         Case {
             prefetch: Some(false),
@@ -184,7 +212,8 @@ struct Rig {
     counters: Arc<WorkerCounters>,
     frames: Rc<Vec<Vec<u8>>>,
     pool: Rc<FixedPool>,
-    sink: CountingSink,
+    sink: TracingSink<CountingSink>,
+    watch: Watch,
     burst: [Option<Prefetching>; BURST],
     next_frame: usize,
     now_ns: u64,
@@ -220,7 +249,16 @@ impl Rig {
         }
         Rig {
             pipeline,
-            sink: CountingSink::new(plan.tool_ports),
+            sink: {
+                let mut sink = TracingSink::new(CountingSink::new(plan.tool_ports));
+                sink.traced = if case.watch == Watch::TraceAll {
+                    u32::MAX
+                } else {
+                    0
+                };
+                sink
+            },
+            watch: case.watch,
             plan,
             counters,
             frames,
@@ -247,8 +285,19 @@ impl Rig {
     #[inline]
     fn call(&mut self) {
         self.refill();
-        self.pipeline
-            .run(&self.plan, self.now_ns, &mut self.burst, &mut self.sink);
+        if self.watch == Watch::Off {
+            self.pipeline.run(
+                &self.plan,
+                self.now_ns,
+                &mut self.burst,
+                &mut self.sink.inner,
+            );
+        } else {
+            // As the worker does: each traced packet's record starts from the packet.
+            self.sink.begin(&self.burst);
+            self.pipeline
+                .run_observed(&self.plan, self.now_ns, &mut self.burst, &mut self.sink);
+        }
         self.now_ns += BURST_NS;
     }
 
@@ -261,7 +310,7 @@ impl Rig {
             "{name}: every packet must be delivered: {:?}",
             self.sink
         );
-        let copies = self.sink.total_delivered();
+        let copies = self.sink.inner.total_delivered();
         assert_eq!(
             copies,
             rx * self.plan.sessions[0].groups.len() as u64,

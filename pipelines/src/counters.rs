@@ -326,6 +326,10 @@ counter_block! {
         idle_polls = "idle_polls",
         /// packets for the worker's addressed port itself (outcome control) dropped because the queue to the control side was full
         control_dropped = "control_dropped_packets",
+        /// packets a live capture (broker capture) copied for its reader
+        captured = "captured_packets",
+        /// packets a live capture selected but could not copy: every buffer of the capture was waiting for its reader (the reader is slower than the traffic); the traffic itself is not affected
+        capture_dropped = "capture_dropped_packets",
     }
     and {
         /// RX polls that returned packets, by the number of packets (burst-size class)
@@ -356,6 +360,8 @@ impl WorkerCounters {
             busy_polls: Counter::default(),
             idle_polls: Counter::default(),
             control_dropped: Counter::default(),
+            captured: Counter::default(),
+            capture_dropped: Counter::default(),
             bursts: CounterArray::new(BURST_CLASSES),
             outcomes: CounterArray::new(Outcome::COUNT),
             sessions: counters(config.sessions.len()),
@@ -483,7 +489,7 @@ mod tests {
         assert_eq!(SessionCounters::FIELDS.len(), 8);
         assert_eq!(GroupCounters::FIELDS.len(), 6);
         assert_eq!(PortCounters::FIELDS.len(), 7);
-        assert_eq!(WorkerCounters::FIELDS.len(), 5);
+        assert_eq!(WorkerCounters::FIELDS.len(), 7);
         let mut names = std::collections::HashSet::new();
         for (block, name, help) in SessionCounters::FIELDS
             .iter()

@@ -16,6 +16,7 @@ pub mod flow;
 pub mod fuzzing;
 pub mod inner;
 pub mod neighbour;
+pub mod observe;
 pub mod outcome;
 pub mod pipeline;
 pub mod plan;

@@ -27,6 +27,22 @@
 //! ([`Plan::build`]): the passes index directly, so that a broken invariant stops the worker
 //! (`panic = "abort"`) instead of counting a packet under the wrong outcome or under none.
 //!
+//! **Watching.** [`Pipeline::run_observed`] is the same passes with a sink that also observes
+//! ([`crate::observe`]): each packet's outcome where it is counted, each copy as the port gets
+//! it, and a trace record filled for the packets it traces. [`Pipeline::run`] is
+//! `run_observed` with an observer whose hooks are empty, so the plain pipeline compiles to
+//! what it was before anything watched (the callgrind count of the pipeline bench is the
+//! proof, BENCHMARKS.md).
+//!
+//! **Inlining.** The plain pipeline is one function (`run`, never inlined into its caller),
+//! with the stages inlined into its passes. A program that also runs the watched pipeline (the
+//! broker does) has a second copy of the passes calling the same stage functions, and LLVM
+//! inlines a function called from two places much less readily than one called from one: the
+//! stage functions on the way of every packet (decap and its fast path, the filter's lookups,
+//! the dedup key, check and scan) are therefore `#[inline(always)]`, which keeps the plain
+//! pipeline's code what it was (measured: without it, the pipeline bench's `single` case costs
+//! 7% more instructions per packet).
+//!
 //! Accounting: every packet handed to [`Pipeline::run`] is counted in `rx_packets` and in
 //! exactly one outcome counter; every copy given to the sink is counted on its port (`copies`),
 //! and a copy that could not be made (no buffer for the clone) is counted there too.
@@ -60,10 +76,13 @@ use crate::counters::{PortCounters, WorkerCounters};
 use crate::egress::{PacketFields, Template};
 use crate::flow::FlowKey;
 use crate::inner::parse_inner;
+use crate::observe::{
+    CopyTrace, DecapTrace, DedupTrace, FilterTrace, GroupTrace, Observer, TxResult, Unobserved,
+};
 use crate::outcome::Outcome;
 use crate::plan::{GroupPlan, Plan};
 use crate::stage::balance::{flow_hash, ip_pair_hash, source_hash};
-use crate::stage::decap::{Decapped, decap};
+use crate::stage::decap::{Decapped, decap, describe};
 use crate::stage::dedup::{DedupKey, DedupKeyer, DedupTable, Seen, SenderRule, Viewpoint};
 use crate::stage::local::{Local, classify};
 
@@ -215,7 +234,27 @@ impl Pipeline {
 
     /// Processes `pkts` (each `Some`; `None` entries are skipped) with `plan` at time `now_ns`,
     /// leaving every entry `None`: each packet went to `sink`, delivered or discarded.
+    ///
+    /// Never inlined: see "Inlining" in the module docs.
+    #[inline(never)]
     pub fn run<B: PacketBuf, S: Sink<B>>(
+        &mut self,
+        plan: &Plan,
+        now_ns: u64,
+        pkts: &mut [Option<B>],
+        sink: &mut S,
+    ) {
+        self.run_observed(plan, now_ns, pkts, &mut Unobserved(sink));
+    }
+
+    /// [`Pipeline::run`], with `sink` watching too ([`crate::observe`]): it sees every
+    /// packet's outcome and every copy delivered, by the packet's index in `pkts`, and the
+    /// packets it traces get their records filled.
+    ///
+    /// Inlined into [`Pipeline::run`], so that the plain pipeline is one function, as it was
+    /// before anyone watched: the stages are inlined into it the same way.
+    #[inline(always)]
+    pub fn run_observed<B: PacketBuf, S: Sink<B> + Observer<B>>(
         &mut self,
         plan: &Plan,
         now_ns: u64,
@@ -225,9 +264,11 @@ impl Pipeline {
         self.adopt(plan);
         let counters = &*self.counters;
         let dedup = self.dedup.as_ref();
-        for chunk in pkts.chunks_mut(BURST) {
+        for (chunk_index, chunk) in pkts.chunks_mut(BURST).enumerate() {
+            let first = chunk_index * BURST;
             let (mut packets, mut bytes) = (0, 0);
-            for (slot, decision) in chunk.iter_mut().zip(self.decisions.iter_mut()) {
+            for (i, (slot, decision)) in chunk.iter_mut().zip(self.decisions.iter_mut()).enumerate()
+            {
                 if let Some(pkt) = slot {
                     packets += 1;
                     bytes += pkt.pkt_len() as u64;
@@ -240,6 +281,8 @@ impl Pipeline {
                         self.ingress,
                         pkt,
                         decision,
+                        sink,
+                        first + i,
                     );
                 }
             }
@@ -258,7 +301,8 @@ impl Pipeline {
                     }
                 }
             }
-            for (slot, decision) in chunk.iter_mut().zip(self.decisions.iter_mut()) {
+            for (i, (slot, decision)) in chunk.iter_mut().zip(self.decisions.iter_mut()).enumerate()
+            {
                 if let Some(pkt) = slot.take() {
                     if let Some(session) = decision.session {
                         finish(
@@ -269,9 +313,19 @@ impl Pipeline {
                             now_ns,
                             session,
                             decision,
+                            sink,
+                            first + i,
                         );
                     }
-                    dispatch(counters, plan, decision, &mut self.ip_ident, pkt, sink);
+                    dispatch(
+                        counters,
+                        plan,
+                        decision,
+                        &mut self.ip_ident,
+                        pkt,
+                        sink,
+                        first + i,
+                    );
                 }
             }
         }
@@ -299,11 +353,58 @@ impl Pipeline {
     }
 }
 
+/// Counts packet `index`'s single outcome, and tells the observer.
+#[inline(always)]
+fn count_outcome<B, O: Observer<B>>(
+    counters: &WorkerCounters,
+    observer: &mut O,
+    index: usize,
+    outcome: Outcome,
+) {
+    counters.outcome(outcome);
+    if let Some(t) = observer.trace(index) {
+        t.outcome = Some(outcome);
+    }
+    observer.outcome(index, outcome);
+}
+
+/// The trace of a packet the decapsulation stage passed: what it removed, what is left.
+#[inline(always)]
+fn trace_decapped<B: PacketBuf, O: Observer<B>>(
+    observer: &mut O,
+    index: usize,
+    pkt: &B,
+    vni: Option<u32>,
+) {
+    if let Some(t) = observer.trace(index) {
+        t.inner_len = u32::try_from(pkt.pkt_len()).unwrap_or(u32::MAX);
+        t.vni = vni;
+        match &mut t.decap {
+            DecapTrace::Tunnelled { stripped, .. } if vni.is_some() => {
+                *stripped = t.len.saturating_sub(t.inner_len);
+            }
+            other => *other = DecapTrace::Untunneled,
+        }
+    }
+}
+
+/// The key a group's table is looked up with, for a packet trace (the pass itself computes it
+/// where it uses it).
+#[inline(never)]
+fn balance_key(balance: Balance, source_key: u64, flow: Option<&FlowKey>, turn: u32) -> u64 {
+    match balance {
+        Balance::Source => source_key,
+        Balance::Flow => flow.map_or(source_key, flow_hash),
+        Balance::IpPair => flow.map_or(source_key, ip_pair_hash),
+        Balance::RoundRobin => u64::from(turn),
+    }
+}
+
 /// The first pass for one packet: decap, session, filter, balance and dedup key, written into
 /// `decision` (in place: it is large, and mostly left as it was).
 #[inline]
 #[allow(clippy::too_many_arguments)]
-fn decide<B: PacketBuf>(
+fn decide<B: PacketBuf, O: Observer<B>>(
     counters: &WorkerCounters,
     dedup: Option<&Dedup>,
     turns: &mut [u32],
@@ -312,6 +413,8 @@ fn decide<B: PacketBuf>(
     ingress: usize,
     pkt: &mut B,
     decision: &mut Decision,
+    observer: &mut O,
+    index: usize,
 ) {
     decision.session = None;
     decision.punt = false;
@@ -323,13 +426,27 @@ fn decide<B: PacketBuf>(
     if let Some(Some(own)) = plan.local.get(ingress) {
         if classify(own, &plan.decap, pkt.data()) == Local::Control {
             decision.punt = true;
-            return counters.outcome(Outcome::Control);
+            return count_outcome(counters, observer, index, Outcome::Control);
         }
     }
 
+    if let Some(t) = observer.trace(index) {
+        let (layers, depth) = describe(&plan.decap, pkt.data(), pkt.pkt_len());
+        t.decap = DecapTrace::Tunnelled {
+            layers,
+            depth,
+            stripped: 0,
+        };
+    }
     let (session_id, tunnel) = match decap(&plan.decap, pkt) {
-        Err(outcome) => return counters.outcome(outcome),
+        Err(outcome) => {
+            if let Some(t) = observer.trace(index) {
+                t.decap = DecapTrace::Refused;
+            }
+            return count_outcome(counters, observer, index, outcome);
+        }
         Ok(Decapped::Tunnelled(tunnel)) => {
+            trace_decapped(observer, index, pkt, Some(tunnel.vni));
             let session = match *last_vni {
                 Some((vni, session)) if vni == tunnel.vni => session,
                 _ => {
@@ -340,15 +457,22 @@ fn decide<B: PacketBuf>(
             };
             match session {
                 Some(s) => (s, Some(tunnel)),
-                None => return counters.outcome(Outcome::UnknownSession),
+                None => return count_outcome(counters, observer, index, Outcome::UnknownSession),
             }
         }
-        Ok(Decapped::Untunneled) => match plan.untunneled_session {
-            Some(s) => (s, None),
-            // The decap stage only passes untunneled frames when the config names their session.
-            None => return counters.outcome(Outcome::NotTunnel),
-        },
+        Ok(Decapped::Untunneled) => {
+            trace_decapped(observer, index, pkt, None);
+            match plan.untunneled_session {
+                Some(s) => (s, None),
+                // The decap stage only passes untunneled frames when the config names their
+                // session.
+                None => return count_outcome(counters, observer, index, Outcome::NotTunnel),
+            }
+        }
     };
+    if let Some(t) = observer.trace(index) {
+        t.session = Some(session_id);
+    }
     let session = &plan.sessions[usize::from(session_id)];
     let session_counters = &counters.sessions[usize::from(session_id)];
     session_counters.packets.incr();
@@ -361,17 +485,28 @@ fn decide<B: PacketBuf>(
     let flow = inner.flow.as_ref();
     let viewpoint = session.viewpoint(flow);
     let direction = viewpoint.direction();
+    if let Some(t) = observer.trace(index) {
+        t.flow = inner.flow;
+        t.direction = direction;
+    }
     if let Some(filter_id) = session.filter {
-        let filter_id = usize::from(filter_id);
-        let verdict = plan.filters[filter_id].classify(flow, direction);
-        let hits = &counters.filters[filter_id];
+        let filter = usize::from(filter_id);
+        let verdict = plan.filters[filter].classify(flow, direction);
+        let hits = &counters.filters[filter];
         match verdict.rule {
             Some(rule) => hits.rules[usize::from(rule)].incr(),
             None => hits.default.incr(),
         }
+        if let Some(t) = observer.trace(index) {
+            t.filter = Some(FilterTrace {
+                filter: filter_id,
+                rule: verdict.rule,
+                action: verdict.action,
+            });
+        }
         if verdict.action == Action::Reject {
             session_counters.filtered.incr();
-            return counters.outcome(Outcome::Filtered);
+            return count_outcome(counters, observer, index, Outcome::Filtered);
         }
     }
 
@@ -411,6 +546,17 @@ fn decide<B: PacketBuf>(
             // so that a duplicate does not use up a port's turn.
             Balance::RoundRobin => group.port_for_turn(turns[g]),
         };
+        if let Some(t) = observer.trace(index) {
+            t.push_group(GroupTrace {
+                group: group_id,
+                balance: group.balance,
+                key: balance_key(group.balance, source_key(), flow, turns[g]),
+                port,
+                dedup: DedupTrace::NotChecked,
+                sliced_to: None,
+                copy: CopyTrace::None,
+            });
+        }
         let Some(port) = port else {
             counters.groups[g].no_live_port.incr();
             continue;
@@ -428,19 +574,21 @@ fn decide<B: PacketBuf>(
     if let (Some(rule), Some(f), Viewpoint::Receiver, true) =
         (&plan.sender, flow, viewpoint, session.dedup)
     {
-        withhold_for_senders(counters, plan, rule, f, decision);
+        withhold_for_senders(counters, plan, rule, f, decision, observer, index);
     }
 }
 
 /// Drops from `decision.targets` each group that a copy of `flow` taken at its sender reaches on
 /// the same port (the sender rule; see [`crate::stage::dedup::sender`]).
 #[inline]
-fn withhold_for_senders(
+fn withhold_for_senders<B, O: Observer<B>>(
     counters: &WorkerCounters,
     plan: &Plan,
     rule: &SenderRule,
     flow: &FlowKey,
     decision: &mut Decision,
+    observer: &mut O,
+    index: usize,
 ) {
     let targets = &mut decision.targets[..usize::from(decision.copies)];
     let mut reached = 0u32;
@@ -466,6 +614,12 @@ fn withhold_for_senders(
             counters.groups[usize::from(targets[i].group)]
                 .sender_duplicates
                 .incr();
+            if let Some(t) = observer
+                .trace(index)
+                .and_then(|t| t.group_mut(targets[i].group))
+            {
+                t.dedup = DedupTrace::SenderWithheld;
+            }
         } else {
             targets[kept] = targets[i];
             kept += 1;
@@ -481,7 +635,7 @@ fn withhold_for_senders(
 /// group that still gets a copy (its turn advances only then), then the packet's outcome.
 #[inline]
 #[allow(clippy::too_many_arguments)]
-fn finish(
+fn finish<B, O: Observer<B>>(
     counters: &WorkerCounters,
     dedup: Option<&Dedup>,
     turns: &mut [u32],
@@ -489,6 +643,8 @@ fn finish(
     now_ns: u64,
     session: u16,
     decision: &mut Decision,
+    observer: &mut O,
+    index: usize,
 ) {
     let mut window_duplicate = false;
     if let (Some(d), Some(key)) = (dedup, decision.dedup_key) {
@@ -498,7 +654,18 @@ fn finish(
             let g = usize::from(target.group);
             let group = &plan.groups[g];
             if group.dedup {
-                match d.table.check(key, group.window_scope(target.port), now_ns) {
+                let seen = d.table.check(key, group.window_scope(target.port), now_ns);
+                if let Some(t) = observer
+                    .trace(index)
+                    .and_then(|t| t.group_mut(target.group))
+                {
+                    t.dedup = match seen {
+                        Seen::Duplicate => DedupTrace::Duplicate,
+                        Seen::NewEvictedLive => DedupTrace::NewEvictedLive,
+                        Seen::New => DedupTrace::New,
+                    };
+                }
+                match seen {
                     Seen::Duplicate => {
                         counters.groups[g].duplicates.incr();
                         window_duplicate = true;
@@ -518,8 +685,16 @@ fn finish(
         let g = usize::from(target.group);
         let group = &plan.groups[g];
         if group.balance == Balance::RoundRobin {
+            let turn = turns[g];
             if let Some(port) = round_robin(group, &mut turns[g]) {
                 target.port = port;
+                if let Some(t) = observer
+                    .trace(index)
+                    .and_then(|t| t.group_mut(target.group))
+                {
+                    t.key = u64::from(turn);
+                    t.port = Some(port);
+                }
             }
         }
     }
@@ -537,7 +712,7 @@ fn finish(
         session_counters.no_live_port.incr();
         Outcome::NoLivePort
     };
-    counters.outcome(outcome);
+    count_outcome(counters, observer, index, outcome);
 }
 
 #[inline]
@@ -549,13 +724,14 @@ fn round_robin(group: &GroupPlan, turn: &mut u32) -> Option<u16> {
 
 /// The last pass for one packet: hand it, or its copies, to the sink.
 #[inline]
-fn dispatch<B: PacketBuf, S: Sink<B>>(
+fn dispatch<B: PacketBuf, S: Sink<B> + Observer<B>>(
     counters: &WorkerCounters,
     plan: &Plan,
     decision: &Decision,
     ip_ident: &mut u16,
     pkt: B,
     sink: &mut S,
+    index: usize,
 ) {
     if decision.punt {
         sink.punt(pkt);
@@ -569,19 +745,25 @@ fn dispatch<B: PacketBuf, S: Sink<B>>(
     // Clones first, while the original still holds the whole frame; the original goes last.
     for target in others {
         match pkt.share() {
-            Some(copy) => deliver(counters, plan, decision, ip_ident, *target, copy, sink),
+            Some(copy) => deliver(
+                counters, plan, decision, ip_ident, *target, copy, sink, index,
+            ),
             None => {
                 let port = &counters.ports[usize::from(target.port)];
                 port.copies.incr();
                 port.no_buffer.incr();
+                if let Some(t) = sink.trace(index).and_then(|t| t.group_mut(target.group)) {
+                    t.copy = CopyTrace::NoBuffer;
+                }
             }
         }
     }
-    deliver(counters, plan, decision, ip_ident, *last, pkt, sink);
+    deliver(counters, plan, decision, ip_ident, *last, pkt, sink, index);
 }
 
 #[inline]
-fn deliver<B: PacketBuf, S: Sink<B>>(
+#[allow(clippy::too_many_arguments)]
+fn deliver<B: PacketBuf, S: Sink<B> + Observer<B>>(
     counters: &WorkerCounters,
     plan: &Plan,
     decision: &Decision,
@@ -589,6 +771,7 @@ fn deliver<B: PacketBuf, S: Sink<B>>(
     target: Target,
     mut pkt: B,
     sink: &mut S,
+    index: usize,
 ) {
     let group = usize::from(target.group);
     let group_counters = &counters.groups[group];
@@ -596,22 +779,43 @@ fn deliver<B: PacketBuf, S: Sink<B>>(
         if pkt.pkt_len() > limit {
             pkt.truncate(limit);
             group_counters.sliced.incr();
+            if let Some(t) = sink.trace(index).and_then(|t| t.group_mut(target.group)) {
+                t.sliced_to = Some(u32::try_from(limit).unwrap_or(u32::MAX));
+            }
         }
     }
     group_counters.copies.incr();
     let port_index = usize::from(target.port);
     let port = &counters.ports[port_index];
     port.copies.incr();
+    let mut encapsulation = None;
     if let Some(template) = &plan.egress[port_index] {
+        // For a trace: whether the copy is cut to fit, which `encapsulate` decides below.
+        let cut = sink
+            .trace(index)
+            .map(|_| pkt.pkt_len() > template.max_inner_len());
         if !encapsulate(
             template, plan, port_index, decision, ip_ident, &mut pkt, port,
         ) {
             port.no_buffer.incr();
+            if let Some(t) = sink.trace(index).and_then(|t| t.group_mut(target.group)) {
+                t.copy = CopyTrace::NoBuffer;
+            }
             sink.discard(pkt);
             return;
         }
+        encapsulation = cut.map(|cut| (template.overhead(), cut));
     }
     port.copy_bytes.add(pkt.pkt_len() as u64);
+    if let Some(t) = sink.trace(index).and_then(|t| t.group_mut(target.group)) {
+        t.copy = CopyTrace::Queued {
+            len: u32::try_from(pkt.pkt_len()).unwrap_or(u32::MAX),
+            encapsulation: encapsulation.map(|(overhead, _)| overhead as u16),
+            egress_truncated: encapsulation.is_some_and(|(_, cut)| cut),
+            tx: TxResult::Pending,
+        };
+    }
+    sink.delivering(index, target.group, target.port, &pkt);
     sink.deliver(target.port, pkt);
 }
 

@@ -8,7 +8,10 @@
 
 use std::net::IpAddr;
 
-use crate::buf::Sink;
+use crate::buf::{PacketBuf, Sink};
+use crate::observe::{Observer, TraceRecord};
+use crate::outcome::Outcome;
+use crate::pipeline::BURST;
 
 /// Internet checksum (RFC 1071) of `bytes`.
 pub fn checksum(bytes: &[u8]) -> u16 {
@@ -171,6 +174,86 @@ impl<B> Sink<B> for CollectSink<B> {
 
     fn punt(&mut self, pkt: B) {
         self.punted.push(pkt);
+    }
+}
+
+/// A sink that watches: it traces the packets of the burst whose bit is set in `traced`,
+/// keeps each packet's outcome and counts the copies it sees delivered (the tap's hooks, as the
+/// broker's worker has them), then hands everything to `inner`. Allocates only in
+/// [`TracingSink::new`].
+#[derive(Debug)]
+pub struct TracingSink<S> {
+    pub inner: S,
+    /// Bit `i`: packet `i` of the burst is traced.
+    pub traced: u32,
+    pub records: Box<[TraceRecord; BURST]>,
+    /// Each packet's outcome, by index in the burst.
+    pub outcomes: [Option<Outcome>; BURST],
+    /// `(index, group, port, length)` of the copies delivered in the last burst, in order;
+    /// `deliveries[..delivered]`.
+    pub deliveries: Box<[(usize, u16, u16, usize)]>,
+    pub delivered: usize,
+}
+
+impl<S> TracingSink<S> {
+    /// Traces every packet of each burst (`traced` can be narrowed after).
+    pub fn new(inner: S) -> TracingSink<S> {
+        TracingSink {
+            inner,
+            traced: u32::MAX,
+            records: Box::new([TraceRecord::EMPTY; BURST]),
+            outcomes: [None; BURST],
+            deliveries: vec![(0, 0, 0, 0); BURST * config::MAX_TOOLS_PER_SESSION].into(),
+            delivered: 0,
+        }
+    }
+
+    /// Starts the records of a burst, as the worker does before the pipeline runs.
+    pub fn begin<B: PacketBuf>(&mut self, pkts: &[Option<B>]) {
+        self.outcomes = [None; BURST];
+        self.delivered = 0;
+        for (i, (record, pkt)) in self.records.iter_mut().zip(pkts).enumerate() {
+            if let (Some(pkt), true) = (pkt, self.traced & (1 << i) != 0) {
+                record.begin(pkt);
+            }
+        }
+    }
+}
+
+impl<B, S: Sink<B>> Sink<B> for TracingSink<S> {
+    fn deliver(&mut self, port: u16, pkt: B) {
+        self.inner.deliver(port, pkt);
+    }
+
+    fn discard(&mut self, pkt: B) {
+        self.inner.discard(pkt);
+    }
+
+    fn punt(&mut self, pkt: B) {
+        self.inner.punt(pkt);
+    }
+}
+
+impl<B: PacketBuf, S> Observer<B> for TracingSink<S> {
+    fn trace(&mut self, index: usize) -> Option<&mut TraceRecord> {
+        if index < BURST && self.traced & (1 << index) != 0 {
+            self.records.get_mut(index)
+        } else {
+            None
+        }
+    }
+
+    fn outcome(&mut self, index: usize, outcome: Outcome) {
+        if let Some(slot) = self.outcomes.get_mut(index) {
+            *slot = Some(outcome);
+        }
+    }
+
+    fn delivering(&mut self, index: usize, group: u16, port: u16, pkt: &B) {
+        if let Some(slot) = self.deliveries.get_mut(self.delivered) {
+            *slot = (index, group, port, pkt.pkt_len());
+            self.delivered += 1;
+        }
     }
 }
 

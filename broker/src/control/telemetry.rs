@@ -24,6 +24,7 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 
 use super::state::ControlState;
 use crate::http::{Endpoint, Refusals, Sources};
+use crate::inspect::Inspect;
 use crate::metrics::catalog;
 use crate::metrics::publish::Publisher;
 use crate::metrics::snapshot::{Refused, Snapshot};
@@ -44,6 +45,8 @@ pub struct Telemetry {
     last_publish: Instant,
     /// What each HTTP listener refused (the endpoint, and the health listener if there is one).
     listeners: Vec<(&'static str, Arc<Refusals>)>,
+    /// The endpoint's captures and traces (they name what they show from the running config).
+    inspect: Arc<Inspect>,
 }
 
 impl Telemetry {
@@ -65,6 +68,13 @@ impl Telemetry {
             .context("installing the Prometheus recorder")?;
         catalog::describe();
         let status = Arc::new(ArcSwap::from_pointee(Status::default()));
+        let inspect = Arc::new(Inspect::new(
+            app.taps.clone(),
+            app.clock,
+            app.workers(),
+            &state.config,
+            state.generation,
+        ));
         let endpoint = Endpoint::serve(
             listener,
             Sources {
@@ -72,6 +82,7 @@ impl Telemetry {
                 status: status.clone(),
                 health,
                 reload,
+                inspect: Some(inspect.clone()),
             },
             state.config.broker.metrics_allow.clone(),
         )?;
@@ -83,6 +94,7 @@ impl Telemetry {
             publisher: Publisher::default(),
             last_publish: Instant::now(),
             listeners,
+            inspect,
         };
         telemetry.publish(app, state);
         Ok(telemetry)
@@ -105,6 +117,7 @@ impl Telemetry {
             .collect();
         self.publisher.publish(&snapshot);
         self.status.store(Arc::new(snapshot.status));
+        self.inspect.update_names(&state.config, state.generation);
         self.last_publish = Instant::now();
     }
 

@@ -9,6 +9,8 @@
 //! | GET         | `/status`  | the live [`Status`] as JSON                                 |
 //! | POST        | `/reload`  | re-read the config file: the [`ReloadOutcome`] as JSON      |
 //! | GET, HEAD   | `/healthz` | `200` or `503` with a one-line reason ([`Health`])          |
+//! | GET         | `/capture` | a live capture, streamed as pcapng ([`crate::inspect`])     |
+//! | GET         | `/trace`   | a packet trace, streamed as one JSON object per packet      |
 //!
 //! The health listener (`[broker] health`) answers `GET` and `HEAD /healthz` and nothing else:
 //! it is what a load balancer's health check reaches, and its subnets must never reach
@@ -30,7 +32,12 @@
 //! needs a restart (both refused, the running config kept), `503` when the control loop does not
 //! answer (stopping). The body is the outcome as JSON, which `broker reload` prints.
 //!
-//! Adding a route is one entry in [`ROUTES`] and one arm in [`answer`].
+//! `GET /capture` and `GET /trace` stream while they last (see [`server`]'s streams) and are
+//! started and checked by [`crate::inspect`]: `400` with the reason for a bad parameter, `409`
+//! while another capture (or trace) runs.
+//!
+//! Adding a route is one entry in [`ROUTES`] and one arm in [`answer`] (or, for a stream, in
+//! [`Sources`]' service).
 //!
 //! # Limitations
 //! Plain HTTP, no authentication: the default address is loopback; expose the endpoint further
@@ -47,10 +54,11 @@ use ipnet::IpNet;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tracing::info;
 
+use crate::inspect::Inspect;
 use crate::report::{Health, ReloadOutcome, Status};
 use crate::requests::ReloadClient;
 pub use server::Refusals;
-use server::{Limits, Method, Reply, Request, Server, Service};
+use server::{Answer, Limits, Method, Reply, Request, Server, Service};
 
 /// What a request asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +67,8 @@ pub enum Route {
     Status,
     Reload,
     Health,
+    Capture,
+    Trace,
 }
 
 /// Method, path, route: the endpoint's table.
@@ -68,6 +78,8 @@ const ROUTES: &[(Method, &str, Route)] = &[
     (Method::Post, "/reload", Route::Reload),
     (Method::Get, "/healthz", Route::Health),
     (Method::Head, "/healthz", Route::Health),
+    (Method::Get, "/capture", Route::Capture),
+    (Method::Get, "/trace", Route::Trace),
 ];
 
 /// The health listener's table: `/healthz` only.
@@ -84,6 +96,8 @@ pub struct Sources {
     pub health: Arc<ArcSwap<Health>>,
     /// Where `POST /reload` goes; `None`: reload only by SIGHUP.
     pub reload: Option<ReloadClient>,
+    /// Live captures and packet traces; `None`: not available.
+    pub inspect: Option<Arc<Inspect>>,
 }
 
 impl std::fmt::Debug for Sources {
@@ -150,6 +164,9 @@ pub fn answer(sources: &Sources, route: Route) -> Reply {
             Some(Ok(outcome)) => reload_reply(&outcome),
         },
         Route::Health => health_reply(&sources.health.load()),
+        Route::Capture | Route::Trace => {
+            Reply::text(500, "a stream is not answered here: see Sources::answer\n")
+        }
     }
 }
 
@@ -170,10 +187,20 @@ fn reload_reply(outcome: &ReloadOutcome) -> Reply {
 }
 
 impl Service for Sources {
-    fn answer(&self, request: &Request) -> Reply {
-        match route(ROUTES, &request.method, &request.path) {
-            Ok(route) => answer(self, route),
-            Err(refusal) => refusal,
+    fn answer(&self, request: &Request) -> Answer {
+        let query = request.query.as_deref();
+        let started = match (route(ROUTES, &request.method, &request.path), &self.inspect) {
+            (Err(refusal), _) => return refusal.into(),
+            (Ok(Route::Capture | Route::Trace), None) => {
+                return Reply::text(503, "captures and traces are not available\n").into();
+            }
+            (Ok(Route::Capture), Some(inspect)) => inspect.capture(query),
+            (Ok(Route::Trace), Some(inspect)) => inspect.trace(query),
+            (Ok(route), _) => return answer(self, route).into(),
+        };
+        match started {
+            Ok(stream) => Answer::Stream(stream),
+            Err(refusal) => refusal.into(),
         }
     }
 }
@@ -182,11 +209,12 @@ impl Service for Sources {
 struct HealthOnly(Arc<ArcSwap<Health>>);
 
 impl Service for HealthOnly {
-    fn answer(&self, request: &Request) -> Reply {
+    fn answer(&self, request: &Request) -> Answer {
         match route(HEALTH_ROUTES, &request.method, &request.path) {
             Ok(_) => health_reply(&self.0.load()),
             Err(refusal) => refusal,
         }
+        .into()
     }
 }
 
@@ -307,6 +335,15 @@ mod tests {
                 reason: "ok: 1 worker polling".into(),
             })),
             reload: None,
+            inspect: None,
+        }
+    }
+
+    /// The reply of a service that answers at once.
+    fn reply(answer: Answer) -> Reply {
+        match answer {
+            Answer::Reply(reply) => reply,
+            Answer::Stream(_) => panic!("a stream, not a reply"),
         }
     }
 
@@ -341,14 +378,27 @@ mod tests {
         );
         // A query does not change the route.
         let s = sources();
-        assert_eq!(s.answer(&request(Method::Get, "/metrics?x=1")).code, 200);
+        assert_eq!(
+            reply(s.answer(&request(Method::Get, "/metrics?x=1"))).code,
+            200
+        );
+        assert_eq!(
+            reply(s.answer(&request(Method::Get, "/capture?port=x"))).code,
+            503,
+            "no captures without a data plane"
+        );
+        assert_eq!(route(ROUTES, &Method::Get, "/trace"), Ok(Route::Trace));
+        assert_eq!(
+            route(ROUTES, &Method::Post, "/capture").unwrap_err().code,
+            405
+        );
     }
 
     #[test]
     fn the_health_listener_answers_healthz_and_nothing_else() {
         let health = Arc::new(ArcSwap::from_pointee(Health::starting()));
         let service = HealthOnly(health.clone());
-        let starting = service.answer(&request(Method::Get, "/healthz"));
+        let starting = reply(service.answer(&request(Method::Get, "/healthz")));
         assert_eq!(
             (starting.code, starting.body.as_slice()),
             (503, &b"starting\n"[..])
@@ -357,19 +407,25 @@ mod tests {
             ok: true,
             reason: "ok".into(),
         }));
-        assert_eq!(service.answer(&request(Method::Head, "/healthz")).code, 200);
+        assert_eq!(
+            reply(service.answer(&request(Method::Head, "/healthz"))).code,
+            200
+        );
         for (method, path) in [
             (Method::Post, "/reload"),
             (Method::Get, "/metrics"),
             (Method::Get, "/status"),
         ] {
             assert_eq!(
-                service.answer(&request(method, path)).code,
+                reply(service.answer(&request(method, path))).code,
                 404,
                 "{path} is not served here"
             );
         }
-        assert_eq!(service.answer(&request(Method::Post, "/healthz")).code, 405);
+        assert_eq!(
+            reply(service.answer(&request(Method::Post, "/healthz"))).code,
+            405
+        );
     }
 
     #[test]

@@ -15,6 +15,16 @@
 //! pool whatever clients do, a thousand half-open connections cost at most
 //! `max_connections` sockets, not a thousand threads, and `/metrics` keeps answering.
 //!
+//! **Streams.** A service may answer with a [`Stream`] instead of a [`Reply`] (a live capture, a
+//! packet trace): the answering thread sends it chunked (`Transfer-Encoding: chunked`) part by
+//! part as the body produces them, for as long as the body lasts — no request timeout applies
+//! any more, the request having been read. Each write is bounded by the write timeout (a client
+//! that stops reading is dropped), and between parts the thread looks at the connection: a
+//! client that closed its side asks the body to end ([`StreamBody::finish`], the body then writes
+//! its proper end), a client gone ends the stream at once (the body is dropped). A stream
+//! counts against [`Limits::max_connections`] like a connection being read, and holds one
+//! answering thread: the services that stream allow one stream of each kind at a time.
+//!
 //! # Limitations
 //! No keep-alive, no chunked request bodies (`411` without a `Content-Length` on a body), no
 //! TLS: the endpoint serves loopback or a management network and short requests.
@@ -164,10 +174,53 @@ fn reason_phrase(code: u16) -> &'static str {
     }
 }
 
+/// A streamed answer: `200`, a content type, and a body sent chunked while it lasts.
+pub struct Stream {
+    pub content_type: &'static str,
+    pub body: Box<dyn StreamBody>,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("content_type", &self.content_type)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The body of a [`Stream`], produced part by part. Dropping it ends what it streams.
+pub trait StreamBody: Send {
+    /// Appends the next part to `out`, waiting at most `wait` for something to send (nothing is
+    /// fine: the server looks at the connection and asks again). Returns `false` once the body
+    /// has ended (`out` then holds its last part).
+    fn next(&mut self, out: &mut Vec<u8>, wait: Duration) -> bool;
+
+    /// The client asked for the end: the next call of [`StreamBody::next`] writes the body's
+    /// end and returns `false`.
+    fn finish(&mut self);
+}
+
+/// How a service answers: at once, or streaming.
+#[derive(Debug)]
+pub enum Answer {
+    Reply(Reply),
+    Stream(Stream),
+}
+
+impl From<Reply> for Answer {
+    fn from(reply: Reply) -> Answer {
+        Answer::Reply(reply)
+    }
+}
+
 /// What answers a server's requests.
 pub trait Service: Send + Sync + 'static {
-    fn answer(&self, request: &Request) -> Reply;
+    fn answer(&self, request: &Request) -> Answer;
 }
+
+/// How long a stream's body may wait for its next part before the server looks at the
+/// connection again: how soon a client that went away is noticed.
+const STREAM_POLL: Duration = Duration::from_millis(100);
 
 /// Counts of what a server refused: the `broker_http_refused_connections_total` series.
 #[derive(Debug, Default)]
@@ -190,6 +243,9 @@ pub struct Server {
     waker: Arc<Waker>,
     threads: Vec<JoinHandle<()>>,
     refusals: Arc<Refusals>,
+    /// Streams being sent: they count against `max_connections`.
+    #[cfg(test)]
+    streams: Arc<AtomicUsize>,
 }
 
 const LISTENER: Token = Token(0);
@@ -229,13 +285,14 @@ impl Server {
         let refusals = Arc::new(Refusals::default());
         let (jobs, queue) = mpsc::sync_channel::<(MioStream, Request)>(limits.workers * 4);
         let queue = Arc::new(std::sync::Mutex::new(queue));
+        let streams = Arc::new(AtomicUsize::new(0));
         let mut threads = Vec::with_capacity(limits.workers + 1);
         for i in 0..limits.workers {
-            let (queue, service) = (queue.clone(), service.clone());
+            let (queue, service, streams) = (queue.clone(), service.clone(), streams.clone());
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("{name}-{i}"))
-                    .spawn(move || answer_jobs(&queue, service.as_ref(), limits))?,
+                    .spawn(move || answer_jobs(&queue, service.as_ref(), limits, &streams))?,
             );
         }
         let event_loop = EventLoop {
@@ -246,6 +303,7 @@ impl Server {
             allow,
             jobs,
             refusals: refusals.clone(),
+            streams: streams.clone(),
         };
         threads.insert(
             0,
@@ -258,6 +316,8 @@ impl Server {
             waker,
             threads,
             refusals,
+            #[cfg(test)]
+            streams,
         })
     }
 
@@ -267,6 +327,12 @@ impl Server {
 
     pub fn refusals(&self) -> &Arc<Refusals> {
         &self.refusals
+    }
+
+    /// Streams being sent now.
+    #[cfg(test)]
+    pub fn streams(&self) -> usize {
+        self.streams.load(Ordering::Relaxed)
     }
 
     /// The threads of the server (the event loop first).
@@ -291,6 +357,7 @@ fn answer_jobs(
     queue: &std::sync::Mutex<Receiver<(MioStream, Request)>>,
     service: &dyn Service,
     limits: Limits,
+    streams: &AtomicUsize,
 ) {
     loop {
         // The lock is held only to take one job: a poisoned lock means another pool thread
@@ -302,7 +369,15 @@ fn answer_jobs(
         let Ok((stream, request)) = job else {
             return;
         };
-        let reply = service.answer(&request);
+        let reply = match service.answer(&request) {
+            Answer::Reply(reply) => reply,
+            Answer::Stream(body) => {
+                streams.fetch_add(1, Ordering::Relaxed);
+                send_stream(std::net::TcpStream::from(stream), body, limits);
+                streams.fetch_sub(1, Ordering::Relaxed);
+                continue;
+            }
+        };
         let bytes = reply.encode(request.method == Method::Head);
         let mut stream = std::net::TcpStream::from(stream);
         // The connection was read non-blocking; the answer is written blocking, bounded.
@@ -312,6 +387,92 @@ fn answer_jobs(
             .and_then(|()| stream.write_all(&bytes));
         if written.is_ok() {
             let _ = stream.shutdown(std::net::Shutdown::Write);
+        }
+    }
+}
+
+/// Where a streaming client stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Peer {
+    /// Still there, still listening.
+    Open,
+    /// It closed its side: it wants the end of the stream.
+    Closed,
+    /// Gone (reset, or the socket broke).
+    Gone,
+}
+
+/// Looks at a streaming connection without waiting: has the client closed its side?
+fn peer(stream: &mut std::net::TcpStream) -> Peer {
+    if stream.set_nonblocking(true).is_err() {
+        return Peer::Gone;
+    }
+    let mut scratch = [0u8; 512];
+    let state = loop {
+        match stream.peek(&mut scratch[..1]) {
+            Ok(0) => break Peer::Closed,
+            // The client sent something more: not for us, read and drop it.
+            Ok(_) => {
+                if matches!(stream.read(&mut scratch), Ok(0) | Err(_)) {
+                    break Peer::Gone;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Peer::Open,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break Peer::Gone,
+        }
+    };
+    if stream.set_nonblocking(false).is_err() {
+        return Peer::Gone;
+    }
+    state
+}
+
+/// Sends `answer` on `stream`, chunked, until its body ends or the client goes.
+fn send_stream(mut stream: std::net::TcpStream, answer: Stream, limits: Limits) {
+    let Stream {
+        content_type,
+        mut body,
+    } = answer;
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n"
+    );
+    let started = stream
+        .set_nonblocking(false)
+        .and_then(|()| stream.set_write_timeout(Some(limits.write_timeout)))
+        .and_then(|()| stream.write_all(head.as_bytes()));
+    if started.is_err() {
+        return;
+    }
+    let mut part = Vec::with_capacity(64 * 1024);
+    let mut finishing = false;
+    loop {
+        if !finishing {
+            match peer(&mut stream) {
+                Peer::Open => {}
+                Peer::Closed => {
+                    body.finish();
+                    finishing = true;
+                }
+                // Dropping the body ends what it streams.
+                Peer::Gone => return,
+            }
+        }
+        part.clear();
+        let more = body.next(&mut part, STREAM_POLL);
+        if !part.is_empty() {
+            let mut chunk = format!("{:X}\r\n", part.len()).into_bytes();
+            chunk.extend_from_slice(&part);
+            chunk.extend_from_slice(b"\r\n");
+            if stream.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+        if !more {
+            if stream.write_all(b"0\r\n\r\n").is_ok() {
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+            }
+            return;
         }
     }
 }
@@ -326,6 +487,7 @@ struct EventLoop {
     allow: Option<Vec<IpNet>>,
     jobs: SyncSender<(MioStream, Request)>,
     refusals: Arc<Refusals>,
+    streams: Arc<AtomicUsize>,
 }
 
 impl EventLoop {
@@ -366,8 +528,9 @@ impl EventLoop {
         self.connections.iter().flatten().map(|c| c.deadline).min()
     }
 
+    /// Connections being read, and streams being sent.
     fn open(&self) -> usize {
-        self.connections.iter().flatten().count()
+        self.connections.iter().flatten().count() + self.streams.load(Ordering::Relaxed)
     }
 
     fn accept(&mut self) {
@@ -579,7 +742,17 @@ mod tests {
     struct Echo;
 
     impl Service for Echo {
-        fn answer(&self, request: &Request) -> Reply {
+        fn answer(&self, request: &Request) -> Answer {
+            if request.path == "/count" {
+                return Answer::Stream(Stream {
+                    content_type: "text/plain",
+                    body: Box::new(Counting {
+                        next: 0,
+                        last: request.query.as_deref().and_then(|q| q.parse().ok()),
+                        finishing: false,
+                    }),
+                });
+            }
             Reply::text(
                 200,
                 format!(
@@ -590,6 +763,32 @@ mod tests {
                     String::from_utf8_lossy(&request.body)
                 ),
             )
+            .into()
+        }
+    }
+
+    /// A stream of lines `0`, `1`, …, one every 20 ms, up to `last` (or until asked to
+    /// finish), then `end`.
+    struct Counting {
+        next: u32,
+        last: Option<u32>,
+        finishing: bool,
+    }
+
+    impl StreamBody for Counting {
+        fn next(&mut self, out: &mut Vec<u8>, wait: Duration) -> bool {
+            if self.finishing || self.last.is_some_and(|l| self.next > l) {
+                out.extend_from_slice(b"end\n");
+                return false;
+            }
+            std::thread::sleep(wait.min(Duration::from_millis(20)));
+            out.extend_from_slice(format!("{}\n", self.next).as_bytes());
+            self.next += 1;
+            true
+        }
+
+        fn finish(&mut self) {
+            self.finishing = true;
         }
     }
 
@@ -669,6 +868,64 @@ mod tests {
         let loopback = Some(vec!["127.0.0.0/8".parse().unwrap()]);
         let server = Server::serve(listener, Arc::new(Echo), limits(), loopback, "t").unwrap();
         let text = exchange(server.address(), b"GET / HTTP/1.1\r\n\r\n");
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        server.stop();
+    }
+
+    /// Reads a chunked body to its end: the decoded bytes.
+    fn dechunk(text: &str) -> String {
+        let (_, mut rest) = text.split_once("\r\n\r\n").expect("a head");
+        let mut body = String::new();
+        loop {
+            let (size, after) = rest.split_once("\r\n").expect("a chunk size");
+            let size = usize::from_str_radix(size, 16).expect("hex size");
+            if size == 0 {
+                return body;
+            }
+            body.push_str(&after[..size]);
+            rest = &after[size + 2..];
+        }
+    }
+
+    #[test]
+    fn streams_run_past_the_request_timeout_and_count_as_connections() {
+        let server = server();
+        let a = server.address();
+        // 20 lines at 20 ms: longer than the 300 ms head and body timeouts.
+        let started = Instant::now();
+        let text = exchange(a, b"GET /count?19 HTTP/1.1\r\n\r\n");
+        assert!(started.elapsed() >= Duration::from_millis(350));
+        assert!(text.contains("Transfer-Encoding: chunked\r\n"), "{text}");
+        let lines: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+        assert_eq!(dechunk(&text), format!("{}\nend\n", lines.join("\n")));
+        assert_eq!(server.refusals().timed_out.load(Ordering::Relaxed), 0);
+        // An endless stream: it counts against the cap while it runs.
+        let mut endless = TcpStream::connect(a).unwrap();
+        endless.write_all(b"GET /count HTTP/1.1\r\n\r\n").unwrap();
+        let mut first = [0u8; 64];
+        let _ = endless.read(&mut first).unwrap();
+        assert_eq!(server.streams(), 1);
+        // The client closes its side: the stream ends properly, its end written.
+        endless.shutdown(std::net::Shutdown::Write).unwrap();
+        endless
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut rest = String::new();
+        endless.read_to_string(&mut rest).unwrap();
+        assert!(rest.ends_with("end\n\r\n0\r\n\r\n"), "{rest:?}");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while server.streams() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(server.streams(), 0);
+        // Clients that go away: the threads are free again for other requests.
+        for _ in 0..limits().workers + 1 {
+            let mut gone = TcpStream::connect(a).unwrap();
+            gone.write_all(b"GET /count HTTP/1.1\r\n\r\n").unwrap();
+            let _ = gone.read(&mut first).unwrap();
+            drop(gone);
+        }
+        let text = exchange(a, b"GET /ok HTTP/1.1\r\n\r\n");
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
         server.stop();
     }

@@ -61,9 +61,58 @@ pub fn build(config: &ValidatedConfig, lcores: &LcorePlan) -> Vec<String> {
     args
 }
 
+/// Whether DPDK's capture tools (`dpdk-dumpcap`, `dpdk-pdump`), which run as secondary
+/// processes, can attach to an EAL started with `args`: only when it shares its memory and
+/// configuration, that is with hugepages and neither `--no-shconf` nor `--in-memory`. `Err`
+/// names the argument that keeps them out.
+pub fn secondary_processes_attach(args: &[String]) -> Result<(), &'static str> {
+    for arg in args {
+        let name = arg.split('=').next().unwrap_or_default();
+        match name {
+            "--no-huge" => return Err("--no-huge"),
+            "--no-shconf" => return Err("--no-shconf"),
+            "--in-memory" => return Err("--in-memory"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The `--file-prefix` of `args`, which a secondary process must be given too.
+pub fn file_prefix(args: &[String]) -> Option<&str> {
+    args.iter()
+        .enumerate()
+        .find_map(|(i, arg)| match arg.as_str() {
+            "--file-prefix" => args.get(i + 1).map(String::as_str),
+            other => other.strip_prefix("--file-prefix="),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn secondary_processes_attach_only_to_shared_memory() {
+        assert_eq!(
+            secondary_processes_attach(&strings(&["-m", "1024", "--file-prefix", "b1"])),
+            Ok(())
+        );
+        for (args, flag) in [
+            (&["--no-huge", "-m", "256"][..], "--no-huge"),
+            (&["--no-shconf"][..], "--no-shconf"),
+            (&["--in-memory"][..], "--in-memory"),
+        ] {
+            assert_eq!(secondary_processes_attach(&strings(args)), Err(flag));
+        }
+        assert_eq!(file_prefix(&strings(&["--file-prefix", "b1"])), Some("b1"));
+        assert_eq!(file_prefix(&strings(&["--file-prefix=b2"])), Some("b2"));
+        assert_eq!(file_prefix(&strings(&["--no-huge"])), None);
+    }
 
     fn lab() -> ValidatedConfig {
         config::parse(

@@ -27,6 +27,7 @@ pub mod lcores;
 pub mod mtu;
 pub mod pool;
 pub mod resources;
+pub mod tap;
 pub mod tx;
 pub mod worker;
 
@@ -52,6 +53,7 @@ use crate::report::{IngressRow, Resources};
 use clock::Clock;
 use exception::{ExceptionPath, Side, SideCounters};
 use lcores::LcorePlan;
+use tap::{Taps, WorkerTap};
 use tx::{TxQueueRef, TxSet};
 use worker::Worker;
 
@@ -114,6 +116,8 @@ pub struct Appliance {
     pub resources: Resources,
     /// Set to stop the workers (a signal handler sets it too).
     pub stop: Arc<AtomicBool>,
+    /// Live captures and packet traces: what the workers are asked to copy and trace.
+    pub taps: Arc<Taps>,
 }
 
 /// What is left of the data plane once it stopped: what the exit summary needs from it.
@@ -167,6 +171,7 @@ impl Appliance {
         let args = eal_args::build(config, &lcores);
         info!(args = %args.join(" "), "initialising DPDK EAL");
         let eal = Eal::init(&args).context("initialising DPDK EAL")?;
+        allow_dpdk_dumpcap(&eal, &args);
         let workers = lcores.workers.len();
 
         let ingress = open_ports(&eal, config.ingress.iter().map(|i| (&i.name, &i.device)))?;
@@ -237,6 +242,7 @@ impl Appliance {
                     .map(|a| a.mac)
             })
             .collect();
+        let taps = Taps::new();
         let (plans, worker_lcores) = launch_workers(
             &eal,
             config,
@@ -247,6 +253,7 @@ impl Appliance {
             dedup.clone(),
             &stop,
             clock,
+            &taps,
         )?;
         info!(
             "{workers} worker(s) running; {} tool port(s)",
@@ -270,6 +277,7 @@ impl Appliance {
             clock,
             resources,
             stop,
+            taps,
         })
     }
 
@@ -317,6 +325,27 @@ impl Appliance {
             mbufs_in_use: self.pool.in_use(),
             counters: self.plans.load_full().counters.clone(),
         }
+    }
+}
+
+/// Lets `dpdk-dumpcap` capture from the broker's ports where it can attach (hugepages, shared
+/// config): `rte_pdump_init`. Elsewhere `broker capture` is the way, and the log says so.
+fn allow_dpdk_dumpcap(eal: &Eal, args: &[String]) {
+    match eal_args::secondary_processes_attach(args) {
+        Ok(()) => match eal.enable_pdump() {
+            Ok(()) => {
+                let prefix = eal_args::file_prefix(args)
+                    .map(|p| format!(" --file-prefix {p}"))
+                    .unwrap_or_default();
+                info!(
+                    "dpdk-dumpcap{prefix} can capture from the ports (rte_pdump_init; shared memory); so can broker capture"
+                );
+            }
+            Err(e) => warn!("dpdk-dumpcap cannot capture from the ports: {e}; broker capture can"),
+        },
+        Err(flag) => info!(
+            "dpdk-dumpcap cannot attach to this broker ({flag}: no memory shared with other processes); broker capture can capture"
+        ),
     }
 }
 
@@ -900,6 +929,7 @@ fn launch_workers(
     dedup: Option<Dedup>,
     stop: &Arc<AtomicBool>,
     clock: Clock,
+    taps: &Arc<Taps>,
 ) -> anyhow::Result<(Arc<ArcSwap<Plan>>, Vec<u32>)> {
     let workers = rx_queues.len();
     // Cabled ports live until their links say otherwise; tunnels wait for their next hops.
@@ -934,14 +964,16 @@ fn launch_workers(
         let pipeline =
             Pipeline::new(index, &plan, dedup.clone()).on_ingress(ingress_of_worker[index], &plan);
         let tx = TxSet::new(queues, port_queue, punt, pipeline.counters().clone());
-        launch.push((index, rx, tx, pipeline));
+        let tap = WorkerTap::new(taps.clone(), index as u16, ingress_of_worker[index] as u16);
+        launch.push((index, rx, tx, pipeline, tap));
     }
     let plans = Arc::new(ArcSwap::from_pointee(plan));
-    for (index, rx, tx, pipeline) in launch {
+    for (index, rx, tx, pipeline, tap) in launch {
         let worker = Worker {
             rx,
             tx,
             pipeline,
+            tap,
             plans: plans.clone(),
             stop: stop.clone(),
             clock,

@@ -166,11 +166,12 @@ impl TxSet {
     }
 
     /// Sends what tool port `port` has buffered; frees and counts what the queue refused.
-    fn flush(&mut self, port: usize) {
+    /// Returns how many of the buffered packets (from the front) the queue took.
+    fn flush(&mut self, port: usize) -> usize {
         let tx = &mut self.ports[port];
         let len = tx.buffer.len;
         if len == 0 {
-            return;
+            return 0;
         }
         let pkts = &mut tx.buffer.pkts[..len];
         let bytes: u64 = pkts.iter().flatten().map(|m| m.pkt_len() as u64).sum();
@@ -186,6 +187,7 @@ impl TxSet {
         c.tx_dropped.add((len - sent) as u64);
         free_bulk(&mut pkts[sent..]);
         tx.buffer.len = 0;
+        sent
     }
 
     /// Sends every buffered packet and frees the discarded ones: at the drain timer, when the
@@ -195,6 +197,33 @@ impl TxSet {
             self.flush(port);
         }
         self.discards.free_all();
+    }
+
+    /// [`TxSet::flush_all`], telling `flushed` of each port it flushed: the port, and how many
+    /// of its buffered packets (from the front) the queue took (a packet trace's TX results).
+    pub fn flush_all_reporting(&mut self, mut flushed: impl FnMut(u16, usize)) {
+        for port in 0..self.ports.len() {
+            if self.ports[port].buffer.len > 0 {
+                let sent = self.flush(port);
+                // Tool port indices are u16 (the config's `ToolPortId`).
+                flushed(port as u16, sent);
+            }
+        }
+        self.discards.free_all();
+    }
+
+    /// How many packets tool port `port` has buffered: where the next one delivered to it goes.
+    pub fn buffered(&self, port: u16) -> usize {
+        self.ports[usize::from(port)].buffer.len
+    }
+
+    /// [`Sink::deliver`], telling whether the packet filled the buffer and had it flushed:
+    /// then how many of the buffered packets (from the front) the queue took.
+    pub fn deliver_reporting(&mut self, port: u16, pkt: Mbuf) -> Option<usize> {
+        let index = usize::from(port);
+        let tx = &mut self.ports[index];
+        tx.buffer.push(pkt);
+        tx.buffer.is_full().then(|| self.flush(index))
     }
 
     /// Frees the packets dropped during the burst (in bulk); buffered packets wait for a full

@@ -13,6 +13,10 @@
 //! the middle of a burst. The worker drains its TX buffers when the drain timer fires or the RX
 //! queue is idle, so a trickle of packets is not held back waiting for a full buffer.
 //!
+//! A live capture or a packet trace costs the loop one relaxed load per poll while none runs
+//! ([`WorkerTap::changed`]); while one runs, the bursts go through [`WorkerTap::run_burst`]
+//! instead of the plain pipeline ([`super::tap`]).
+//!
 //! One turn of the loop is [`Worker::poll`], public so that a test can run the real loop a known
 //! number of times (the zero-allocation test).
 
@@ -26,6 +30,7 @@ use pipelines::pipeline::{BURST, Pipeline};
 use pipelines::plan::Plan;
 
 use super::clock::Clock;
+use super::tap::WorkerTap;
 use super::tx::TxSet;
 
 /// How long a packet may wait in a TX buffer that is not full, as in l2fwd (100 µs): long enough
@@ -38,6 +43,8 @@ pub struct Worker {
     pub rx: RxQueue,
     pub tx: TxSet,
     pub pipeline: Pipeline,
+    /// Its side of the live captures and packet traces.
+    pub tap: WorkerTap,
     pub plans: Arc<ArcSwap<Plan>>,
     pub stop: Arc<AtomicBool>,
     pub clock: Clock,
@@ -87,6 +94,9 @@ impl Worker {
             self.tx.flush_all();
             self.tx.set_counters(self.pipeline.counters().clone());
         }
+        if self.tap.changed() {
+            self.tap.adopt();
+        }
         let n = self.rx.rx_burst(&mut state.burst);
         if n == 0 {
             self.pipeline.counters().idle_polls.incr();
@@ -97,8 +107,18 @@ impl Worker {
         }
         self.pipeline.counters().burst(n);
         let now = self.clock.now_ns();
-        self.pipeline
-            .run(plan, now, &mut state.burst[..n], &mut self.tx);
+        if self.tap.watching {
+            self.tap.run_burst(
+                &mut self.pipeline,
+                plan,
+                now,
+                &mut state.burst[..n],
+                &mut self.tx,
+            );
+        } else {
+            self.pipeline
+                .run(plan, now, &mut state.burst[..n], &mut self.tx);
+        }
         self.tx.end_of_burst();
         if now >= state.next_drain {
             self.tx.flush_all();

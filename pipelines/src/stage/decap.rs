@@ -82,6 +82,7 @@ use ipnet::IpNet;
 
 use crate::buf::PacketBuf;
 use crate::flow::ip_proto;
+use crate::observe::TunnelLayer;
 use crate::outcome::{Outcome, Reason};
 use crate::wire::{self, EtherType, ethernet, geneve, ipv4, ipv6, udp, vlan, vxlan};
 
@@ -298,7 +299,8 @@ pub enum Decapped {
 /// The common shape (untagged IPv4 / UDP / VXLAN around a frame that is no tunnel) is
 /// recognised by a fast path (`decap/fast.rs`) that reaches the same result as the general walk
 /// ([`decap_general`]) in a fraction of its instructions.
-#[inline]
+// Inlined into the pipeline's passes: see "Inlining" in `crate::pipeline`.
+#[inline(always)]
 pub fn decap<B: PacketBuf>(cfg: &DecapConfig, pkt: &mut B) -> Result<Decapped, Outcome> {
     if let Some(accepted) = fast::vxlan_over_ipv4(cfg, pkt.data(), pkt.pkt_len()) {
         pkt.truncate(accepted.end);
@@ -374,6 +376,40 @@ pub fn decap_general<B: PacketBuf>(cfg: &DecapConfig, pkt: &mut B) -> Result<Dec
     }))
 }
 
+/// The tunnels [`decap`] would remove from a packet whose first segment is `first_segment` and
+/// whose length is `pkt_len`, outermost first, and how many: a description for a packet trace,
+/// read-only, made before `decap` runs (the general walk, whichever path `decap` takes; both
+/// reach the same result). A packet `decap` refuses describes the layers read before the
+/// refusal.
+pub fn describe(
+    cfg: &DecapConfig,
+    first_segment: &[u8],
+    pkt_len: usize,
+) -> ([Option<TunnelLayer>; MAX_TUNNEL_DEPTH as usize], u8) {
+    let mut layers = [None; MAX_TUNNEL_DEPTH as usize];
+    let mut region = Region {
+        start: 0,
+        end: pkt_len,
+        framing: Framing::Ethernet,
+    };
+    let mut trust = Trust::Outermost;
+    let mut depth = 0;
+    while let Ok(Step::Tunnel(layer)) = parse_layer(cfg, first_segment, region, trust) {
+        let Some(slot) = layers.get_mut(usize::from(depth)) else {
+            break;
+        };
+        *slot = Some(TunnelLayer {
+            kind: layer.kind,
+            source: layer.ip_source,
+            vni: layer.vni,
+        });
+        depth += 1;
+        region = layer.inner;
+        trust = Trust::Nested;
+    }
+    (layers, depth)
+}
+
 /// A part of the packet, in offsets from the packet's start, holding one frame.
 #[derive(Clone, Copy, Debug)]
 struct Region {
@@ -392,10 +428,21 @@ enum Framing {
     BareIp(EtherType),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TunnelKind {
+/// The kind of a tunnel header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TunnelKind {
     Vxlan,
     Geneve,
+}
+
+impl TunnelKind {
+    /// `vxlan`, `geneve`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TunnelKind::Vxlan => "vxlan",
+            TunnelKind::Geneve => "geneve",
+        }
+    }
 }
 
 /// Which layer is being parsed: the outermost one is checked against the allowlist.
@@ -408,6 +455,7 @@ enum Trust {
 /// One tunnel layer: who sent it, its VNI, and the frame it carries.
 #[derive(Clone, Copy, Debug)]
 struct Layer {
+    kind: TunnelKind,
     ip_source: IpAddr,
     vni: u32,
     inner: Region,
@@ -527,6 +575,7 @@ fn parse_layer(
         return Err(Reason::InnerTooShort);
     }
     Ok(Step::Tunnel(Layer {
+        kind,
         ip_source: transport.ip_source,
         vni,
         inner: Region {

@@ -48,7 +48,8 @@ pub(super) struct Accepted {
 /// is not a tunnel, from an allowed source, with every length consistent. `first_segment` is
 /// the packet's first segment and `pkt_len` the length of the whole packet. `None`: not that
 /// shape, or a check failed (the general path decides).
-#[inline]
+// Inlined into the pipeline's passes: see "Inlining" in `crate::pipeline`.
+#[inline(always)]
 pub(super) fn vxlan_over_ipv4(
     cfg: &DecapConfig,
     first_segment: &[u8],

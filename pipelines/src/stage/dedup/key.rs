@@ -126,6 +126,8 @@ impl DedupKeyer {
     /// when asked, and the inner VLAN ids mixed in unless the VLANs are ignored. Never panics: an
     /// `l3_offset` beyond the packet gives the key of an empty packet, and a packet too short to
     /// hold an IP header is hashed as raw bytes.
+    // Inlined into the pipeline's passes: see "Inlining" in `crate::pipeline`.
+    #[inline(always)]
     pub fn key<B: PacketBuf>(&self, pkt: &B, l3_offset: usize, vlan_ids: &[u16]) -> DedupKey {
         let mut head = [0u8; HEAD];
         let (head_len, l3_len, rest_digest) = if pkt.segments() == 1 {

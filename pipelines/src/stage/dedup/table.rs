@@ -377,7 +377,8 @@ impl DedupTable {
     /// Records that `group` receives the packet with `key` at `now_ns` (a monotonic ns clock
     /// shared by all workers). `New`: first sighting within the window for this group.
     /// `Duplicate`: seen within the window.
-    #[inline]
+    // Inlined into the pipeline's passes: see "Inlining" in `crate::pipeline`.
+    #[inline(always)]
     pub fn check(&self, key: DedupKey, group: u16, now_ns: u64) -> Seen {
         let probe = self.locate(key, group);
         let clock = self.clock(now_ns);

@@ -58,7 +58,8 @@ impl AddressMap {
         }
     }
 
-    #[inline]
+    // Inlined into the pipeline's passes: see "Inlining" in `crate::pipeline`.
+    #[inline(always)]
     pub(super) fn lookup(&self, address: IpAddr) -> AddressSets {
         let containing = match address {
             IpAddr::V4(address) => self.v4.lookup(u32::from(address)),

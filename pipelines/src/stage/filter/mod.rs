@@ -165,7 +165,8 @@ impl CompiledFilter {
     }
 
     /// The verdict for a packet of `key` (`None`: not an IP packet) travelling in `direction`.
-    #[inline]
+    // Inlined into the pipeline's passes: see "Inlining" in `crate::pipeline`.
+    #[inline(always)]
     pub fn classify(&self, key: Option<&FlowKey>, direction: Option<Direction>) -> FilterVerdict {
         let lookup = match key {
             Some(key) => self.lookup(key, direction),
@@ -175,7 +176,8 @@ impl CompiledFilter {
     }
 
     /// The sets of the rules accepting each field of the packet.
-    #[inline]
+    // Inlined into the pipeline's passes: see "Inlining" in `crate::pipeline`.
+    #[inline(always)]
     fn lookup(&self, key: &FlowKey, direction: Option<Direction>) -> Lookup<3> {
         // A packet without ports is looked up with whatever ports it holds (0): its class
         // already excludes every rule with a port range, and the other rules accept any port.

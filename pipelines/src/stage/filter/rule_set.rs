@@ -177,7 +177,8 @@ impl RuleSets {
     }
 
     /// The lowest rule index in the intersection of `lookup`'s sets.
-    #[inline]
+    // Inlined into the pipeline's passes: see "Inlining" in `crate::pipeline`.
+    #[inline(always)]
     pub(super) fn first_match<const N: usize>(&self, lookup: &Lookup<N>) -> Option<usize> {
         let sets = lookup.sets.map(|set| self.row(set));
         let [src, dst] = lookup.addresses;
