@@ -1,7 +1,7 @@
 //! The control plane: what runs on the main lcore while the workers poll.
 //!
 //! # Design
-//! One loop, woken every [`TICK`] (or at once by a request of the endpoint, [`requests`]), owns
+//! One loop, woken every [`TICK`] (or at once by a request of the endpoint, [`crate::requests`]), owns
 //! every decision that is not per packet and the control plane's state ([`state`]: the running
 //! config, the ledger of retired counters, the reload counts): when to stop (a signal, or in labs `stop_when_idle`), reloading the config
 //! ([`reload`]: SIGHUP or `POST /reload`), following the tool ports' links ([`links`]), folding

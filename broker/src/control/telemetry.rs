@@ -5,7 +5,7 @@
 //! the endpoint ([`crate::http`]); the control loop then calls [`Telemetry::tick`] every tick,
 //! which publishes once an [`INTERVAL`] has passed (or [`Telemetry::publish`] at once, after a
 //! plan change). A publication reads the appliance and the control state into a
-//! [`Snapshot`](crate::metrics::snapshot::Snapshot), sets the metrics from it and swaps the new
+//! [`Snapshot`], sets the metrics from it and swaps the new
 //! status into the endpoint's cell.
 //!
 //! With `[broker] metrics = ""` none of this runs: no recorder, no listener, no publication

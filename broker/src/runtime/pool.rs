@@ -76,7 +76,7 @@ const PCAPNG_SECTION_HEADER: u32 = 0x0A0D_0D0A;
 /// The pool for `config` with `workers` workers, `tx_queues[i]` TX queues on tool port `i`,
 /// `idle_rx` mbufs in the RX rings some tool ports' drivers insist on (never polled), and
 /// `control_path` mbufs that the addressed ports, their kernel sides and the tunnel ports' header
-/// segments may hold ([`super::control_path_mbufs`]).
+/// segments may hold ([`super::ports::control_path_mbufs`]).
 pub fn plan(
     config: &ValidatedConfig,
     workers: usize,
