@@ -29,19 +29,25 @@ fn no_answer(url: &str, address: SocketAddr) -> String {
     format!("no answer from {url} (is the broker running with [broker] metrics = \"{address}\"?)")
 }
 
-/// Fetches `GET /status` from a running broker's endpoint: the status and the JSON as sent.
-pub fn fetch_status(address: SocketAddr) -> anyhow::Result<(Status, String)> {
-    let url = format!("http://{address}/status");
-    let agent = endpoint_agent(Duration::from_secs(5));
-    let mut response = agent
-        .get(&url)
-        .call()
-        .with_context(|| no_answer(&url, address))?;
-    let code = response.status();
+/// The status and body of the answer to a request to `url`, whatever the status.
+fn read_answer(
+    sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    url: &str,
+    address: SocketAddr,
+) -> anyhow::Result<(ureq::http::StatusCode, String)> {
+    let mut response = sent.with_context(|| no_answer(url, address))?;
     let body = response
         .body_mut()
         .read_to_string()
         .with_context(|| format!("reading the answer of {url}"))?;
+    Ok((response.status(), body))
+}
+
+/// Fetches `GET /status` from a running broker's endpoint: the status and the JSON as sent.
+pub fn fetch_status(address: SocketAddr) -> anyhow::Result<(Status, String)> {
+    let url = format!("http://{address}/status");
+    let agent = endpoint_agent(Duration::from_secs(5));
+    let (code, body) = read_answer(agent.get(&url).call(), &url, address)?;
     if !code.is_success() {
         bail!("{url} answered {code}: {}", body.trim());
     }
@@ -54,15 +60,7 @@ pub fn fetch_status(address: SocketAddr) -> anyhow::Result<(Status, String)> {
 pub fn request_reload(address: SocketAddr) -> anyhow::Result<ReloadOutcome> {
     let url = format!("http://{address}/reload");
     let agent = endpoint_agent(RELOAD_TIMEOUT);
-    let mut response = agent
-        .post(&url)
-        .send_empty()
-        .with_context(|| no_answer(&url, address))?;
-    let code = response.status();
-    let body = response
-        .body_mut()
-        .read_to_string()
-        .with_context(|| format!("reading the answer of {url}"))?;
+    let (code, body) = read_answer(agent.post(&url).send_empty(), &url, address)?;
     serde_json::from_str(&body).with_context(|| format!("{url} answered {code}: {}", body.trim()))
 }
 
