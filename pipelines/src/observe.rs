@@ -30,14 +30,13 @@
 //! - A session's tool groups beyond [`MAX_TOOLS_PER_SESSION`] cannot exist (the config refuses
 //!   them), so a record holds every group of the packet's session.
 
-use std::net::IpAddr;
-
 use config::{Action, Balance, Direction, MAX_TOOLS_PER_SESSION};
 
 use crate::buf::{PacketBuf, Sink};
 use crate::flow::FlowKey;
 use crate::outcome::Outcome;
-use crate::stage::decap::{MAX_TUNNEL_DEPTH, TunnelKind};
+use crate::stage::decap::MAX_TUNNEL_DEPTH;
+pub use crate::stage::decap::TunnelLayer;
 
 /// What watches a burst go through the pipeline (see the module docs). Every hook is called on
 /// the worker, inside the burst: it must not block, allocate or log.
@@ -89,15 +88,6 @@ impl<B, S> Observer<B> for Unobserved<'_, S> {
 
     #[inline(always)]
     fn delivering(&mut self, _index: usize, _group: u16, _port: u16, _pkt: &B) {}
-}
-
-/// One tunnel the decapsulation removed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TunnelLayer {
-    pub kind: TunnelKind,
-    /// The IP source of the tunnel's packet (the outermost one is the mirror traffic's sender).
-    pub source: IpAddr,
-    pub vni: u32,
 }
 
 /// What the decapsulation stage made of a traced packet.

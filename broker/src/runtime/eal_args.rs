@@ -17,7 +17,7 @@ pub fn kernel_vdev(side: usize, name: &str, kernel: Kernel) -> Option<String> {
         Kernel::Tap => Some(format!("net_tap_k{side},iface={name}")),
         Kernel::VirtioUser => Some(format!(
             "virtio_user_k{side},path=/dev/vhost-net,queues=1,queue_size={},iface={name}",
-            super::ports::CONTROL_DESCRIPTORS
+            super::exception::CONTROL_DESCRIPTORS
         )),
     }
 }

@@ -61,10 +61,6 @@ pub(super) struct Configured {
 /// minimum, since each may hold that many mbufs of the pool.
 const IDLE_RX_DESCRIPTORS: u16 = 64;
 
-/// Descriptors of the queues of a kernel interface and of an addressed port's control queue:
-/// control traffic is ARP, ping and health checks.
-pub const CONTROL_DESCRIPTORS: u16 = 256;
-
 /// Whether a tool port of this driver must have RX queues too: `net_tap` refuses a configuration
 /// whose RX and TX queue counts differ (`EPERM`). The broker sets them up and never polls them
 /// (what the kernel sends into the interface stays in the kernel's queue and is dropped there).
@@ -155,7 +151,7 @@ pub fn control_path_mbufs(
     if addressed_tx.is_empty() {
         return 0;
     }
-    let control = u64::from(CONTROL_DESCRIPTORS);
+    let control = u64::from(exception::CONTROL_DESCRIPTORS);
     // A tunnelled copy in a worker's TX ring holds two mbufs: its header segment and itself.
     let headers: u64 = addressed_tx
         .iter()
@@ -293,7 +289,7 @@ pub(super) fn configure_ports(
         let setup = PortSetup {
             rx_queues: 1,
             tx_queues: addressed_tx(open.port),
-            rx_descriptors: CONTROL_DESCRIPTORS,
+            rx_descriptors: exception::CONTROL_DESCRIPTORS,
             tx_descriptors: config.dpdk.tx_descriptors,
             mempool: pool,
             mtu: mtu.dpdk,
@@ -351,8 +347,8 @@ pub(super) fn configure_ports(
         let setup = PortSetup {
             rx_queues: 1,
             tx_queues: 1,
-            rx_descriptors: CONTROL_DESCRIPTORS,
-            tx_descriptors: CONTROL_DESCRIPTORS,
+            rx_descriptors: exception::CONTROL_DESCRIPTORS,
+            tx_descriptors: exception::CONTROL_DESCRIPTORS,
             mempool: pool,
             mtu: Some(a.mtu.min(largest)),
         };

@@ -82,7 +82,6 @@ use ipnet::IpNet;
 
 use crate::buf::PacketBuf;
 use crate::flow::ip_proto;
-use crate::observe::TunnelLayer;
 use crate::outcome::{Outcome, Reason};
 use crate::wire::{self, EtherType, ethernet, geneve, ipv4, ipv6, udp, vlan, vxlan};
 
@@ -374,6 +373,15 @@ pub fn decap_general<B: PacketBuf>(cfg: &DecapConfig, pkt: &mut B) -> Result<Dec
         vni: innermost.vni,
         depth,
     }))
+}
+
+/// One tunnel the decapsulation removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunnelLayer {
+    pub kind: TunnelKind,
+    /// The IP source of the tunnel's packet (the outermost one is the mirror traffic's sender).
+    pub source: IpAddr,
+    pub vni: u32,
 }
 
 /// The tunnels [`decap`] would remove from a packet whose first segment is `first_segment` and

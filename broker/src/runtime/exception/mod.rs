@@ -45,6 +45,10 @@ use tracing::warn;
 use super::tx::TxQueueRef;
 use neighbours::{NeighbourTable, NextHopState};
 
+/// Descriptors of the queues of a kernel interface and of an addressed port's control queue:
+/// control traffic is ARP, ping and health checks.
+pub const CONTROL_DESCRIPTORS: u16 = 256;
+
 /// Frames waiting between the workers and the exception path: a burst from every worker and
 /// then some; a full channel means the path fell behind, and the worker drops and counts.
 pub const CHANNEL_FRAMES: usize = 1024;
