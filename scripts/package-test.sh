@@ -82,7 +82,8 @@ for file in \
 	lib/systemd/system/broker.service lib/systemd/system/broker-hugepages.service \
 	usr/lib/sysusers.d/broker.conf lib/udev/rules.d/60-broker-vfio.rules \
 	usr/share/doc/broker/systemd/virtual-devices.conf \
-	usr/share/doc/broker/systemd.md \
+	usr/share/doc/broker/systemd.md usr/share/doc/broker/operations.md \
+	usr/share/doc/broker/analyzers.md usr/share/doc/broker/fleet.md \
 	etc/broker/broker.toml \
 	usr/share/doc/broker/examples/aws-vpc-mirroring.toml usr/share/doc/broker/examples/gwlb.toml \
 	usr/share/doc/broker/examples/span-port.toml \
@@ -94,7 +95,8 @@ for file in \
 	usr/share/bash-completion/completions/broker usr/share/zsh/vendor-completions/_broker \
 	usr/share/fish/vendor_completions.d/broker.fish \
 	usr/share/man/man1/broker.1.gz usr/share/man/man1/broker-run.1.gz \
-	usr/share/man/man1/broker-import-aws-filters.1.gz; do
+	usr/share/man/man1/broker-import-aws-filters.1.gz \
+	usr/share/man/man1/broker-capture.1.gz usr/share/man/man1/broker-trace.1.gz; do
 	[ -s "$root/$file" ] || die "the package does not install /$file"
 done
 dpkg-query --root="$root" -W -f='${Conffiles}' broker | grep -q ' /etc/broker/broker.toml ' ||

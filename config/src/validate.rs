@@ -277,8 +277,8 @@ impl Checker {
             if !address.ip().is_loopback() {
                 let warning = format!(
                     "the endpoint listens on {address}, beyond loopback, and anyone who reaches \
-                     it may POST /reload (it has no authentication): set [broker] metrics_allow \
-                     to the management networks"
+                     it may POST /reload and capture the mirrored traffic (GET /capture; it has \
+                     no authentication): set [broker] metrics_allow to the management networks"
                 );
                 self.warning(match &raw.broker.metrics {
                     Some(m) => Issue::at(m.span(), warning),

@@ -3,6 +3,7 @@
 //! its inputs.
 
 mod alerts;
+mod capture;
 mod cli;
 mod conformance;
 mod dedup;

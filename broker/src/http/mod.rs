@@ -42,7 +42,8 @@
 //! # Limitations
 //! Plain HTTP, no authentication: the default address is loopback; expose the endpoint further
 //! only on a management network (anyone who reaches it can trigger a reload, though only of the
-//! file the broker was started with). `broker check` warns when it binds elsewhere.
+//! file the broker was started with, and capture the mirrored traffic). `broker check` warns
+//! when it binds elsewhere without `metrics_allow`.
 
 pub mod server;
 
@@ -415,6 +416,8 @@ mod tests {
             (Method::Post, "/reload"),
             (Method::Get, "/metrics"),
             (Method::Get, "/status"),
+            (Method::Get, "/capture"),
+            (Method::Get, "/trace"),
         ] {
             assert_eq!(
                 reply(service.answer(&request(method, path))).code,
