@@ -377,12 +377,18 @@ fn decide<B: PacketBuf>(
         ));
     }
 
+    // The symmetric flow hash (the source key for frames without a flow), computed once: `flow`
+    // balance and the tunnel headers both use it.
+    let mut flow_hash_once = None;
+    let mut flow_or_source =
+        || *flow_hash_once.get_or_insert_with(|| flow.map_or_else(source_key, flow_hash));
+
     decision.session = Some(session_id);
     if plan.has_tunnels {
         decision.egress = Egress {
             vni: session.vni.or(tunnel.map(|t| t.vni)).unwrap_or(0),
             direction,
-            flow_hash: flow.map_or_else(source_key, flow_hash),
+            flow_hash: flow_or_source(),
         };
     }
     for &group_id in session.groups.iter() {
@@ -390,7 +396,7 @@ fn decide<B: PacketBuf>(
         let group = &plan.groups[g];
         let port = match group.balance {
             Balance::Source => group.port_for_hash(source_key()),
-            Balance::Flow => group.port_for_hash(flow.map_or_else(source_key, flow_hash)),
+            Balance::Flow => group.port_for_hash(flow_or_source()),
             Balance::IpPair => group.port_for_hash(flow.map_or_else(source_key, ip_pair_hash)),
             // A placeholder for the liveness check: the turn is taken in `finish`, after dedup,
             // so that a duplicate does not use up a port's turn.
