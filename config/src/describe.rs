@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::fleet::{self, Mirrored};
 use crate::model::*;
 use crate::validate::protocol_name;
 
@@ -133,10 +134,23 @@ impl ValidatedConfig {
 
         match &self.dedup {
             None => writeln!(out, "dedup: off")?,
+            Some(dedup) if !dedup.mode.uses_window() => writeln!(
+                out,
+                "dedup: mode {}: from the config alone, no table (the copy taken at the \
+                 receiver is dropped where the sender's copy reaches the same analyzer)",
+                dedup.mode
+            )?,
             Some(dedup) => {
+                let sender = if dedup.mode.uses_sender_rule() {
+                    "the sender rule, then "
+                } else {
+                    ""
+                };
                 writeln!(
                     out,
-                    "dedup: window {}, {} entries",
+                    "dedup: mode {}: {sender}a window of {} in a table of {} entries (this \
+                     broker's copies)",
+                    dedup.mode,
                     duration(dedup.window),
                     dedup.capacity
                 )?;
@@ -180,6 +194,8 @@ impl ValidatedConfig {
             writeln!(out)?;
         }
 
+        self.describe_both_ends(out)?;
+
         writeln!(out, "filters: {}", self.filters.len())?;
         for filter in &self.filters {
             writeln!(
@@ -199,10 +215,11 @@ impl ValidatedConfig {
             let slice = group.slice.map_or("whole frames".to_owned(), |bytes| {
                 format!("first {bytes} bytes")
             });
-            let dedup = match (&self.dedup, group.dedup) {
-                (Some(_), true) => "deduplicated",
-                (Some(_), false) => "not deduplicated",
-                (None, _) => "dedup off",
+            let dedup = match (&self.dedup, group.dedup, group.balance) {
+                (Some(_), true, Balance::RoundRobin) => "deduplicated per group",
+                (Some(_), true, _) => "deduplicated per analyzer port",
+                (Some(_), false, _) => "not deduplicated",
+                (None, _, _) => "dedup off",
             };
             writeln!(
                 out,
@@ -234,6 +251,58 @@ impl ValidatedConfig {
             for warning in &self.warnings {
                 writeln!(out, "  {warning}")?;
             }
+        }
+        Ok(())
+    }
+
+    /// Per session with `source_ips`: the other sessions that may mirror the other end of its
+    /// packets, and what its own list says; then the addresses mirrored by several sessions.
+    fn describe_both_ends(&self, out: &mut String) -> std::fmt::Result {
+        const PEERS_SHOWN: usize = 8;
+        if self.sessions.iter().all(|s| s.source_ips.is_empty()) {
+            return Ok(());
+        }
+        let mirrored = Mirrored::new(&self.sessions);
+        writeln!(
+            out,
+            "mirrored at both ends (from source_ips: a packet between two mirrored addresses \
+             arrives once from each end)"
+        )?;
+        let width = name_width(self.sessions.iter().map(|session| session.name.as_str()));
+        for (position, session) in self.sessions.iter().enumerate() {
+            if session.source_ips.is_empty() {
+                continue;
+            }
+            let peers: Vec<&str> = mirrored
+                .peers(SessionId(position as u16))
+                .into_iter()
+                .map(|id| self.session_name(id))
+                .collect();
+            let mut line = match peers.len() {
+                0 => "no other session mirrors an address of its families".to_owned(),
+                n if n > PEERS_SHOWN => format!(
+                    "peers mirrored by {} and {} more",
+                    peers[..PEERS_SHOWN].join(", "),
+                    n - PEERS_SHOWN
+                ),
+                _ => format!("peers mirrored by {}", peers.join(", ")),
+            };
+            if fleet::lists_two_of_a_family(session) {
+                line.push_str(
+                    "; two addresses of one family (if two interfaces, a packet between them \
+                     arrives twice under this session)",
+                );
+            }
+            writeln!(out, "  {:width$}  {line}", session.name)?;
+        }
+        for (address, sessions) in mirrored.shared() {
+            let names: Vec<&str> = sessions.iter().map(|id| self.session_name(*id)).collect();
+            writeln!(
+                out,
+                "  {address} is mirrored by {} sessions: {}",
+                names.len(),
+                names.join(", ")
+            )?;
         }
         Ok(())
     }

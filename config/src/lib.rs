@@ -26,6 +26,7 @@ mod endpoint;
 mod error;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+mod fleet;
 mod locate;
 pub mod model;
 mod raw;

@@ -287,11 +287,42 @@ pub struct DecapSettings {
     pub default_session: Option<SessionId>,
 }
 
+keyword_enum! {
+    /// How de-duplication recognises the second copy of a packet mirrored at both of its ends.
+    pub enum DedupMode {
+        /// A table shared by the broker's workers remembers what each analyzer received within
+        /// the window: the copy checked second is dropped. It sees only the copies this broker
+        /// receives.
+        Window = "window",
+        /// From the config alone, per packet, no table: the copy mirrored at the receiver is
+        /// dropped where the copy mirrored at the sender reaches the same analyzer. Every broker
+        /// of a fleet makes the same choice.
+        Sender = "sender",
+        /// The sender rule, then the window for what is left.
+        SenderWindow = "sender+window",
+    }
+}
+
+impl DedupMode {
+    /// Whether the mode keeps a table (the window).
+    pub const fn uses_window(self) -> bool {
+        matches!(self, DedupMode::Window | DedupMode::SenderWindow)
+    }
+
+    /// Whether the mode applies the sender rule.
+    pub const fn uses_sender_rule(self) -> bool {
+        matches!(self, DedupMode::Sender | DedupMode::SenderWindow)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DedupSettings {
-    /// A tool group receives an inner packet at most once within this window. Non-zero.
+    /// How the copies of a packet mirrored at both ends are recognised.
+    pub mode: DedupMode,
+    /// A tool port (a round-robin group: the group) receives an inner packet at most once within
+    /// this window. Non-zero. Unused in mode `"sender"`.
     pub window: Duration,
-    /// Entries in the shared table (fixed at start). Non-zero.
+    /// Entries in the shared table (fixed at start). Non-zero. Unused in mode `"sender"`.
     pub capacity: u32,
     /// Also ignore the DSCP/ECN bits (IPv4 TOS, IPv6 traffic class) in the key.
     pub ignore_dscp_ecn: bool,

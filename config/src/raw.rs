@@ -9,7 +9,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::model::{
-    Action, Balance, Device, Direction, Encapsulation, Kernel, OnPortDown, PortRange, Rss, Vni,
+    Action, Balance, DedupMode, Device, Direction, Encapsulation, Kernel, OnPortDown, PortRange,
+    Rss, Vni,
 };
 use crate::values::{
     Address, Cidr, CpuId, DedupCapacity, DedupWindow, DescriptorCount, ErspanSessionId, GreKey,
@@ -109,6 +110,7 @@ pub struct RawDecap {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDedup {
+    pub mode: Option<Spanned<DedupMode>>,
     pub window: Option<DedupWindow>,
     pub capacity: Option<DedupCapacity>,
     #[serde(default)]

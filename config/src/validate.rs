@@ -20,6 +20,7 @@ use toml::Spanned;
 
 use crate::MAX_TOOLS_PER_SESSION;
 use crate::error::Issue;
+use crate::fleet::{self, Mirrored};
 use crate::model::*;
 use crate::raw::*;
 use crate::values::{
@@ -220,7 +221,21 @@ impl Checker {
         }
         let decap = self.decap(&raw.decap, &session_names);
         let session_list = self.sessions(&sessions, &raw.decap, &group_names, &filter_names);
+        let dedup_written = raw
+            .dedup
+            .as_ref()
+            .map(|dedup| (dedup.span(), dedup.get_ref().mode.is_some()));
         let dedup = raw.dedup.and_then(|dedup| self.dedup(dedup, &groups));
+        if let (Some(settings), Some(written)) = (&dedup, dedup_written) {
+            self.both_ends(
+                &session_list,
+                &sessions,
+                &groups,
+                &tool_groups,
+                settings,
+                written,
+            );
+        }
 
         self.unused(
             &session_list,
@@ -1251,8 +1266,28 @@ impl Checker {
         let capacity = raw
             .capacity
             .map_or(DEFAULT_DEDUP_CAPACITY, |capacity| capacity.get());
-        if window.is_zero() || capacity == 0 {
-            return None;
+        let mode = raw
+            .mode
+            .as_ref()
+            .map_or(DedupMode::Window, |m| *m.get_ref());
+        let no_table = window.is_zero() || capacity == 0;
+        match (mode, &raw.mode) {
+            (DedupMode::Window, _) if no_table => return None,
+            (DedupMode::SenderWindow, Some(written)) if no_table => self.problem(Issue::at(
+                written.span(),
+                "\"sender+window\" needs the window's table, which a window or capacity of 0 \
+                 turns off: use mode = \"sender\" for the sender rule alone",
+            )),
+            (DedupMode::Sender, Some(written))
+                if raw.window.is_some() || raw.capacity.is_some() =>
+            {
+                self.warning(Issue::at(
+                    written.span(),
+                    "window and capacity size the table that mode = \"sender\" does not keep: \
+                     they are unused",
+                ))
+            }
+            _ => {}
         }
         if !groups.is_empty() && groups.iter().all(|group| !group.dedup) {
             self.warning(Issue::at(
@@ -1261,11 +1296,140 @@ impl Checker {
             ));
         }
         Some(DedupSettings {
+            mode,
             window,
             capacity,
             ignore_dscp_ecn: raw.ignore_dscp_ecn,
             ignore_vlan: raw.ignore_vlan,
         })
+    }
+
+    /// Warnings about packets mirrored at both ends (see [`crate::fleet`]): a `source` group
+    /// that sends them to two analyzers, the window that cannot see across a fleet, and what the
+    /// sender rule cannot decide. `written` is the `[dedup]` table's span and whether its `mode`
+    /// is written out.
+    fn both_ends(
+        &mut self,
+        sessions: &[Session],
+        raw_sessions: &SpannedList<RawSession>,
+        groups: &[ToolGroup],
+        raw_groups: &SpannedList<RawToolGroup>,
+        dedup: &DedupSettings,
+        (dedup_span, mode_written): (Range<usize>, bool),
+    ) {
+        let mirrored = Mirrored::new(sessions);
+        let senders = |group: usize| {
+            sessions
+                .iter()
+                .enumerate()
+                .filter(move |(_, s)| s.tools.iter().any(|g| g.index() == group))
+                .map(|(position, _)| SessionId(index(position)))
+        };
+        let mut window_blind = Vec::new();
+        for (position, (group, raw)) in groups.iter().zip(raw_groups.get_ref()).enumerate() {
+            if !group.dedup || !mirrored.both_ends_among(senders(position)) {
+                continue;
+            }
+            window_blind.extend(senders(position));
+            if group.balance == Balance::Source && group.ports.len() > 1 {
+                self.warning(Issue::at(
+                    raw.span(),
+                    format!(
+                        "balance = \"source\" with de-duplication: a packet between two \
+                         mirrored interfaces (sessions {}) goes to the analyzer of each end, so \
+                         where those differ both receive it. Intended: each analyzer sees whole \
+                         connections of its own interfaces, and receives a packet once \
+                         (\"flow\" and \"ip-pair\" send both copies to one analyzer)",
+                        session_names(sessions, senders(position))
+                    ),
+                ));
+            }
+        }
+        window_blind.sort_unstable();
+        window_blind.dedup();
+        if dedup.mode == DedupMode::Window && !mode_written && !window_blind.is_empty() {
+            self.warning(Issue::at(
+                dedup_span,
+                format!(
+                    "mode = \"window\" (the default) de-duplicates the copies this broker \
+                     receives: in a fleet behind a load balancer, the two copies of a packet \
+                     between mirrored interfaces (sessions {}) usually reach two brokers and \
+                     both are delivered. Set mode = \"sender\" or \"sender+window\" for a \
+                     fleet, or mode = \"window\" to say this broker runs alone",
+                    session_names(sessions, window_blind.iter().copied())
+                ),
+            ));
+        }
+        if !dedup.mode.uses_sender_rule() {
+            return;
+        }
+        // Copies that reach different tool groups are never duplicates of each other: only
+        // sessions that share a de-duplicated group matter.
+        let share_a_group = |a: &Session, b: &Session| {
+            a.tools
+                .iter()
+                .any(|g| groups[g.index()].dedup && b.tools.contains(g))
+        };
+        for (position, (session, raw)) in sessions.iter().zip(raw_sessions.get_ref()).enumerate() {
+            if !session.tools.iter().any(|g| groups[g.index()].dedup) {
+                continue;
+            }
+            let raw = raw.get_ref();
+            let shares_with_another = sessions
+                .iter()
+                .enumerate()
+                .any(|(other, s)| other != position && share_a_group(session, s));
+            if session.source_ips.is_empty() && shares_with_another {
+                self.warning(Issue::at(
+                    raw.name.span(),
+                    "no source_ips: the sender rule cannot tell which of this session's copies \
+                     were taken at a receiver, and delivers them all",
+                ));
+            } else if fleet::lists_two_of_a_family(session) {
+                let second = raw
+                    .source_ips
+                    .iter()
+                    .skip(1)
+                    .find(|a| {
+                        let family = a.get_ref().get().is_ipv4();
+                        raw.source_ips
+                            .iter()
+                            .take_while(|b| !std::ptr::eq(*b, *a))
+                            .any(|b| b.get_ref().get().is_ipv4() == family)
+                    })
+                    .map_or(raw.name.span(), Spanned::span);
+                self.warning(Issue::at(
+                    second,
+                    "two addresses of one family: if they are two interfaces, a packet between \
+                     them arrives twice under this one session, and the sender rule cannot tell \
+                     which copy was taken at its sender: it delivers both (\"sender+window\" \
+                     drops one when both reach one broker). Give each interface its own session",
+                ));
+            }
+        }
+        for (address, listed_by) in mirrored.shared() {
+            let first = &sessions[listed_by[0].index()];
+            for &later in &listed_by[1..] {
+                if !share_a_group(first, &sessions[later.index()]) {
+                    continue;
+                }
+                let raw = raw_sessions.get_ref()[later.index()].get_ref();
+                let span = raw
+                    .source_ips
+                    .iter()
+                    .find(|a| a.get_ref().get() == address)
+                    .map_or(raw.name.span(), Spanned::span);
+                self.warning(Issue::at(
+                    span,
+                    format!(
+                        "{address} is also mirrored by session {:?}: each packet it sends \
+                         arrives once per session, and the sender rule keeps every copy taken \
+                         at a sender",
+                        first.name
+                    ),
+                ));
+            }
+        }
     }
 
     fn unused(
@@ -1305,6 +1469,25 @@ impl Checker {
                 ));
             }
         }
+    }
+}
+
+/// `"a", "b", "c" and 4 more`: the names of `ids`, the first few.
+fn session_names(sessions: &[Session], ids: impl IntoIterator<Item = SessionId>) -> String {
+    const SHOWN: usize = 5;
+    let names: Vec<String> = ids
+        .into_iter()
+        .filter_map(|id| sessions.get(id.index()))
+        .map(|s| format!("{:?}", s.name))
+        .collect();
+    if names.len() > SHOWN {
+        format!(
+            "{} and {} more",
+            names[..SHOWN].join(", "),
+            names.len() - SHOWN
+        )
+    } else {
+        names.join(", ")
     }
 }
 

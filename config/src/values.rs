@@ -19,8 +19,8 @@ use serde::de::{self, Deserialize, Deserializer, SeqAccess, Unexpected, Visitor}
 use toml::Spanned;
 
 use crate::model::{
-    Action, Balance, Device, DeviceArg, DeviceKind, Direction, Encapsulation, Kernel, OnPortDown,
-    PciAddress, PortRange, Rss, Vni,
+    Action, Balance, DedupMode, Device, DeviceArg, DeviceKind, Direction, Encapsulation, Kernel,
+    OnPortDown, PciAddress, PortRange, Rss, Vni,
 };
 
 /// An integer of the TOML file that must lie in `MIN..=MAX`, stored as `T`.
@@ -690,7 +690,8 @@ deserialize_keyword!(
     Rss,
     OnPortDown,
     Kernel,
-    Encapsulation
+    Encapsulation,
+    DedupMode
 );
 
 /// `lcores = "auto"` or `lcores = [2, 3]`; list entries keep their spans for the repeat check.

@@ -99,6 +99,7 @@ fn dedup_defaults_and_disabling() {
     assert_eq!(
         config.dedup,
         Some(DedupSettings {
+            mode: DedupMode::Window,
             window: Duration::from_millis(50),
             capacity: 1_048_576,
             ignore_dscp_ecn: false,
@@ -111,6 +112,7 @@ fn dedup_defaults_and_disabling() {
     assert_eq!(
         config.dedup,
         Some(DedupSettings {
+            mode: DedupMode::Window,
             window: Duration::from_millis(2),
             capacity: 4096,
             ignore_dscp_ecn: true,
@@ -125,6 +127,165 @@ fn dedup_defaults_and_disabling() {
         accepted(&minimal_with("[dedup]\ncapacity = 0\n")).dedup,
         None
     );
+}
+
+#[test]
+fn dedup_modes() {
+    let mode = |text: &str| accepted(&minimal_with(text)).dedup.map(|d| d.mode);
+    assert_eq!(
+        mode("[dedup]\nmode = \"window\"\n"),
+        Some(DedupMode::Window)
+    );
+    assert_eq!(
+        mode("[dedup]\nmode = \"sender\"\n"),
+        Some(DedupMode::Sender)
+    );
+    assert_eq!(
+        mode("[dedup]\nmode = \"sender+window\"\n"),
+        Some(DedupMode::SenderWindow)
+    );
+    assert!(DedupMode::SenderWindow.uses_window() && DedupMode::SenderWindow.uses_sender_rule());
+    assert!(!DedupMode::Sender.uses_window() && !DedupMode::Window.uses_sender_rule());
+    // The sender rule keeps no table: a window of 0 does not turn it off, and a window or a
+    // capacity is pointless (a warning).
+    let text = minimal_with("[dedup]\nmode = \"sender\"\nwindow = \"0s\"\n");
+    let config = accepted(&text);
+    assert_eq!(config.dedup.map(|d| d.mode), Some(DedupMode::Sender));
+    let (line, column) = position(&text, "\"sender\"", 0);
+    assert!(
+        config.warnings.contains(&format!(
+            "<string>:{line}:{column}: dedup.mode: window and capacity size the table that \
+             mode = \"sender\" does not keep: they are unused"
+        )),
+        "{:#?}",
+        config.warnings
+    );
+    let text = minimal_with("[dedup]\nmode = \"sender+window\"\ncapacity = 0\n");
+    let (line, column) = position(&text, "\"sender+window\"", 0);
+    assert_eq!(
+        refused(&text).to_string(),
+        format!(
+            "<string>:{line}:{column}: dedup.mode: \"sender+window\" needs the window's table, \
+             which a window or capacity of 0 turns off: use mode = \"sender\" for the sender rule \
+             alone"
+        )
+    );
+}
+
+/// Two mirrored interfaces that may be each other's peers, both sending to a `source` group and
+/// a `flow` group, de-duplicated with `mode` (unwritten when `None`).
+fn both_ends(mode: Option<&str>) -> String {
+    let mode = mode.map_or(String::new(), |m| format!("mode = \"{m}\"\n"));
+    format!(
+        r#"[broker]
+name = "fleet"
+
+[[ingress]]
+name = "mirror0"
+device = "net_pcap0,rx_pcap=in.pcap"
+
+[decap]
+allowed_sources = ["10.0.0.0/8"]
+
+[dedup]
+{mode}
+[[session]]
+name = "a"
+vni = 1
+tools = ["ids", "zeek"]
+source_ips = ["10.0.0.1"]
+
+[[session]]
+name = "b"
+vni = 2
+tools = ["ids", "zeek"]
+source_ips = ["10.0.0.2", "fd00::2"]
+
+[[tool_group]]
+name = "ids"
+balance = "source"
+ports = [{{ name = "ids-1", device = "net_null1" }}, {{ name = "ids-2", device = "net_null2" }}]
+
+[[tool_group]]
+name = "zeek"
+balance = "flow"
+ports = [{{ name = "zeek-1", device = "net_null3" }}, {{ name = "zeek-2", device = "net_null4" }}]
+"#
+    )
+}
+
+#[test]
+fn both_ends_warnings_name_the_sessions_and_point_at_the_key() {
+    let text = both_ends(None);
+    let warnings = accepted(&text).warnings;
+    let (dedup_line, _) = position(&text, "[dedup]", 0);
+    let (group_line, _) = position(&text, "[[tool_group]]", 0);
+    assert_eq!(warnings.len(), 2, "{warnings:#?}");
+    assert!(
+        warnings[0].starts_with(&format!(
+            "<string>:{dedup_line}:1: dedup: mode = \"window\" (the default) de-duplicates the \
+             copies this broker receives"
+        )) && warnings[0].contains("(sessions \"a\", \"b\")"),
+        "{warnings:#?}"
+    );
+    assert!(
+        warnings[1].starts_with(&format!(
+            "<string>:{group_line}:1: tool_group[0] (\"ids\"): balance = \"source\" with \
+             de-duplication"
+        )),
+        "{warnings:#?}"
+    );
+    // Saying "window" is saying the broker runs alone; the source group's note stays.
+    let warnings = accepted(&both_ends(Some("window"))).warnings;
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(warnings[0].contains("balance = \"source\""));
+    assert_eq!(accepted(&both_ends(Some("sender"))).warnings, warnings);
+
+    // What the sender rule cannot decide: an address of two sessions, two of one family in one
+    // session, a session without source_ips.
+    let text = both_ends(Some("sender+window")).replace(
+        "[\"10.0.0.2\", \"fd00::2\"]",
+        "[\"10.0.0.2\", \"fd00::2\", \"10.0.0.1\"]",
+    ) + "\n[[session]]\nname = \"c\"\nvni = 3\ntools = [\"zeek\"]\n";
+    let warnings = accepted(&text).warnings;
+    let (two_line, two_column) = position(&text, "\"10.0.0.1\"", 1);
+    let (c_line, c_column) = position(&text, "\"c\"", 0);
+    assert_eq!(warnings.len(), 4, "{warnings:#?}");
+    assert!(
+        warnings[2].contains("balance = \"source\""),
+        "{warnings:#?}"
+    );
+    assert_eq!(
+        warnings[0],
+        format!(
+            "<string>:{two_line}:{two_column}: session[1] (\"b\").source_ips[2]: two addresses \
+             of one family: if they are two interfaces, a packet between them arrives twice under \
+             this one session, and the sender rule cannot tell which copy was taken at its \
+             sender: it delivers both (\"sender+window\" drops one when both reach one broker). \
+             Give each interface its own session"
+        )
+    );
+    assert_eq!(
+        warnings[1],
+        format!(
+            "<string>:{two_line}:{two_column}: session[1] (\"b\").source_ips[2]: 10.0.0.1 is \
+             also mirrored by session \"a\": each packet it sends arrives once per session, and \
+             the sender rule keeps every copy taken at a sender"
+        )
+    );
+    assert_eq!(
+        warnings[3],
+        format!(
+            "<string>:{c_line}:{c_column}: session[2] (\"c\").name: no source_ips: the sender \
+             rule cannot tell which of this session's copies were taken at a receiver, and \
+             delivers them all"
+        )
+    );
+
+    // One mirrored address per family: no packet can arrive twice, nothing to say.
+    let text = both_ends(None).replace("\"10.0.0.2\", ", "");
+    let text = text.replace("[\"10.0.0.1\"]", "[]");
+    assert_eq!(accepted(&text).warnings, Vec::<String>::new());
 }
 
 #[test]

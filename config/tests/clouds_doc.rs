@@ -1,6 +1,7 @@
 //! `docs/clouds.md` tells operators how to configure the broker for each cloud: every ```toml block
 //! in it must be a config the broker accepts without a warning, and each cloud's block must use
-//! what its section says that cloud needs.
+//! what its section says that cloud needs. `docs/fleet.md`'s blocks parse too, and its example
+//! does what the page says.
 
 use std::path::Path;
 
@@ -34,9 +35,15 @@ fn toml_blocks(markdown: &str) -> Vec<(String, usize, String)> {
     blocks
 }
 
-fn clouds_doc() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/clouds.md");
+fn doc(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn clouds_doc() -> String {
+    doc("clouds.md")
 }
 
 /// What each cloud's section says its config must do.
@@ -180,6 +187,48 @@ fn every_config_of_the_cloud_guide_parses_without_warnings_and_does_what_its_sec
             config.warnings
         );
         check_section(heading, &config);
+    }
+}
+
+#[test]
+fn the_fleet_example_is_a_fleet_config_with_only_the_intended_warning() {
+    let blocks = toml_blocks(&doc("fleet.md"));
+    assert!(
+        blocks.len() >= 2,
+        "the health snippet and the worked example"
+    );
+    for (heading, line, text) in &blocks {
+        let origin = format!("docs/fleet.md, block at line {line} ({heading})");
+        if heading.starts_with("Health") {
+            // A fragment: the [broker] table of a config.
+            assert!(text.contains("health = "), "{origin}");
+            continue;
+        }
+        let config = config::parse(text, Some(Path::new(&origin)))
+            .unwrap_or_else(|e| panic!("{}", e.detailed()));
+        let dedup = config.dedup.as_ref().expect("dedup");
+        assert_eq!(dedup.mode, config::DedupMode::SenderWindow, "{origin}");
+        assert!(config.broker.health.is_some(), "{origin}: health checks");
+        assert!(
+            config
+                .sessions
+                .iter()
+                .all(|s| s.vni.is_some() && !s.source_ips.is_empty()),
+            "{origin}: one session per ENI, with its addresses"
+        );
+        let balances: Vec<Balance> = config.tool_groups.iter().map(|g| g.balance).collect();
+        assert_eq!(balances, [Balance::Flow, Balance::Source], "{origin}");
+        assert!(
+            config.tool_ports.iter().all(|p| p.tunnel().is_some()),
+            "{origin}"
+        );
+        assert_eq!(config.warnings.len(), 1, "{origin}: {:#?}", config.warnings);
+        assert!(
+            config.warnings[0]
+                .contains("tool_group[1] (\"arkime\"): balance = \"source\" with de-duplication"),
+            "{origin}: {:#?}",
+            config.warnings
+        );
     }
 }
 

@@ -11,7 +11,9 @@
 //! dedup window: nothing is a duplicate. The copy alone is measured too and subtracted.
 //!
 //! Variants leave out the filter, dedup or both, so the differences show what each stage costs
-//! inside the whole pipeline (caches shared with the other stages, branches of the real mix).
+//! inside the whole pipeline (caches shared with the other stages, branches of the real mix);
+//! the `single_sender*` variants de-duplicate with the sender rule instead of (or before) the
+//! window, its every lookup finding a sender (see `cases`).
 //!
 //! `cargo bench -p broker-pipelines --bench pipeline`
 //!
@@ -59,6 +61,34 @@ fn cases() -> Vec<Case> {
     // A dedup table of 2^20 entries (8 MiB), as a window of tens of milliseconds needs at
     // 10 Mpps: it does not fit the caches.
     let large_table = |t: &str| t.replace("capacity = 16384\n", "capacity = 1048576\n");
+    // The sender rule: the workload's internet peers mirrored too, by one more session (sending
+    // to a group of its own). Every copy taken at an ENI's receiving end then finds a sender
+    // copy: one address lookup, the peer session's 100-rule filter, its groups scanned; that copy
+    // never reaches the workload's group, so every packet is still delivered (the rule's full
+    // cost, without the savings of the copies it drops).
+    let sender = |t: &str, mode: &str| {
+        let table = if mode == "sender" {
+            ""
+        } else {
+            "window = \"200us\"\ncapacity = 16384\n"
+        };
+        // The workload's TCP and ping peers (203.0.113.50–119), its resolvers, its IPv6 peer.
+        let peers: Vec<String> = (50..120)
+            .map(|i| format!("\"203.0.113.{i}\""))
+            .chain(
+                ["198.51.100.53", "2001:db8:53::53", "2001:db8:100::1"].map(|p| format!("\"{p}\"")),
+            )
+            .collect();
+        t.replace(
+            "[dedup]\nwindow = \"200us\"\ncapacity = 16384\n",
+            &format!("[dedup]\nmode = \"{mode}\"\n{table}"),
+        ) + &format!(
+            "[[session]]\nname = \"peers\"\nvni = 2000\ntools = [\"peers\"]\nfilter = \"f100\"\n\
+             source_ips = [{}]\n[[tool_group]]\nname = \"peers\"\n\
+             ports = [{{ name = \"peers-0\", device = \"net_null9\" }}]\n",
+            peers.join(", ")
+        )
+    };
     let case = |name, toml: String| Case {
         name,
         toml,
@@ -92,6 +122,16 @@ fn cases() -> Vec<Case> {
         case("single_addressed", addressed(SINGLE)),
         tunnelled("single_vxlan4", tunnels(SINGLE, "vxlan", "10.0.9.21")),
         tunnelled("single_geneve6", tunnels(SINGLE, "geneve", "fd00:9::22")),
+        case("single_sender", sender(SINGLE, "sender")),
+        case("single_sender_window", sender(SINGLE, "sender+window")),
+        // The rule's own work: the peers' session without a filter to run.
+        case(
+            "single_sender_unfiltered",
+            sender(SINGLE, "sender").replace(
+                "tools = [\"peers\"]\nfilter = \"f100\"\n",
+                "tools = [\"peers\"]\n",
+            ),
+        ),
         case("fanout", FANOUT.to_owned()),
         case("fanout_2p20_table", large_table(FANOUT)),
         Case {
@@ -229,11 +269,14 @@ impl Rig {
             "{}: every tool port a resolved tunnel, or none",
             case.name
         );
-        let dedup = dedup_settings.map(|d| Dedup {
-            table: Arc::new(DedupTable::new(d.capacity, d.window)),
-            keyer: Arc::new(DedupKeyer::with_seed(1, d.ignore_dscp_ecn, d.ignore_vlan)),
-        });
-        let copies_per_packet = config.tool_groups.len();
+        let dedup = dedup_settings
+            .filter(|d| d.mode.uses_window())
+            .map(|d| Dedup {
+                table: Arc::new(DedupTable::new(d.capacity, d.window)),
+                keyer: Arc::new(DedupKeyer::with_seed(1, d.ignore_dscp_ecn, d.ignore_vlan)),
+            });
+        // The workload's sessions all send to the same groups.
+        let copies_per_packet = config.sessions[0].tools.len();
         let mut pipeline = Pipeline::new(0, &plan, dedup);
         if let Some(on) = case.prefetch {
             pipeline.set_dedup_prefetch(on);
@@ -285,7 +328,7 @@ impl Rig {
         let copies = self.sink.total_delivered();
         assert_eq!(
             copies,
-            rx * self.plan.groups.len() as u64,
+            rx * self.plan.sessions[0].groups.len() as u64,
             "{name}: one copy per group"
         );
     }

@@ -218,8 +218,10 @@ counter_block! {
         delivered = "delivered_packets",
         /// packets of the session rejected by its filter
         filtered = "filtered_packets",
-        /// packets of the session every tool group had already received within the dedup window
+        /// packets of the session every tool group already had: within the dedup window, or from the copy mirrored at its sender
         duplicate = "duplicate_packets",
+        /// of the session's duplicate packets, those the sender rule alone withheld: the copy mirrored at the sender reaches each of its tool groups on the same port
+        duplicate_sender = "duplicate_sender_packets",
         /// packets of the session no tool group had a live port for
         no_live_port = "no_live_port_packets",
         /// inner IP packets shorter than their IP length field says (cut by the mirror source, e.g. AWS packet-length)
@@ -234,8 +236,10 @@ counter_block! {
     pub struct GroupCounters => GroupTotals {
         /// copies sent towards the group's ports
         copies = "packets",
-        /// packets not sent to the group because it had received them within the dedup window
+        /// packets not sent to the group because the port (of a round-robin group: the group) had received them within the dedup window
         duplicates = "duplicate_packets",
+        /// packets not sent to the group because the copy mirrored at their sender reaches the same port (the sender rule)
+        sender_duplicates = "duplicate_sender_packets",
         /// dedup entries of other live packets evicted to make room (the table is too small)
         dedup_evictions = "dedup_evictions",
         /// packets the group could not take because none of its ports was live
@@ -476,8 +480,8 @@ mod tests {
             delivered.help,
             "packets of the session delivered to at least one tool group"
         );
-        assert_eq!(SessionCounters::FIELDS.len(), 7);
-        assert_eq!(GroupCounters::FIELDS.len(), 5);
+        assert_eq!(SessionCounters::FIELDS.len(), 8);
+        assert_eq!(GroupCounters::FIELDS.len(), 6);
         assert_eq!(PortCounters::FIELDS.len(), 7);
         assert_eq!(WorkerCounters::FIELDS.len(), 5);
         let mut names = std::collections::HashSet::new();

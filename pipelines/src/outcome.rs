@@ -114,7 +114,7 @@ pub enum Outcome {
     Delivered,
     /// rejected by the session's filter
     Filtered,
-    /// every tool group of the session had already received this packet within the dedup window
+    /// every tool group of the session already had this packet: within the dedup window, or from the copy mirrored at its sender
     Duplicate,
     /// outer source address not in decap.allowed_sources
     SourceDenied,
@@ -197,7 +197,7 @@ impl Outcome {
             Outcome::Delivered => "delivered to at least one tool group",
             Outcome::Filtered => "rejected by the session's filter",
             Outcome::Duplicate => {
-                "every tool group of the session had already received this packet within the dedup window"
+                "every tool group of the session already had this packet: within the dedup window, or from the copy mirrored at its sender"
             }
             Outcome::SourceDenied => "outer source address not in decap.allowed_sources",
             Outcome::NotTunnel => "not a tunnelled frame (and pass_untunneled is off)",

@@ -3,12 +3,15 @@
 //! # Design
 //! As in VPP and DPDK's l3fwd, a burst is processed in passes over the whole burst, writing one
 //! `Decision` per packet into a fixed array (no allocation):
-//! 1. **decide**: decap, session, filter, balance (the tool port of every tool group) and the
-//!    dedup key; errors are data (a drop outcome), not control flow;
+//! 1. **decide**: decap, session, filter, balance (the tool port of every tool group), the
+//!    sender rule (the copy taken at a packet's receiver leaves each group that the copy taken at
+//!    its sender reaches on the same port: [`crate::stage::dedup::sender`]) and the dedup key;
+//!    errors are data (a drop outcome), not control flow;
 //! 2. **prefetch** (large dedup tables only): the table buckets of every key of the burst start
 //!    loading ([`PacketBuf::prefetch`], a prefetch instruction on mbufs), so that their cache
 //!    misses overlap instead of being paid one after the other;
-//! 3. **dedup and dispatch**, in arrival order: each tool group's dedup check, the outcome, then
+//! 3. **dedup and dispatch**, in arrival order: the window's check of each copy (under its port,
+//!    or its group for round-robin: [`GroupPlan::window_scope`]), the outcome, then
 //!    dropped packets go to the sink to be freed in bulk, delivered packets go to the sink once
 //!    per tool group — extra groups get a shared handle (an mbuf clone, no payload copy), and
 //!    slicing cuts only the handle of the group that asked for it.
@@ -39,7 +42,9 @@
 //!   test measured 2 to 7 inversions in 650 packets). Analyzers reassemble TCP and tolerate
 //!   this. An ingress port with `rss = "inner"` (a NIC hashing the inner headers with a
 //!   symmetric key) puts both copies and both directions of a connection on one queue, and then
-//!   every flow keeps its order; so does a single RX queue.
+//!   every flow keeps its order; so does a single RX queue. The sender rule keeps the copies of
+//!   the sender where both would meet: one outer flow per direction, so each direction of a
+//!   connection keeps its order there too.
 //! - Round-robin takes a port's turn only for a copy actually delivered (after dedup), so
 //!   duplicates do not skew it; turns are per worker, so with several workers the ports are
 //!   used evenly overall but not in strict alternation.
@@ -53,12 +58,13 @@ use std::sync::atomic::Ordering;
 use crate::buf::{PacketBuf, Sink};
 use crate::counters::{PortCounters, WorkerCounters};
 use crate::egress::{PacketFields, Template};
+use crate::flow::FlowKey;
 use crate::inner::parse_inner;
 use crate::outcome::Outcome;
 use crate::plan::{GroupPlan, Plan};
 use crate::stage::balance::{flow_hash, ip_pair_hash, source_hash};
 use crate::stage::decap::{Decapped, decap};
-use crate::stage::dedup::{DedupKey, DedupKeyer, DedupTable, Seen};
+use crate::stage::dedup::{DedupKey, DedupKeyer, DedupTable, Seen, SenderRule, Viewpoint};
 use crate::stage::local::{Local, classify};
 
 /// Packets per RX burst, as in DPDK's examples: big enough to amortise a poll, small enough that
@@ -98,6 +104,8 @@ struct Decision {
     targets: [Target; MAX_TOOLS_PER_SESSION],
     /// The packet's dedup key, when its session de-duplicates.
     dedup_key: Option<DedupKey>,
+    /// The sender rule withheld the packet from some of its groups (they left `targets`).
+    sender_withheld: bool,
     /// For tunnel ports' headers, when the plan has any.
     egress: Egress,
 }
@@ -109,6 +117,7 @@ impl Decision {
         copies: 0,
         targets: [Target { group: 0, port: 0 }; MAX_TOOLS_PER_SESSION],
         dedup_key: None,
+        sender_withheld: false,
         egress: Egress {
             vni: 0,
             direction: None,
@@ -240,7 +249,9 @@ impl Pipeline {
                 for (slot, decision) in chunk.iter().zip(self.decisions.iter()) {
                     if let (Some(_), Some(key)) = (slot, decision.dedup_key) {
                         for target in &decision.targets[..usize::from(decision.copies)] {
-                            let [first, second] = d.table.buckets_of(key, target.group);
+                            let scope =
+                                plan.groups[usize::from(target.group)].window_scope(target.port);
+                            let [first, second] = d.table.buckets_of(key, scope);
                             B::prefetch(first);
                             B::prefetch(second);
                         }
@@ -306,6 +317,7 @@ fn decide<B: PacketBuf>(
     decision.punt = false;
     decision.copies = 0;
     decision.dedup_key = None;
+    decision.sender_withheld = false;
 
     // On an addressed port, its own traffic (ARP, ND, ping, TCP, non-mirror UDP) first.
     if let Some(Some(own)) = plan.local.get(ingress) {
@@ -347,8 +359,8 @@ fn decide<B: PacketBuf>(
         session_counters.truncated_by_source.incr();
     }
     let flow = inner.flow.as_ref();
-
-    let direction = session.direction(flow);
+    let viewpoint = session.viewpoint(flow);
+    let direction = viewpoint.direction();
     if let Some(filter_id) = session.filter {
         let filter_id = usize::from(filter_id);
         let verdict = plan.filters[filter_id].classify(flow, direction);
@@ -363,11 +375,14 @@ fn decide<B: PacketBuf>(
         }
     }
 
-    // The source key: the mirror source for tunnelled traffic, the frame's own source otherwise.
-    let source_key = || match (&tunnel, flow) {
-        (Some(t), _) => source_hash(t.mirror_source, t.vni),
-        (None, Some(f)) => source_hash(f.src, 0),
-        (None, None) => 0,
+    // The source key (a fleet contract): the interface the copy was taken at, when the
+    // session's source_ips say which, under the session's VNI; else the mirror source for
+    // tunnelled traffic, the frame's own source otherwise.
+    let source_key = || match (viewpoint.interface(flow), &tunnel, flow) {
+        (Some(interface), _, _) => source_hash(interface, session.vni.unwrap_or(0)),
+        (None, Some(t), _) => source_hash(t.mirror_source, t.vni),
+        (None, None, Some(f)) => source_hash(f.src, 0),
+        (None, None, None) => 0,
     };
     if let Some(d) = dedup.filter(|_| session.dedup) {
         decision.dedup_key = Some(d.keyer.key(
@@ -413,6 +428,58 @@ fn decide<B: PacketBuf>(
         };
         decision.copies += 1;
     }
+
+    // The sender rule, for the copy taken at the receiver: it leaves every group that a copy
+    // taken at the sender reaches on the same port.
+    if let (Some(rule), Some(f), Viewpoint::Receiver, true) =
+        (&plan.sender, flow, viewpoint, session.dedup)
+    {
+        withhold_for_senders(counters, plan, rule, f, decision);
+    }
+}
+
+/// Drops from `decision.targets` each group that a copy of `flow` taken at its sender reaches on
+/// the same port (the sender rule; see [`crate::stage::dedup::sender`]).
+#[inline]
+fn withhold_for_senders(
+    counters: &WorkerCounters,
+    plan: &Plan,
+    rule: &SenderRule,
+    flow: &FlowKey,
+    decision: &mut Decision,
+) {
+    let targets = &mut decision.targets[..usize::from(decision.copies)];
+    let mut reached = 0u32;
+    for copy in rule.sender_copies(flow, &plan.filters) {
+        for (i, target) in targets.iter().enumerate() {
+            let group = &plan.groups[usize::from(target.group)];
+            let same_port = match group.balance {
+                Balance::Source => group.port_for_hash(copy.source_key()) == Some(target.port),
+                // Symmetric hashes: the sender's copy keys to this port; round-robin: the group.
+                Balance::Flow | Balance::IpPair | Balance::RoundRobin => true,
+            };
+            if group.dedup && copy.sends_to(target.group) && same_port {
+                reached |= 1 << i;
+            }
+        }
+    }
+    if reached == 0 {
+        return;
+    }
+    let mut kept = 0;
+    for i in 0..targets.len() {
+        if reached & 1 << i != 0 {
+            counters.groups[usize::from(targets[i].group)]
+                .sender_duplicates
+                .incr();
+        } else {
+            targets[kept] = targets[i];
+            kept += 1;
+        }
+    }
+    // At most `copies`, a u8.
+    decision.copies = kept as u8;
+    decision.sender_withheld = true;
 }
 
 /// The last pass's decisions for a packet the first pass kept: each group's dedup check (the
@@ -429,17 +496,18 @@ fn finish(
     session: u16,
     decision: &mut Decision,
 ) {
-    let mut duplicate = false;
+    let mut window_duplicate = false;
     if let (Some(d), Some(key)) = (dedup, decision.dedup_key) {
         let mut kept = 0;
         for i in 0..usize::from(decision.copies) {
             let target = decision.targets[i];
             let g = usize::from(target.group);
-            if plan.groups[g].dedup {
-                match d.table.check(key, target.group, now_ns) {
+            let group = &plan.groups[g];
+            if group.dedup {
+                match d.table.check(key, group.window_scope(target.port), now_ns) {
                     Seen::Duplicate => {
                         counters.groups[g].duplicates.incr();
-                        duplicate = true;
+                        window_duplicate = true;
                         continue;
                     }
                     Seen::NewEvictedLive => counters.groups[g].dedup_evictions.incr(),
@@ -465,8 +533,11 @@ fn finish(
     let outcome = if decision.copies > 0 {
         session_counters.delivered.incr();
         Outcome::Delivered
-    } else if duplicate {
+    } else if window_duplicate || decision.sender_withheld {
         session_counters.duplicate.incr();
+        if !window_duplicate {
+            session_counters.duplicate_sender.incr();
+        }
         Outcome::Duplicate
     } else {
         session_counters.no_live_port.incr();

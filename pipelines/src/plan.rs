@@ -27,6 +27,7 @@ use crate::egress::{self, SessionIdChoice, Template, TemplateSpec, VniChoice};
 use crate::flow::FlowKey;
 use crate::neighbour::PortAddresses;
 use crate::stage::decap::DecapConfig;
+use crate::stage::dedup::{SenderRule, Viewpoint};
 use crate::stage::filter::CompiledFilter;
 use crate::stage::maglev::Maglev;
 use crate::wire::ethernet;
@@ -34,7 +35,8 @@ use crate::wire::ethernet;
 /// A session as the workers need it.
 #[derive(Clone, Debug)]
 pub struct SessionPlan {
-    /// The session's VNI (`None` for a default or untunnelled session).
+    /// The session's VNI (`None` for a default or untunnelled session); with the interface's
+    /// address (and 0 without a VNI), a copy's `source` key.
     pub vni: Option<u32>,
     pub filter: Option<u16>,
     /// Tool groups, in config order.
@@ -46,18 +48,17 @@ pub struct SessionPlan {
 }
 
 impl SessionPlan {
+    /// Which end of the packet a copy under this session was taken at, from its `source_ips`.
+    #[inline]
+    pub fn viewpoint(&self, flow: Option<&FlowKey>) -> Viewpoint {
+        Viewpoint::of(flow, |address| self.source_ips.contains(address))
+    }
+
     /// The packet's direction relative to the mirrored interface: ingress when the inner
     /// destination is one of the session's `source_ips`, egress when the inner source is
     /// (ingress wins for a packet from one of them to another), none otherwise.
     pub fn direction(&self, flow: Option<&FlowKey>) -> Option<Direction> {
-        let flow = flow?;
-        if self.source_ips.contains(flow.dst) {
-            Some(Direction::Ingress)
-        } else if self.source_ips.contains(flow.src) {
-            Some(Direction::Egress)
-        } else {
-            None
-        }
+        self.viewpoint(flow).direction()
     }
 }
 
@@ -118,6 +119,9 @@ pub struct GroupPlan {
     /// Cut copies to this many bytes.
     pub slice: Option<usize>,
     pub dedup: bool,
+    /// What the dedup window remembers a round-robin group's packets under: its first port (a
+    /// port belongs to one group, so no other group or port shares it).
+    round_robin_scope: u16,
     /// Maps a key hash to a position in `ports`. With `on_port_down = "rebalance"` it only holds
     /// live ports; with `"drop"` it is the table of all ports and `live` filters the result.
     pub table: Maglev,
@@ -130,6 +134,18 @@ pub struct GroupPlan {
 }
 
 impl GroupPlan {
+    /// The identity the dedup window checks a copy for `port` under: the port itself for a
+    /// hash-balanced group (each analyzer receives a packet once; two copies that key to two
+    /// ports both go), the group for round-robin (whose port is chosen after the check).
+    #[inline]
+    pub fn window_scope(&self, port: u16) -> u16 {
+        if self.balance == Balance::RoundRobin {
+            self.round_robin_scope
+        } else {
+            port
+        }
+    }
+
     /// The tool port for a key hash, `None` when no live port may take it.
     #[inline]
     pub fn port_for_hash(&self, hash: u64) -> Option<u16> {
@@ -162,6 +178,8 @@ pub struct Plan {
     pub untunneled_session: Option<u16>,
     pub filters: Box<[CompiledFilter]>,
     pub groups: Box<[GroupPlan]>,
+    /// The sender rule, in `[dedup]` modes `"sender"` and `"sender+window"`.
+    pub sender: Option<SenderRule>,
     /// Number of tool ports (indices of `Sink::deliver` are below it).
     pub tool_ports: usize,
     /// By tool port: the header template of a tunnel port whose next hop is resolved (`None`:
@@ -336,6 +354,8 @@ impl Plan {
                     balance: g.balance,
                     slice: g.slice.map(usize::from),
                     dedup: g.dedup && config.dedup.is_some(),
+                    // A group has at least one port (the config refuses one without).
+                    round_robin_scope: g.ports[0].0,
                     table,
                     ports: g.ports.iter().map(|p| p.0).collect(),
                     live,
@@ -370,6 +390,11 @@ impl Plan {
             untunneled_session: config.decap.untunneled_session.map(|s| s.0),
             filters: config.filters.iter().map(CompiledFilter::compile).collect(),
             groups,
+            sender: config
+                .dedup
+                .as_ref()
+                .filter(|d| d.mode.uses_sender_rule())
+                .map(|_| SenderRule::new(config)),
             tool_ports: config.tool_ports.len(),
             has_tunnels: config.tool_ports.iter().any(|p| p.tunnel().is_some()),
             egress,

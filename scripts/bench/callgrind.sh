@@ -5,7 +5,8 @@
 #     scripts/bench/callgrind.sh [CASE] [--annotate]
 #
 # CASE is one of the pipeline bench's cases (single, single_no_filter, single_no_dedup,
-# single_no_filter_no_dedup, fanout; default single). The bench binary runs twice, for 200 and
+# single_no_filter_no_dedup, single_sender, single_sender_window, single_sender_unfiltered,
+# fanout, …; default single). The bench binary runs twice, for 200 and
 # for 1,200 bursts, under callgrind; the difference of the two totals divided by 1,000 × 32 is
 # the cost of one packet in steady state, setup (building the frames, the plan) cancelled out.
 # With --annotate, the functions of the longer run are listed by inclusive cost.

@@ -65,17 +65,22 @@ output:
                     mirrored), frame_len
   --split K         OUT.0.pcap ... OUT.<K-1>.pcap, each with its sidecar, packets assigned by a
                     hash like NIC RSS, each file in the original order; the sidecar's "split"
-                    says {{index, count}} and, for --split-by inner, "by": "inner"
+                    says {{index, count}} and, for --split-by inner or lb, "by": that
   --split-by outer  (default) hash of the outer 5-tuple: one outer flow, one file; the two
                     copies of a packet mirrored at both ends always go to different files
   --split-by inner  symmetric hash of the inner 5-tuple (ends sorted; addresses only without
                     ports), like inner RSS with a symmetric Toeplitz key: both directions of a
                     connection and both copies of a packet go to one file
+  --split-by lb     hash of the outer 5-tuple as a load balancer in front of brokers (NLB, GWLB)
+                    spreads flows: one outer flow, one file, the two copies of a packet in one
+                    file or two as the hash falls; with K = brokers x queues, broker b takes
+                    files b*queues ... b*queues+queues-1
 
 examples:
   /usr/bin/python3 scripts/gen/mirrorgen.py lab -o samples/aws-mirror.pcap
   /usr/bin/python3 scripts/gen/mirrorgen.py both-ends -o /tmp/dup.pcap --split 2
   /usr/bin/python3 scripts/gen/mirrorgen.py both-ends -o /tmp/dup.pcap --split 2 --split-by inner
+  /usr/bin/python3 scripts/gen/mirrorgen.py fleet -o /tmp/fleet.pcap --split 4 --split-by lb
   /usr/bin/python3 scripts/gen/mirrorgen.py imix -o /tmp/imix.pcap --packets 12000 --seed 7
 """,
     )
@@ -90,9 +95,9 @@ examples:
                         help="seed of every random choice (default 1)")
     parser.add_argument("--split", type=positive, metavar="K",
                         help="write K files split by a 5-tuple hash, like RSS over K queues")
-    parser.add_argument("--split-by", choices=["outer", "inner"],
-                        help="what --split hashes: the outer 5-tuple (default) or the inner one, "
-                        "symmetrically (see below)")
+    parser.add_argument("--split-by", choices=["outer", "inner", "lb"],
+                        help="what --split hashes: the outer 5-tuple keeping copies apart (default), "
+                        "the inner one symmetrically, or the outer one as a load balancer (see below)")
     parser.add_argument("--truncate", type=positive, metavar="N",
                         help="AWS packet length: mirror only the first N bytes of each inner frame "
                         "(its IP length still says the full size). AWS-based profiles only; "
@@ -140,7 +145,14 @@ def main(argv=None) -> int:
 
     templates = profile.build(Options(truncate=args.truncate))
     split_by = args.split_by or SPLIT_BY_OUTER
-    colours = mirror_pair_colours(templates)
+    # Only the outer split keeps copies apart, by colour; the others hash what they hash.
+    try:
+        colours = mirror_pair_colours(templates) if split_by == SPLIT_BY_OUTER else {}
+    except ValueError as error:
+        if args.split is not None:
+            sys.exit(f"mirrorgen: {error}: --split-by outer cannot put the two copies of every "
+                     f"packet of profile {profile.name} in different files (use --split-by lb or inner)")
+        colours = {}
     if colours and args.split == 1 and split_by == SPLIT_BY_OUTER:
         sys.exit(f"mirrorgen: profile {profile.name} mirrors packets at both ends; split by the outer "
                  "headers, their copies go to different files, so --split needs at least 2 (or "

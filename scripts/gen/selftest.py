@@ -44,6 +44,7 @@ PACKETS = {
     "geneve-bare-ip": 200,
     "ipv6-outer": 200,
     "both-ends": 200,
+    "fleet": 600,
     "truncated": 200,
     "min-size": 120,
     "imix": 600,
@@ -53,6 +54,8 @@ OTHER_SEED = ["aws", "both-ends", "imix"]
 SPLITS = [("lab", 3), ("both-ends", 2), ("both-ends", 5)]
 # --split-by inner: the lab has one both-ends session and ICMP, both-ends nothing else.
 INNER_SPLITS = [("lab", 3), ("both-ends", 2)]
+# --split-by lb: two brokers of two queues each.
+LB_SPLITS = [("fleet", 4)]
 PORTED_PROTOCOLS = (6, 17)  # TCP, UDP: RSS hashes their ports, of other protocols the addresses
 
 # tshark's expert severities (epan/proto.h): PI_WARN and above must not appear on a clean packet.
@@ -229,6 +232,11 @@ def setUpModule():
             jobs[(profile, f"split{count}-inner")] = pool.submit(
                 generate, profile, output, 1, PACKETS[profile], "0",
                 ["--split", str(count), "--split-by", "inner"])
+        for profile, count in LB_SPLITS:
+            output = Runs.directory / f"split{count}-lb" / f"{profile}.pcap"
+            jobs[(profile, f"split{count}-lb")] = pool.submit(
+                generate, profile, output, 1, PACKETS[profile], "0",
+                ["--split", str(count), "--split-by", "lb"])
         Runs.outputs = {key: job.result() for key, job in jobs.items()}
         decodes = {profile: pool.submit(tshark_decode, Runs.outputs[(profile, "a")]) for profile in PACKETS}
         Runs.decoded = {profile: job.result() for profile, job in decodes.items()}
@@ -432,6 +440,33 @@ class Profiles(unittest.TestCase):
         self.assertGreater(same_subnet, 0)
         self.assertEqual({p["vni"] for p in packets}, {101, 104, 105})
 
+    def test_fleet(self):
+        packets, frames, records = packets_and_frames("fleet")
+        sessions = read_sidecar(output("fleet"))["sessions"]
+        # One session per ENI: its own VNI and outer source, the source among its addresses.
+        self.assertEqual(len(sessions), 12)
+        self.assertEqual(len({s["vni"] for s in sessions}), 12)
+        for session in sessions:
+            self.assertEqual(len(session["mirror_sources"]), 1)
+            self.assertIn(session["mirror_sources"][0], session["source_ips"])
+        self.assertEqual({vni: sources for vni, sources in self.vni_sources("fleet").items()},
+                         {s["vni"]: set(s["mirror_sources"]) for s in sessions})
+        seconds = [p for p in packets if p["second_copy"]]
+        self.assertGreater(len(seconds), len(packets) // 5)
+        routed = 0
+        for packet in seconds:
+            first = packets[packet["copy_of"]]
+            self.assertNotEqual(first["vni"], packet["vni"])
+            self.assertEqual((first["direction"], packet["direction"]), ("egress", "ingress"))
+            self.assertEqual(blanked_l3(records[packet["index"]][2], packet),
+                             blanked_l3(records[first["index"]][2], first))
+            routed += first["inner_ttl"] - packet["inner_ttl"]
+        self.assertGreater(routed, 0)
+        self.assertEqual({p["inner_version"] for p in seconds}, {4, 6})
+        self.assertEqual({p["kind"] for p in seconds}, {"tcp", "udp", "icmp"})
+        # And traffic mirrored at one end only: the internet side of every ENI.
+        self.assertTrue(any(p["inner_src"].startswith("203.0.113.") for p in packets))
+
     def test_gwlb(self):
         packets, frames, _ = packets_and_frames("gwlb")
         for frame in frames:
@@ -525,16 +560,19 @@ class Split(unittest.TestCase):
         self.assertEqual([merged[i] for i in range(len(whole))], whole)
         return file_of, packets
 
+    def assert_outer_flows_in_one_file(self, file_of, packets):
+        flow_files = collections.defaultdict(set)
+        for index, packet in packets.items():
+            flow = (packet["outer_src"], packet["outer_dst"], packet["outer_sport"],
+                    packet["outer_dport"])
+            flow_files[flow].add(file_of[index])
+        self.assertTrue(all(len(files) == 1 for files in flow_files.values()))
+
     def test_split_files_add_up_and_keep_flows_and_separate_copies(self):
         for profile, count in SPLITS:
             with self.subTest(profile=profile, split=count):
                 file_of, packets = self.read_parts(profile, f"split{count}", count, {})
-                flow_files = collections.defaultdict(set)
-                for index, packet in packets.items():
-                    flow = (packet["outer_src"], packet["outer_dst"], packet["outer_sport"],
-                            packet["outer_dport"])
-                    flow_files[flow].add(file_of[index])
-                self.assertTrue(all(len(files) == 1 for files in flow_files.values()))
+                self.assert_outer_flows_in_one_file(file_of, packets)
                 self.assertGreater(len(set(file_of.values())), 1)
                 copies = [p for p in packets.values() if p["second_copy"]]
                 self.assertTrue(copies)
@@ -564,6 +602,18 @@ class Split(unittest.TestCase):
                 for packet in copies:
                     self.assertEqual(file_of[packet["index"]], file_of[packet["copy_of"]])
 
+    def test_split_by_lb_keeps_outer_flows_and_lets_copies_fall_as_they_may(self):
+        for profile, count in LB_SPLITS:
+            with self.subTest(profile=profile, split=count):
+                file_of, packets = self.read_parts(profile, f"split{count}-lb", count, {"by": "lb"})
+                self.assert_outer_flows_in_one_file(file_of, packets)
+                self.assertEqual(set(file_of.values()), set(range(count)))
+                copies = [p for p in packets.values() if p["second_copy"]]
+                together = sum(file_of[p["index"]] == file_of[p["copy_of"]] for p in copies)
+                # Nothing keeps the copies together or apart: both happen, often.
+                self.assertGreater(together, len(copies) // (2 * count))
+                self.assertGreater(len(copies) - together, len(copies) // 2)
+
 
 class CommandLine(unittest.TestCase):
     def run_generator(self, *args, python=(PYTHON,)):
@@ -580,6 +630,7 @@ class CommandLine(unittest.TestCase):
         for args, message in [
             (("azure", "-o", target, "--truncate", "100"), "--truncate applies to AWS"),
             (("both-ends", "-o", target, "--split", "1"), "--split needs at least 2"),
+            (("fleet", "-o", target, "--split", "2"), "cannot put the two copies of every packet"),
             (("both-ends", "-o", target, "--split-by", "inner"), "--split-by needs --split"),
             (("lab", "-o", target, "--split", "2", "--split-by", "rss"), "invalid choice"),
             (("lab", "-o", target, "--packets", "0"), "must be at least 1"),

@@ -115,29 +115,6 @@ struct SessionSpec {
     source_ips: Vec<IpAddr>,
 }
 
-/// The inner packet from L3 on with TTL / hop limit and the IPv4 header checksum blanked: equal
-/// for the two copies of one packet, different for different packets.
-fn normalised_l3(frame: &[u8]) -> Vec<u8> {
-    let mut offset = 12;
-    while matches!(
-        frame.get(offset..offset + 2),
-        Some([0x81, 0x00] | [0x88, 0xa8] | [0x91, 0x00])
-    ) {
-        offset += 4;
-    }
-    let mut l3 = frame[offset + 2..].to_vec();
-    match l3.first().map(|b| b >> 4) {
-        Some(4) if l3.len() >= 20 => {
-            l3[8] = 0;
-            l3[10] = 0;
-            l3[11] = 0;
-        }
-        Some(6) if l3.len() >= 40 => l3[7] = 0,
-        _ => {}
-    }
-    l3
-}
-
 fn read_sidecar(input: &Path) -> Value {
     let path = PathBuf::from(format!("{}.json", input.display()));
     serde_json::from_str(&std::fs::read_to_string(&path).expect("read sidecar"))
@@ -221,13 +198,7 @@ fn load(inputs: &[PathBuf]) -> (Vec<SessionSpec>, Vec<Copy>, Vec<Vec<usize>>) {
     }
 
     // The copies of one packet, by the test's own identity, must be the generator's pairs.
-    let mut by_key: BTreeMap<Vec<u8>, Vec<usize>> = BTreeMap::new();
-    for (i, copy) in copies.iter().enumerate() {
-        by_key
-            .entry(normalised_l3(&copy.inner))
-            .or_default()
-            .push(i);
-    }
+    let by_key = copies_by_packet(copies.iter().map(|c| c.inner.as_slice()));
     let mut generator_pairs: HashSet<(usize, usize)> = pairs
         .iter()
         .map(|(first, second)| (by_index[first], by_index[second]))
@@ -252,24 +223,7 @@ fn load(inputs: &[PathBuf]) -> (Vec<SessionSpec>, Vec<Copy>, Vec<Vec<usize>>) {
 }
 
 fn config(s: &Scratch, inputs: &[PathBuf], sessions: &[SessionSpec], dedup: bool) -> PathBuf {
-    let mut text = format!(
-        r#"
-[broker]
-name = "e2e-dedup"
-stop_when_idle = "1s"
-metrics = ""
-[dpdk]
-eal_args = {EAL_ARGS}
-[[ingress]]
-name = "mirror0"
-device = "net_pcap0,rx_pcap={},rx_pcap={}"
-queues = 2
-[decap]
-allowed_sources = ["10.0.0.0/8"]
-"#,
-        inputs[0].display(),
-        inputs[1].display()
-    );
+    let mut text = pcap_ingress_config("e2e-dedup", inputs);
     if dedup {
         // Far longer than the capture's replay: no copy can outlive it.
         text.push_str("[dedup]\nwindow = \"10s\"\n");

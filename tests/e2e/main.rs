@@ -8,6 +8,7 @@ mod conformance;
 mod dedup;
 mod endpoint;
 mod failover;
+mod fleet;
 mod hostile;
 mod import;
 mod lab;

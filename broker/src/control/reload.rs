@@ -161,12 +161,16 @@ fn fixed_at_start(config: &ValidatedConfig) -> Vec<(&'static str, String)> {
     match dedup {
         None => fixed.push(("[dedup]", "off".to_owned())),
         Some(DedupSettings {
+            mode,
             window,
             capacity,
             ignore_dscp_ecn,
             ignore_vlan,
         }) => fixed.extend([
             ("[dedup]", "on".to_owned()),
+            // The table exists or not from the start; the sender rule could be swapped, but one
+            // mode per run keeps what the counters mean simple.
+            ("[dedup] mode", mode.to_string()),
             ("[dedup] window", format!("{window:?}")),
             ("[dedup] capacity", format!("{capacity:?}")),
             ("[dedup] ignore_dscp_ecn", format!("{ignore_dscp_ecn:?}")),
@@ -356,6 +360,12 @@ mod tests {
             assert_eq!(changes.len(), 1, "{changes:?}");
             assert!(changes[0].starts_with(named), "{changes:?}");
         }
+        let window = config(&format!("{text}\n[dedup]\n"));
+        let sender = config(&format!("{text}\n[dedup]\nmode = \"sender\"\n"));
+        assert_eq!(
+            restart_needed(&window, &sender),
+            vec!["[dedup] mode: window → sender".to_owned()]
+        );
         let moved = config(&text.replace(tool_port, &tool_port.replace("net_null", "net_ring")));
         let changes = restart_needed(&old, &moved);
         assert_eq!(changes.len(), 1, "{changes:?}");

@@ -621,7 +621,7 @@ mod tests {
         );
         assert_eq!(
             help("broker_tool_group_duplicate_packets_total"),
-            "packets not sent to the group because it had received them within the dedup window"
+            "packets not sent to the group because the port (of a round-robin group: the group) had received them within the dedup window"
         );
         let outcomes = help(PACKETS);
         for o in Outcome::all().filter(|o| !matches!(o, Outcome::Malformed(_))) {

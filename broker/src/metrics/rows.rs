@@ -23,6 +23,7 @@ pub fn summary(config: &ValidatedConfig, totals: &Totals, stopped_by: StopReason
                 delivered: v.delivered,
                 filtered: v.filtered,
                 duplicate: v.duplicate,
+                duplicate_sender: v.duplicate_sender,
                 no_live_port: v.no_live_port,
                 truncated_by_source: v.truncated_by_source,
                 name,
@@ -40,6 +41,7 @@ pub fn summary(config: &ValidatedConfig, totals: &Totals, stopped_by: StopReason
             GroupRow {
                 copies: v.copies,
                 duplicates: v.duplicates,
+                sender_duplicates: v.sender_duplicates,
                 dedup_evictions: v.dedup_evictions,
                 no_live_port: v.no_live_port,
                 sliced: v.sliced,

@@ -52,6 +52,8 @@ pub struct SessionRow {
     pub delivered: u64,
     pub filtered: u64,
     pub duplicate: u64,
+    /// Of `duplicate`, those the sender rule alone withheld.
+    pub duplicate_sender: u64,
     pub no_live_port: u64,
     pub truncated_by_source: u64,
 }
@@ -60,7 +62,10 @@ pub struct SessionRow {
 pub struct GroupRow {
     pub name: String,
     pub copies: u64,
+    /// Withheld by the dedup window.
     pub duplicates: u64,
+    /// Withheld by the sender rule.
+    pub sender_duplicates: u64,
     pub dedup_evictions: u64,
     pub no_live_port: u64,
     pub sliced: u64,
@@ -218,12 +223,12 @@ impl fmt::Display for Summary {
         for g in self
             .tool_groups
             .iter()
-            .filter(|g| g.duplicates + g.dedup_evictions + g.no_live_port > 0)
+            .filter(|g| g.duplicates + g.sender_duplicates + g.dedup_evictions + g.no_live_port > 0)
         {
             writeln!(
                 f,
-                "  group {:<18} duplicates removed {}, dedup evictions {}, no live port {}",
-                g.name, g.duplicates, g.dedup_evictions, g.no_live_port
+                "  group {:<18} duplicates removed {} (window) + {} (sender rule), dedup evictions {}, no live port {}",
+                g.name, g.duplicates, g.sender_duplicates, g.dedup_evictions, g.no_live_port
             )?;
         }
         writeln!(f, "mbufs in use at exit: {}", self.mbufs_in_use_at_exit)?;

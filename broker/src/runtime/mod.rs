@@ -192,14 +192,19 @@ impl Appliance {
         let kernel_sides = kernel_sides(config, &addressed)?;
         let queues = assign_queues(config, workers, &ingress, &tools, &addressed, &configured)?;
 
-        let dedup = config.dedup.as_ref().map(|d| {
-            let table = DedupTable::new(d.capacity, d.window);
-            info!("dedup: window {:?}, shared by all workers", d.window);
-            Dedup {
-                table: Arc::new(table),
-                keyer: Arc::new(DedupKeyer::new(d.ignore_dscp_ecn, d.ignore_vlan)),
-            }
-        });
+        // Mode "sender" keeps no table: the rule lives in the plan.
+        let dedup = config
+            .dedup
+            .as_ref()
+            .filter(|d| d.mode.uses_window())
+            .map(|d| {
+                let table = DedupTable::new(d.capacity, d.window);
+                info!("dedup: window {:?}, shared by all workers", d.window);
+                Dedup {
+                    table: Arc::new(table),
+                    keyer: Arc::new(DedupKeyer::new(d.ignore_dscp_ecn, d.ignore_vlan)),
+                }
+            });
         let pool = configured.pool;
         let resources = resources::measure(
             config,

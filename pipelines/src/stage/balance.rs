@@ -3,14 +3,21 @@
 //! # Design
 //! Each `balance` mode hashes the fields that define "the same conversation" for it, and the
 //! group's [`Maglev`](super::maglev::Maglev) table turns the hash into a port:
-//! - `source` ([`source_hash`]): the mirror source (outer source address) and VNI, so one
-//!   mirrored ENI goes to one analyzer;
+//! - `source` ([`source_hash`]): the mirrored interface and the session's VNI, so one mirrored
+//!   interface goes to one analyzer. The interface is the address of the session's `source_ips`
+//!   the copy was taken at (the destination of a packet entering it, the source of one leaving
+//!   it), so that every broker can tell where the *other* copy of a packet mirrored at both ends
+//!   goes (the sender rule); when `source_ips` do not say (none listed, or both ends listed), it
+//!   is the mirror source (the outer source address) with the packet's VNI. For AWS, whose outer
+//!   source is the ENI's primary IPv4 address, the two agree for the ENI's IPv4 traffic;
 //! - `flow` ([`flow_hash`]): the inner 5-tuple, symmetric, so both directions of a connection meet;
 //! - `ip-pair` ([`ip_pair_hash`]): the inner address pair, symmetric, so everything between two
 //!   hosts (fragments included) meets.
 //!
-//! Like the Maglev table, these hashes are part of the contract between the brokers of a fleet,
-//! which must agree across versions, so the function is written out here rather than borrowed
+//! Like the Maglev table, these hashes (and what the pipeline hashes with them: the golden test
+//! of `pipelines/tests/fleet.rs` pins config and packets to ports) are part of the contract
+//! between the brokers of a fleet, which must agree across versions, so the function is written
+//! out here rather than borrowed
 //! from a crate: the fields are packed into 64-bit words (below), the words are absorbed two at a
 //! time by a *folded multiply* (the 128-bit product of two words, its halves XORed: the core of
 //! wyhash and its successors), and a last folded multiply finishes:
@@ -69,7 +76,8 @@ const MIX: [u64; 3] = [
 /// Family byte of a key mixing IPv4 and IPv6 (see *Limitations*).
 const MIXED_FAMILIES: u64 = 0;
 
-/// Hash for `balance = "source"`: the mirror source (outer source address) and the VNI.
+/// Hash for `balance = "source"`: the mirrored interface's address (or the mirror source, the
+/// outer source address) and the VNI.
 #[inline]
 pub fn source_hash(mirror_source: IpAddr, vni: u32) -> u64 {
     let vni = u64::from(vni);

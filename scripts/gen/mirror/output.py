@@ -12,6 +12,10 @@ order. What is hashed is `--split-by`:
   queues: for the sources of such pairs the hash leaves the source address out and adds the source's
   colour (0 or 1, different for the two ends, see `scenario.mirror_pair_colours`), which puts the
   copies in files h and h+1 mod K while still keeping every outer flow in one file.
+* `lb`: the outer 5-tuple, as a load balancer in front of several brokers hashes flows (AWS NLB and
+  GWLB hash the 5-tuple of UDP): one outer flow, one file, and nothing keeps the two copies of a
+  packet apart or together, so they share a file or not as the hash falls. With K = brokers ×
+  queues, broker `b` takes files b·queues … b·queues + queues − 1, one per RX queue (its NIC's RSS).
 * `inner`: the inner 5-tuple, symmetrically (the protocol and the two address/port ends sorted), as a
   NIC hashing the inner headers with a symmetric Toeplitz key does: both directions of a connection
   and both copies of a mirrored packet land in one file, in their original order. Without ports
@@ -36,8 +40,8 @@ CAPTURE_START = 1_700_000_000  # 2023-11-14 22:13:20 UTC, an arbitrary fixed ori
 PACKET_INTERVAL_US = 10  # 100,000 packets per second
 
 # What `--split` hashes (see the module documentation).
-SPLIT_BY_OUTER, SPLIT_BY_INNER = "outer", "inner"
-SPLIT_BY = (SPLIT_BY_OUTER, SPLIT_BY_INNER)
+SPLIT_BY_OUTER, SPLIT_BY_INNER, SPLIT_BY_LB = "outer", "inner", "lb"
+SPLIT_BY = (SPLIT_BY_OUTER, SPLIT_BY_INNER, SPLIT_BY_LB)
 # IP protocols whose ports a NIC's RSS hashes (TCP, UDP); for the others only the addresses count.
 PORTED_PROTOCOLS = frozenset({6, 17})
 
@@ -141,6 +145,8 @@ class Outputs:
             if inner is not None:
                 return stable_hash("rss-inner", *inner) % self.split
         src, dst, proto, sport, dport = record.outer_flow
+        if self.split_by == SPLIT_BY_LB:
+            return stable_hash("lb", src, dst, proto, sport, dport) % self.split
         colour = self.colours.get(src)
         if colour is None:
             return stable_hash("rss", src, dst, proto, sport, dport) % self.split

@@ -201,6 +201,68 @@ def build_both_ends(options: Options):
     ]
 
 
+FLEET_ENIS = 12
+FLEET_TARGET = "172.31.0.200"  # an NLB in front of the brokers
+
+
+def fleet_enis():
+    """The fleet profile's ENIs: (VNI, IPv4 host, IPv6 host or None), three subnets of four; the
+    even ENIs are dual-stack."""
+    enis = []
+    for number in range(FLEET_ENIS):
+        subnet, host = divmod(number, 4)
+        name = f"fleet-eni-{number}"
+        host4 = interface(f"10.{subnet + 1}.0.{10 + host}", name)
+        host6 = interface(f"fd00:{subnet + 1}::{10 + host:x}", name) if number % 2 == 0 else None
+        enis.append((2001 + number, host4, host6))
+    return enis
+
+
+def build_fleet(options: Options):
+    """A VPC where many connections are mirrored at both ends, each ENI by its own session (its own
+    VNI and outer source), aimed at an NLB: what a fleet of brokers behind it shares out. ENI n
+    talks to ENIs n+1 (HTTP, DNS) and n+3 (TLS, ping), and a dual-stack one to n+2 over IPv6 (TLS),
+    in the same subnet or through a router (the receiver's copy one TTL lower); every ENI also
+    talks to the internet (mirrored at its end only). The ENIs that talk form triangles, so the
+    copies cannot be split apart by colour (`--split-by outer`): split with `lb` or `inner`."""
+    target = aws_target(FLEET_TARGET)
+    enis = fleet_enis()
+    mirrors = [AwsMirror(vni, host4.ip, [host4.ip] + ([host6.ip] if host6 else []),
+                         packet_length=options.truncate, **target)
+               for vni, host4, host6 in enis]
+    both_ends, internet = [], []
+    for number, (_, host4, host6) in enumerate(enis):
+        mirror = mirrors[number]
+        near, far = (number + 1) % FLEET_ENIS, (number + 3) % FLEET_ENIS
+        near4, far4 = enis[near][1], enis[far][1]
+
+        def hops(other, number=number):
+            """Routers between ENI `number` and `other`: none in one subnet, else one."""
+            return 0 if other // 4 == number // 4 else 1
+
+        def seen(other, mine, theirs, mirror=mirror):
+            """Mirrored at both ends: by this ENI's session and by `other`'s."""
+            return ((mine, mirror), (theirs, mirrors[other]))
+
+        both_ends += [
+            Template("http", Ends(host4, near4, hops=hops(near)), seen(near, host4, near4),
+                     server_port=8080, host_name=f"{near4.ip}:8080", max_body=3000),
+            Template("dns", Ends(host4, near4, hops=hops(near)), seen(near, host4, near4)),
+            Template("tls", Ends(host4, far4, hops=hops(far)), seen(far, host4, far4),
+                     server_port=443, host_name="svc.internal.example", max_body=3000),
+            Template("echo", Ends(far4, host4, hops=hops(far)), seen(far, far4, host4), echo_count=2),
+        ]
+        other6 = (number + 2) % FLEET_ENIS
+        peer6 = enis[other6][2]
+        if host6 is not None and peer6 is not None:
+            both_ends.append(Template("tls", Ends(peer6, host6, hops=hops(other6)),
+                                      seen(other6, peer6, host6), server_port=443,
+                                      host_name="v6.internal.example", max_body=3000))
+        internet.append(interface_templates(mirror, host4, host6, number=number + 1, max_body=3000))
+    # A conversation mirrored at both ends, then one at one end, in turn.
+    return interleave(both_ends, interleave(*internet))
+
+
 # --- GWLB -----------------------------------------------------------------------------------------
 
 def build_gwlb(options: Options):
@@ -326,6 +388,10 @@ PROFILES = {
         Profile("both-ends", "every packet mirrored at both ends: ENIs 10.0.1.10 (VNI 101), "
                 "10.0.1.11 (VNI 104, same subnet) and 10.1.5.50 (VNI 105, via a transit gateway: "
                 "TTL one lower at the receiving end)", build_both_ends, 400, truncatable=True),
+        Profile("fleet", f"many connections mirrored at both ends: {FLEET_ENIS} ENIs (10.1-3.0.10-13, "
+                "the even ones also fd00:1-3::a-d), each its own session (VNI 2001-2012, outer source "
+                f"its address), talking to each other and to the internet; target an NLB "
+                f"({FLEET_TARGET})", build_fleet, 4000, truncatable=True),
         Profile("truncated", f"the aws profile with packet-length truncation: sessions 1 and "
                 f"0xF00000 mirror the first {DEFAULT_TRUNCATE} bytes (--truncate N), the others "
                 "whole packets", build_truncated, 600, truncatable=True),

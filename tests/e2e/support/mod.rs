@@ -6,7 +6,7 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -66,6 +66,33 @@ impl Drop for Scratch {
             );
         }
     }
+}
+
+/// The start of a config that stops when idle, without endpoint: broker `name`, one ingress port
+/// with one RX queue per file of `inputs` (`net_pcap`), and the allowlist 10.0.0.0/8.
+pub fn pcap_ingress_config(name: &str, inputs: &[PathBuf]) -> String {
+    let rx: Vec<String> = inputs
+        .iter()
+        .map(|f| format!("rx_pcap={}", f.display()))
+        .collect();
+    format!(
+        r#"
+[broker]
+name = "{name}"
+stop_when_idle = "1s"
+metrics = ""
+[dpdk]
+eal_args = {EAL_ARGS}
+[[ingress]]
+name = "mirror0"
+device = "net_pcap0,{}"
+queues = {}
+[decap]
+allowed_sources = ["10.0.0.0/8"]
+"#,
+        rx.join(","),
+        inputs.len()
+    )
 }
 
 /// Runs the project's capture generator: `profile` into `out` (split into `split` files when asked,
@@ -334,6 +361,41 @@ fn udp_of(frame: &[u8]) -> Option<(IpAddr, u16, Vec<u8>)> {
         TransportSlice::Udp(udp) => Some((source, udp.destination_port(), udp.payload().to_vec())),
         _ => None,
     }
+}
+
+/// The inner packet from L3 on with TTL / hop limit and the IPv4 header checksum blanked: equal
+/// for the two copies of one packet, different for different packets.
+pub fn normalised_l3(frame: &[u8]) -> Vec<u8> {
+    let mut offset = 12;
+    while matches!(
+        frame.get(offset..offset + 2),
+        Some([0x81, 0x00] | [0x88, 0xa8] | [0x91, 0x00])
+    ) {
+        offset += 4;
+    }
+    let mut l3 = frame[offset + 2..].to_vec();
+    match l3.first().map(|b| b >> 4) {
+        Some(4) if l3.len() >= 20 => {
+            l3[8] = 0;
+            l3[10] = 0;
+            l3[11] = 0;
+        }
+        Some(6) if l3.len() >= 40 => l3[7] = 0,
+        _ => {}
+    }
+    l3
+}
+
+/// The copies of each packet: indices of `inners` grouped by [`normalised_l3`], in the order of
+/// that identity.
+pub fn copies_by_packet<'a>(
+    inners: impl IntoIterator<Item = &'a [u8]>,
+) -> BTreeMap<Vec<u8>, Vec<usize>> {
+    let mut by_packet: BTreeMap<Vec<u8>, Vec<usize>> = BTreeMap::new();
+    for (i, inner) in inners.into_iter().enumerate() {
+        by_packet.entry(normalised_l3(inner)).or_default().push(i);
+    }
+    by_packet
 }
 
 /// The inner flow of a frame (addresses, protocol, ports), as etherparse reads it.
