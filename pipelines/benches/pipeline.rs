@@ -17,7 +17,8 @@
 //!
 //! `cargo bench -p broker-pipelines --bench pipeline`
 //!
-//! With `BENCH_FIXED_CALLS=N BENCH_CASE=<case>` it only makes N calls of one case, for
+//! With `BENCH_CASES=single,single_no_flow_cache` it prints the table for those cases only and
+//! skips criterion's run. With `BENCH_FIXED_CALLS=N BENCH_CASE=<case>` it only makes N calls of one case, for
 //! `valgrind --tool=callgrind` (scripts/bench/callgrind.sh).
 
 #[path = "common/mod.rs"]
@@ -35,6 +36,7 @@ use pipelines::fixed_pool::{CountingSink, FixedPool, PoolBuf};
 use pipelines::pipeline::{Dedup, Pipeline};
 use pipelines::plan::{Plan, PortFacts, TunnelLink};
 use pipelines::stage::dedup::{DedupKeyer, DedupTable};
+use pipelines::stage::flow_cache::FlowCacheMode;
 use pipelines::{Outcome, PacketBuf};
 
 const SINGLE: &str = include_str!("pipeline/single.toml");
@@ -53,6 +55,11 @@ struct Case {
     toml: String,
     prefetch: Option<bool>,
     tunnels: bool,
+    /// How the per-worker flow cache is used (the pipeline's default: adaptive).
+    flow_cache: FlowCacheMode,
+    /// Conversations per mirrored ENI in the frames (4,096: nearly every frame of the loop is
+    /// the only one of its flow in a stretch of 1,024 packets).
+    conversations: u64,
 }
 
 fn cases() -> Vec<Case> {
@@ -94,6 +101,22 @@ fn cases() -> Vec<Case> {
         toml,
         prefetch: None,
         tunnels: false,
+        flow_cache: FlowCacheMode::Adaptive,
+        conversations: 4096,
+    };
+    // 16 conversations per ENI: about 600 inner flows, each back every ~50 packets.
+    let few_flows = |name, toml: String, flow_cache| Case {
+        conversations: 16,
+        flow_cache,
+        ..case(name, toml)
+    };
+    let uncached = |name, toml: String| Case {
+        flow_cache: FlowCacheMode::Off,
+        ..case(name, toml)
+    };
+    let always_cached = |name, toml: String| Case {
+        flow_cache: FlowCacheMode::Always,
+        ..case(name, toml)
     };
     let tunnelled = |name, toml: String| Case {
         tunnels: true,
@@ -101,6 +124,18 @@ fn cases() -> Vec<Case> {
     };
     vec![
         case("single", SINGLE.to_owned()),
+        uncached("single_no_flow_cache", SINGLE.to_owned()),
+        always_cached("single_flow_cache_always", SINGLE.to_owned()),
+        few_flows(
+            "single_few_flows",
+            SINGLE.to_owned(),
+            FlowCacheMode::Adaptive,
+        ),
+        few_flows(
+            "single_few_flows_no_flow_cache",
+            SINGLE.to_owned(),
+            FlowCacheMode::Off,
+        ),
         case("single_no_filter", without_filter(SINGLE)),
         case("single_no_dedup", without_dedup(SINGLE)),
         case(
@@ -123,6 +158,7 @@ fn cases() -> Vec<Case> {
         tunnelled("single_vxlan4", tunnels(SINGLE, "vxlan", "10.0.9.21")),
         tunnelled("single_geneve6", tunnels(SINGLE, "geneve", "fd00:9::22")),
         case("single_sender", sender(SINGLE, "sender")),
+        uncached("single_sender_no_flow_cache", sender(SINGLE, "sender")),
         case("single_sender_window", sender(SINGLE, "sender+window")),
         // The rule's own work: the peers' session without a filter to run.
         case(
@@ -133,6 +169,18 @@ fn cases() -> Vec<Case> {
             ),
         ),
         case("fanout", FANOUT.to_owned()),
+        uncached("fanout_no_flow_cache", FANOUT.to_owned()),
+        always_cached("fanout_flow_cache_always", FANOUT.to_owned()),
+        few_flows(
+            "fanout_few_flows",
+            FANOUT.to_owned(),
+            FlowCacheMode::Adaptive,
+        ),
+        few_flows(
+            "fanout_few_flows_no_flow_cache",
+            FANOUT.to_owned(),
+            FlowCacheMode::Off,
+        ),
         case("fanout_2p20_table", large_table(FANOUT)),
         Case {
             prefetch: Some(false),
@@ -281,12 +329,17 @@ impl Rig {
         if let Some(on) = case.prefetch {
             pipeline.set_dedup_prefetch(on);
         }
+        pipeline.set_flow_cache(case.flow_cache);
         Rig {
             pipeline,
             sink: CountingSink::new(plan.tool_ports),
             plan,
             counters,
-            frames,
+            frames: if case.conversations == 4096 {
+                frames
+            } else {
+                Rc::new(workload::frames_of(FRAMES, case.conversations))
+            },
             // An mbuf's headroom (`RTE_PKTMBUF_HEADROOM`), where the tunnel cases' headers go.
             pool: FixedPool::with_headroom(BURST * (copies_per_packet + 1), 2048, 128),
             burst: [const { None }; BURST],
@@ -360,7 +413,13 @@ fn main() {
             }
         })
     };
-    for case in cases() {
+    // `BENCH_CASES=a,b,…`: only those cases, and no criterion run (A/B comparisons).
+    let only = std::env::var("BENCH_CASES").ok();
+    let wanted = |name: &str| {
+        only.as_deref()
+            .is_none_or(|list| list.split(',').any(|n| n == name))
+    };
+    for case in cases().into_iter().filter(|c| wanted(c.name)) {
         let mut rig = Rig::new(&case, frames.clone());
         let total = least_cost(BURST, 200, 1024, || rig.call());
         rig.check(case.name);
@@ -369,6 +428,9 @@ fn main() {
     }
     rows.push(("copy of the frames into buffers, alone".to_owned(), refill));
     print_costs("pipeline, 114-byte frames, burst 32", &rows);
+    if only.is_some() {
+        return;
+    }
 
     let mut criterion = Criterion::default().configure_from_args();
     bench(&mut criterion, &frames);
