@@ -75,6 +75,12 @@ const FUNCTIONS: &[&str] = &[
     "rte_eth_xstats_get",
     "rte_eth_rx_burst",
     "rte_eth_tx_burst",
+    // ACL (benchmarked against the broker's filter)
+    "rte_acl_create",
+    "rte_acl_add_rules",
+    "rte_acl_build",
+    "rte_acl_classify",
+    "rte_acl_free",
     // flow rules
     "rte_flow_validate",
     "rte_flow_create",
@@ -103,6 +109,10 @@ const TYPES: &[&str] = &[
     "rte_flow_action_type",
     "rte_flow_action_rss",
     "rte_flow_error",
+    "rte_acl_param",
+    "rte_acl_config",
+    "rte_acl_field_def",
+    "shim_acl_rule_v4",
 ];
 
 /// Constants: plain `#define`s bindgen evaluates, and the `SHIM_*` re-exports of shifted ones.

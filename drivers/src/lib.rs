@@ -8,7 +8,8 @@
 //! 2. The safe wrappers, one idea per module: [`eal`] (init once, lcores, launch, TSC),
 //!    [`mempool`] (pools that live for the process), [`mbuf`] (the owned packet, implementing
 //!    [`packet::PacketBuf`]), [`port`] (configure, start, stats, and the RX/TX queue handles
-//!    of the data path), [`flow`] (flow rules: RSS on the inner headers), [`error`] (`rte_errno` typed once). Every `unsafe` block states the
+//!    of the data path), [`flow`] (flow rules: RSS on the inner headers), [`acl`] (DPDK's classifier, for
+//!    the comparison with the broker's filter), [`error`] (`rte_errno` typed once). Every `unsafe` block states the
 //!    invariant it relies on in a `// SAFETY:` comment.
 //! 3. Every other crate of the workspace uses only this safe API.
 //!
@@ -20,6 +21,7 @@
 
 mod sys;
 
+pub mod acl;
 pub mod eal;
 pub mod error;
 pub mod flow;
@@ -27,6 +29,7 @@ pub mod mbuf;
 pub mod mempool;
 pub mod port;
 
+pub use acl::{AclInputV4, AclRuleV4, AclV4};
 pub use eal::{Eal, current_lcore, dpdk_version, rdtsc};
 pub use error::DpdkError;
 pub use flow::{Tunnel, symmetric_rss_key};

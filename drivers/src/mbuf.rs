@@ -14,7 +14,12 @@
 //!   head's `pkt_len` and `nb_segs` are fixed.
 //! - `share` is `rte_pktmbuf_clone` into the mbuf's own pool: indirect mbufs that point at the
 //!   same data, each with its own start, length and chain, so truncating a clone leaves the
-//!   original as it was.
+//!   original as it was. A one-segment packet of at most [`SHARE_COPY_MAX`] bytes is copied into
+//!   a fresh mbuf instead: cheaper than a clone's atomic reference counts, and both handles then
+//!   own their bytes (so each can take a tunnel header in its headroom).
+//! - `prepend` moves the start back into the head's headroom when the head's buffer is this
+//!   handle's alone (what decapsulation stripped, then DPDK's headroom); otherwise (a clone, or
+//!   a packet with clones) it chains a header mbuf from the packet's pool in front.
 //! - `prefetch` is `rte_prefetch0` (`prefetcht0`), which safe code cannot issue; the pipeline
 //!   uses it for the dedup table's buckets, and `prefetch_data` (the trait's default) for the
 //!   first line of the packet's bytes.
@@ -40,6 +45,12 @@ use std::ptr::NonNull;
 use packet::PacketBuf;
 
 use crate::sys;
+
+/// [`PacketBuf::share`] copies one-segment packets of at most this many bytes instead of
+/// cloning them: a clone costs two atomic reference-count updates on the shared segment (and
+/// the indirect mbuf's attach and detach), which cost more than copying a short packet into a
+/// fresh mbuf (BENCHMARKS.md, "Tunnel egress"); longer packets are cloned.
+pub const SHARE_COPY_MAX: usize = 512;
 
 /// An owned packet buffer: one reference to a chain of DPDK mbufs, released on drop.
 #[repr(transparent)]
@@ -140,6 +151,82 @@ impl Mbuf {
         // The caller guarantees the whole append fits in a u32 `pkt_len`.
         self.set_head_counts(self.head_pkt_len() + copied as u32, self.head_nb_segs());
         &bytes[copied..]
+    }
+
+    /// A second handle on the same bytes: `rte_pktmbuf_clone` into the head's own pool,
+    /// indirect mbufs attached to every segment (a reference taken on each, atomically). `None`
+    /// when the pool is exhausted. [`PacketBuf::share`] uses it for long packets.
+    pub fn clone_indirect(&self) -> Option<Mbuf> {
+        let m = self.head.as_ptr();
+        // SAFETY: the head is a valid chain and its pool valid (pools are never freed).
+        let clone = unsafe { sys::rte_pktmbuf_clone(m, (*m).pool) };
+        // SAFETY: a non-NULL result is a fresh chain whose only reference is handed to us.
+        NonNull::new(clone).map(|head| unsafe { Mbuf::from_raw(head) })
+    }
+
+    /// A copy of a one-segment packet in a fresh mbuf from the head's pool (its own bytes:
+    /// exclusive, writable). `None` when the pool is exhausted or the packet has more than one
+    /// segment or does not fit one. [`PacketBuf::share`] uses it for short packets.
+    pub fn copy(&self) -> Option<Mbuf> {
+        if self.head_nb_segs() != 1 {
+            return None;
+        }
+        let m = self.head.as_ptr();
+        // SAFETY: the head's pool is the valid pool it came from; pools are never freed.
+        let fresh = NonNull::new(unsafe { sys::rte_pktmbuf_alloc((*m).pool) })?;
+        // SAFETY: `fresh` is a valid mbuf fresh from the pool, owned here only: the handle
+        // frees it on every path below.
+        let copy = unsafe { Mbuf::from_raw(fresh) };
+        let bytes = self.data();
+        let f = fresh.as_ptr();
+        // SAFETY: a fresh mbuf has data_len 0 and its data buffer to itself; its tailroom
+        // `[data_off, buf_len)` is checked to hold `bytes` before the copy, which reads this
+        // handle's first (and only) segment, a different buffer.
+        unsafe {
+            let room = usize::from((*f).buf_len) - usize::from((*f).data_off);
+            let len = u16::try_from(bytes.len())
+                .ok()
+                .filter(|_| bytes.len() <= room)?;
+            let dst = (*f).buf_addr.cast::<u8>().add(usize::from((*f).data_off));
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len());
+            (*f).data_len = len;
+            (*f).pkt_len = u32::from(len);
+        }
+        Some(copy)
+    }
+
+    /// Whether the head segment's data buffer is this handle's alone (direct, not referenced by
+    /// clones: [`Segment::is_exclusive`]) and its headroom holds `len` bytes: then
+    /// [`PacketBuf::prepend`] needs no header mbuf.
+    fn headroom_is_own(&self, len: usize) -> bool {
+        let head = self.head_segment();
+        // SAFETY: the head is a valid mbuf; `data_off` only changes through this handle.
+        let headroom = usize::from(unsafe { (*head.as_ptr()).data_off });
+        len <= headroom && head.is_exclusive()
+    }
+
+    /// [`PacketBuf::prepend`] into the head's own headroom: the packet's start moves back over
+    /// `len` bytes (what decapsulation stripped, then DPDK's headroom), as `rte_pktmbuf_prepend`
+    /// does, and they are zeroed.
+    ///
+    /// # Safety
+    /// [`Mbuf::headroom_is_own`] must hold for `len`.
+    unsafe fn prepend_in_headroom(&mut self, len: usize) -> &mut [u8] {
+        let m = self.head.as_ptr();
+        // `len <= data_off`, a u16; `data_len + len` stays within `buf_len` because the data
+        // ends where it did and only the start moves back.
+        let len16 = len as u16;
+        // SAFETY: the head is exclusive (the caller's contract): no other handle reads its
+        // buffer, and the `len` bytes before `data_off` lie inside it; they are zeroed before
+        // the slice is made, which `&mut self` borrows uniquely, as it does the head's fields.
+        unsafe {
+            (*m).data_off -= len16;
+            (*m).data_len += len16;
+            (*m).pkt_len += u32::from(len16);
+            let start = (*m).buf_addr.cast::<u8>().add(usize::from((*m).data_off));
+            std::ptr::write_bytes(start, 0, len);
+            std::slice::from_raw_parts_mut(start, len)
+        }
     }
 
     fn head_pkt_len(&self) -> u32 {
@@ -343,6 +430,10 @@ impl PacketBuf for Mbuf {
     }
 
     fn prepend(&mut self, len: usize) -> Option<&mut [u8]> {
+        if self.headroom_is_own(len) {
+            // SAFETY: just checked.
+            return Some(unsafe { self.prepend_in_headroom(len) });
+        }
         // SAFETY: the head's pool is the valid pool it came from; pools are never freed.
         let header = NonNull::new(unsafe { sys::rte_pktmbuf_alloc((*self.head.as_ptr()).pool) })?;
         let h = header.as_ptr();
@@ -387,13 +478,11 @@ impl PacketBuf for Mbuf {
     }
 
     fn share(&self) -> Option<Mbuf> {
-        let m = self.head.as_ptr();
-        // `rte_pktmbuf_clone` attaches indirect mbufs from the head's own pool to our segments
-        // (taking a reference on each, atomically) and returns a new chain we own, or NULL.
-        // SAFETY: the head is a valid chain and its pool valid (pools are never freed).
-        let clone = unsafe { sys::rte_pktmbuf_clone(m, (*m).pool) };
-        // SAFETY: a non-NULL result is a fresh chain whose only reference is handed to us.
-        NonNull::new(clone).map(|head| unsafe { Mbuf::from_raw(head) })
+        if self.head_nb_segs() == 1 && self.pkt_len() <= SHARE_COPY_MAX {
+            self.copy()
+        } else {
+            self.clone_indirect()
+        }
     }
 }
 

@@ -14,6 +14,7 @@
 #define BROKER_DRIVERS_SHIM_H
 
 #include <rte_config.h>
+#include <rte_acl.h>
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -45,5 +46,15 @@ static const uint64_t SHIM_MBUF_F_EXTERNAL = RTE_MBUF_F_EXTERNAL;
 
 /* rte_lcore_id() of a thread that is not an EAL lcore. */
 static const unsigned int SHIM_LCORE_ID_ANY = LCORE_ID_ANY;
+
+/* rte_acl rules of the IPv4 layout of `acl.rs` (a struct DPDK declares through a macro):
+ * protocol, source and destination address, source and destination port, flags. */
+#define SHIM_ACL_V4_FIELDS 6
+RTE_ACL_RULE_DEF(shim_acl_rule_v4, SHIM_ACL_V4_FIELDS);
+static const uint32_t SHIM_ACL_MAX_PRIORITY = RTE_ACL_MAX_PRIORITY;
+/* Field types (an anonymous enum, which bindgen would put in a module of a generated name). */
+static const uint8_t SHIM_ACL_FIELD_MASK = RTE_ACL_FIELD_TYPE_MASK;
+static const uint8_t SHIM_ACL_FIELD_RANGE = RTE_ACL_FIELD_TYPE_RANGE;
+static const uint8_t SHIM_ACL_FIELD_BITMASK = RTE_ACL_FIELD_TYPE_BITMASK;
 
 #endif

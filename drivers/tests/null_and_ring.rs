@@ -173,7 +173,7 @@ fn ring_port(eal: &Eal, setup: &PortSetup, pool: Mempool) {
     cut.truncate(2500);
     // A clone of the first frame with outer headers chained in front (a tunnelled copy): the
     // header is a segment of its own, the shared frame is left as it was.
-    let mut tunnelled = pkts[0].as_ref().unwrap().share().unwrap();
+    let mut tunnelled = pkts[0].as_ref().unwrap().clone_indirect().unwrap();
     let header = tunnelled.prepend(50).expect("a header segment");
     assert_eq!(header, [0u8; 50], "zeroed until written");
     header.copy_from_slice(&[0xAB; 50]);
@@ -195,9 +195,23 @@ fn ring_port(eal: &Eal, setup: &PortSetup, pool: Mempool) {
         tunnelled.prepend(4096).is_none(),
         "more than a segment holds"
     );
+    // A short packet is shared as a copy, whose buffer is its own: the header goes into its
+    // headroom, no segment added, and the original is untouched.
+    let mut in_place = pkts[1].as_ref().unwrap().share().unwrap();
+    let header = in_place.prepend(50).expect("room in the headroom");
+    assert_eq!(header, [0u8; 50], "zeroed until written");
+    header.copy_from_slice(&[0xCD; 50]);
+    assert_eq!(
+        (in_place.segments(), in_place.pkt_len()),
+        (1, 50 + frames[1].len())
+    );
+    assert_eq!(in_place.data()[..50], [0xCD; 50]);
+    assert_eq!(in_place.data()[50..], frames[1][..]);
+    assert_eq!(bytes_of(pkts[1].as_ref().unwrap()), frames[1]);
     pkts.push(Some(chain));
     pkts.push(Some(cut));
     pkts.push(Some(tunnelled));
+    pkts.push(Some(in_place));
     let count = pkts.len();
 
     assert_eq!(tx1.tx_burst(&mut pkts), count);
@@ -213,6 +227,9 @@ fn ring_port(eal: &Eal, setup: &PortSetup, pool: Mempool) {
     let mut outer = vec![0xAB; 50];
     outer.extend_from_slice(&frames[0]);
     assert_eq!(bytes_of(&got[8]), outer);
+    let mut outer = vec![0xCD; 50];
+    outer.extend_from_slice(&frames[1]);
+    assert_eq!(bytes_of(&got[9]), outer);
     drop(got);
 
     // Nothing came back on queue 0: the rings are per queue.

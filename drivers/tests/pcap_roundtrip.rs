@@ -95,10 +95,22 @@ fn pcap_round_trip_with_chains_clones_and_truncation() {
         "four packets, the jumbo one in five mbufs"
     );
 
-    // share + truncate: the clone is cut, the original keeps its bytes.
-    let mut small_cut = small.share().expect("clone");
+    // share + truncate: the second handle is cut, the original keeps its bytes. A short packet
+    // is shared as a copy of its own (writable), a long one as an indirect clone (read-only).
+    let mut small_cut = small.share().expect("copy");
     small_cut.truncate(30);
     assert_eq!(bytes_of(&small_cut), input[0][..30]);
+    assert_eq!(bytes_of(&small), input[0]);
+    small_cut.data_mut()[0] ^= 0xff;
+    assert_eq!(
+        bytes_of(&small),
+        input[0],
+        "a copy: the original does not change"
+    );
+    small_cut.data_mut()[0] ^= 0xff;
+    let mut small_clone = small.clone_indirect().expect("clone");
+    small_clone.truncate(30);
+    assert_eq!(bytes_of(&small_clone), input[0][..30]);
     assert_eq!(bytes_of(&small), input[0]);
 
     // A clone of a chain, cut inside its second segment: two segments left, original intact.
@@ -112,7 +124,8 @@ fn pcap_round_trip_with_chains_clones_and_truncation() {
 
     // Shared bytes are read-only; exclusive ones are writable.
     assert!(jumbo.data_mut().is_empty(), "shared with jumbo_cut");
-    assert!(small_cut.data_mut().is_empty(), "an indirect clone");
+    assert!(small_clone.data_mut().is_empty(), "an indirect clone");
+    drop(small_clone);
     let mut mid = mid;
     mid.data_mut()[14] = 0xee;
     let mut mid_expected = input[1].clone();

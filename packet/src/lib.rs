@@ -48,17 +48,18 @@ pub trait PacketBuf: Sized {
     /// A `len` at or beyond `pkt_len()` changes nothing.
     fn truncate(&mut self, len: usize);
 
-    /// A second handle on the same bytes, with its own start and length (a DPDK indirect clone):
-    /// truncating one handle does not change the other. `None` when no buffer is left for the
-    /// handle (counted by the caller).
+    /// A second handle on the same bytes, with its own start and length (a DPDK indirect clone,
+    /// or a copy where that is cheaper): truncating one handle does not change the other. `None`
+    /// when no buffer is left for the handle (counted by the caller).
     fn share(&self) -> Option<Self>;
 
     /// A writable segment of `len` bytes chained in front of the packet (the outer headers of a
     /// tunnelled copy), which becomes its first segment; `None` when no buffer is left for it
     /// (counted by the caller) or `len` does not fit one. The packet's own bytes are not touched,
     /// so this works on a shared handle too: the headroom in front of a clone's data belongs to
-    /// every clone and is never written. The segment's bytes are zero until the caller writes
-    /// them.
+    /// every clone and is never written; a buffer whose bytes are this handle's alone may take
+    /// the segment in its own headroom instead. The segment's bytes are zero until the caller
+    /// writes them.
     fn prepend(&mut self, len: usize) -> Option<&mut [u8]>;
 
     /// A hint: start bringing the cache line that holds `value` into the caches, so that a later

@@ -19,7 +19,8 @@
 //!
 //! `cargo bench -p broker-pipelines --bench pipeline`
 //!
-//! With `BENCH_FIXED_CALLS=N BENCH_CASE=<case>` it only makes N calls of one case, for
+//! With `BENCH_CASES=single,single_no_flow_cache` it prints the table for those cases only and
+//! skips criterion's run. With `BENCH_FIXED_CALLS=N BENCH_CASE=<case>` it only makes N calls of one case, for
 //! `valgrind --tool=callgrind` (scripts/bench/callgrind.sh).
 
 #[path = "common/mod.rs"]
@@ -35,8 +36,9 @@ use criterion::{Criterion, Throughput};
 use pipelines::counters::WorkerCounters;
 use pipelines::fixed_pool::{CountingSink, FixedPool, PoolBuf};
 use pipelines::pipeline::{Dedup, Pipeline};
-use pipelines::plan::{Plan, PortFacts};
+use pipelines::plan::{Plan, PortFacts, TunnelLink};
 use pipelines::stage::dedup::{DedupKeyer, DedupTable};
+use pipelines::stage::flow_cache::FlowCacheMode;
 use pipelines::testing::TracingSink;
 use pipelines::{Outcome, PacketBuf};
 
@@ -48,13 +50,20 @@ const FRAMES: usize = 32_768;
 /// Clock step per burst: 32 packets at 10 Mpps.
 const BURST_NS: u64 = 3_200;
 
-/// One way of running the pipeline: its config, and the dedup prefetch forced on or off
-/// (`None`: the pipeline's choice by table size).
+/// One way of running the pipeline: its config, the dedup prefetch forced on or off (`None`: the
+/// pipeline's choice by table size), and whether its tool ports are tunnels with a resolved next
+/// hop (and its ingress port an addressed one).
 struct Case {
     name: &'static str,
     toml: String,
     prefetch: Option<bool>,
     watch: Watch,
+    tunnels: bool,
+    /// How the per-worker flow cache is used (the pipeline's default: adaptive).
+    flow_cache: FlowCacheMode,
+    /// Conversations per mirrored ENI in the frames (4,096: nearly every frame of the loop is
+    /// the only one of its flow in a stretch of 1,024 packets).
+    conversations: u64,
 }
 
 /// Whether the pipeline runs watched, and how.
@@ -71,7 +80,7 @@ enum Watch {
 fn cases() -> Vec<Case> {
     let without_filter = |t: &str| t.replace("filter = \"f100\"\n", "");
     let without_dedup = |t: &str| t.replace("[dedup]\nwindow = \"200us\"\ncapacity = 16384\n", "");
-    // A dedup table of 2^20 entries (16 MiB), as a window of tens of milliseconds needs at
+    // A dedup table of 2^20 entries (8 MiB), as a window of tens of milliseconds needs at
     // 10 Mpps: it does not fit the caches.
     let large_table = |t: &str| t.replace("capacity = 16384\n", "capacity = 1048576\n");
     // The sender rule: the workload's internet peers mirrored too, by one more session (sending
@@ -107,9 +116,42 @@ fn cases() -> Vec<Case> {
         toml,
         prefetch: None,
         watch: Watch::Off,
+        tunnels: false,
+        flow_cache: FlowCacheMode::Adaptive,
+        conversations: 4096,
+    };
+    // 16 conversations per ENI: about 600 inner flows, each back every ~50 packets.
+    let few_flows = |name, toml: String, flow_cache| Case {
+        conversations: 16,
+        flow_cache,
+        ..case(name, toml)
+    };
+    let uncached = |name, toml: String| Case {
+        flow_cache: FlowCacheMode::Off,
+        ..case(name, toml)
+    };
+    let always_cached = |name, toml: String| Case {
+        flow_cache: FlowCacheMode::Always,
+        ..case(name, toml)
+    };
+    let tunnelled = |name, toml: String| Case {
+        tunnels: true,
+        ..case(name, toml)
     };
     vec![
         case("single", SINGLE.to_owned()),
+        uncached("single_no_flow_cache", SINGLE.to_owned()),
+        always_cached("single_flow_cache_always", SINGLE.to_owned()),
+        few_flows(
+            "single_few_flows",
+            SINGLE.to_owned(),
+            FlowCacheMode::Adaptive,
+        ),
+        few_flows(
+            "single_few_flows_no_flow_cache",
+            SINGLE.to_owned(),
+            FlowCacheMode::Off,
+        ),
         case("single_no_filter", without_filter(SINGLE)),
         case("single_no_dedup", without_dedup(SINGLE)),
         case(
@@ -120,12 +162,19 @@ fn cases() -> Vec<Case> {
             prefetch: Some(true),
             ..case("single_prefetch", SINGLE.to_owned())
         },
-        case("single_16MiB_table", large_table(SINGLE)),
+        case("single_2p20_table", large_table(SINGLE)),
         Case {
             prefetch: Some(false),
-            ..case("single_16MiB_table_no_prefetch", large_table(SINGLE))
+            ..case("single_2p20_table_no_prefetch", large_table(SINGLE))
         },
+        // The tunnel cases' ingress port owns addresses (a tunnel leaves from an addressed
+        // port), which adds the check for its own traffic: this case has that check and cabled
+        // tool ports, so that the difference to the tunnel cases is the egress step alone.
+        case("single_addressed", addressed(SINGLE)),
+        tunnelled("single_vxlan4", tunnels(SINGLE, "vxlan", "10.0.9.21")),
+        tunnelled("single_geneve6", tunnels(SINGLE, "geneve", "fd00:9::22")),
         case("single_sender", sender(SINGLE, "sender")),
+        uncached("single_sender_no_flow_cache", sender(SINGLE, "sender")),
         case("single_sender_window", sender(SINGLE, "sender+window")),
         // The rule's own work: the peers' session without a filter to run.
         case(
@@ -148,13 +197,69 @@ fn cases() -> Vec<Case> {
             watch: Watch::TraceAll,
             ..case("fanout_traced", FANOUT.to_owned())
         },
-        case("fanout_16MiB_table", large_table(FANOUT)),
+        uncached("fanout_no_flow_cache", FANOUT.to_owned()),
+        always_cached("fanout_flow_cache_always", FANOUT.to_owned()),
+        few_flows(
+            "fanout_few_flows",
+            FANOUT.to_owned(),
+            FlowCacheMode::Adaptive,
+        ),
+        few_flows(
+            "fanout_few_flows_no_flow_cache",
+            FANOUT.to_owned(),
+            FlowCacheMode::Off,
+        ),
+        case("fanout_2p20_table", large_table(FANOUT)),
         Case {
             prefetch: Some(false),
-            ..case("fanout_16MiB_table_no_prefetch", large_table(FANOUT))
+            ..case("fanout_2p20_table_no_prefetch", large_table(FANOUT))
         },
     ]
 }
+
+/// The config with its ingress port addressed (both families, as a tunnel's `via` port).
+fn addressed(toml: &str) -> String {
+    let with = toml.replace(
+        "queues = 1\n",
+        "queues = 1\naddress = [\"10.0.9.10/24\", \"fd00:9::10/64\"]\n",
+    );
+    assert_ne!(with, toml, "the bench config changed shape");
+    with
+}
+
+/// The config with its ingress port addressed and every cabled tool port (`net_null` devices)
+/// a tunnel of kind `tunnel` to `remote` (one analyzer on the ingress port's subnet) through it.
+fn tunnels(toml: &str, tunnel: &str, remote: &str) -> String {
+    let mut out = String::new();
+    for line in addressed(toml).lines() {
+        if line.starts_with("ports = [") {
+            let ports: Vec<String> = line
+                .split("name = \"")
+                .skip(1)
+                .map(|rest| {
+                    let name = &rest[..rest.find('"').expect("a quoted port name")];
+                    format!(
+                        "{{ name = \"{name}\", tunnel = \"{tunnel}\", remote = \"{remote}\", \
+                         via = \"mirror\" }}"
+                    )
+                })
+                .collect();
+            out.push_str(&format!("ports = [{}]\n", ports.join(", ")));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The link of every tunnel port of the tunnel cases: the ingress port's MAC, a next hop's, the
+/// usual MTU (the bench's copies are far below it).
+const TUNNEL_LINK: TunnelLink = TunnelLink {
+    source_mac: [0x02, 0xf0, 0x22, 0, 0, 0x10],
+    next_hop_mac: [0x02, 0xf0, 0x22, 0, 0, 0x01],
+    mtu: 1500,
+};
 
 /// A pool buffer whose prefetch hint is a prefetch instruction, as an mbuf's is (`drivers`
 /// implements it with `rte_prefetch0`); a pool buffer alone, like every buffer of safe code,
@@ -229,11 +334,17 @@ impl Rig {
             "the bench config changed shape"
         );
         let counters = Arc::new(WorkerCounters::new(&config));
-        let plan = Plan::build(
-            &config,
-            1,
-            &PortFacts::default(),
-            Box::new([counters.clone()]),
+        let facts = PortFacts {
+            tunnels: vec![case.tunnels.then_some(TUNNEL_LINK); config.tool_ports.len()],
+            ingress_macs: vec![Some(TUNNEL_LINK.source_mac)],
+            ..PortFacts::default()
+        };
+        let plan = Plan::build(&config, 1, &facts, Box::new([counters.clone()]));
+        assert_eq!(
+            plan.egress.iter().filter(|t| t.is_some()).count(),
+            if case.tunnels { plan.tool_ports } else { 0 },
+            "{}: every tool port a resolved tunnel, or none",
+            case.name
         );
         let dedup = dedup_settings
             .filter(|d| d.mode.uses_window())
@@ -247,6 +358,7 @@ impl Rig {
         if let Some(on) = case.prefetch {
             pipeline.set_dedup_prefetch(on);
         }
+        pipeline.set_flow_cache(case.flow_cache);
         Rig {
             pipeline,
             sink: {
@@ -261,8 +373,13 @@ impl Rig {
             watch: case.watch,
             plan,
             counters,
-            frames,
-            pool: FixedPool::new(BURST * (copies_per_packet + 1), 2048),
+            frames: if case.conversations == 4096 {
+                frames
+            } else {
+                Rc::new(workload::frames_of(FRAMES, case.conversations))
+            },
+            // An mbuf's headroom (`RTE_PKTMBUF_HEADROOM`), where the tunnel cases' headers go.
+            pool: FixedPool::with_headroom(BURST * (copies_per_packet + 1), 2048, 128),
             burst: [const { None }; BURST],
             next_frame: 0,
             now_ns: 1_000_000_000,
@@ -345,7 +462,13 @@ fn main() {
             }
         })
     };
-    for case in cases() {
+    // `BENCH_CASES=a,b,…`: only those cases, and no criterion run (A/B comparisons).
+    let only = std::env::var("BENCH_CASES").ok();
+    let wanted = |name: &str| {
+        only.as_deref()
+            .is_none_or(|list| list.split(',').any(|n| n == name))
+    };
+    for case in cases().into_iter().filter(|c| wanted(c.name)) {
         let mut rig = Rig::new(&case, frames.clone());
         let total = least_cost(BURST, 200, 1024, || rig.call());
         rig.check(case.name);
@@ -354,6 +477,9 @@ fn main() {
     }
     rows.push(("copy of the frames into buffers, alone".to_owned(), refill));
     print_costs("pipeline, 114-byte frames, burst 32", &rows);
+    if only.is_some() {
+        return;
+    }
 
     let mut criterion = Criterion::default().configure_from_args();
     bench(&mut criterion, &frames);

@@ -25,6 +25,8 @@ use crate::buf::{PacketBuf, Sink};
 pub struct FixedPool {
     free: RefCell<Vec<Vec<u8>>>,
     buffer_size: usize,
+    /// Bytes left in front of every packet (an mbuf's headroom), for [`PacketBuf::prepend`].
+    headroom: usize,
     capacity: usize,
 }
 
@@ -41,12 +43,21 @@ impl fmt::Debug for FixedPool {
 impl FixedPool {
     /// `count` buffers of `buffer_size` bytes, all allocated now.
     pub fn new(count: usize, buffer_size: usize) -> Rc<FixedPool> {
+        FixedPool::with_headroom(count, buffer_size, 0)
+    }
+
+    /// The same, with `headroom` bytes (zeroed on every [`FixedPool::packet`]) in front of every
+    /// packet, as DPDK's mbufs have `RTE_PKTMBUF_HEADROOM`: room for [`PacketBuf::prepend`]
+    /// beyond what decapsulation strips (GENEVE over IPv6 adds more than VXLAN over IPv4 takes
+    /// off).
+    pub fn with_headroom(count: usize, buffer_size: usize, headroom: usize) -> Rc<FixedPool> {
         let free = (0..count)
-            .map(|_| Vec::with_capacity(buffer_size))
+            .map(|_| Vec::with_capacity(headroom + buffer_size))
             .collect();
         Rc::new(FixedPool {
             free: RefCell::new(free),
             buffer_size,
+            headroom,
             capacity: count,
         })
     }
@@ -64,9 +75,11 @@ impl FixedPool {
         }
         let mut storage = self.free.borrow_mut().pop()?;
         storage.clear();
-        storage.extend_from_slice(bytes); // within the capacity reserved in `new`
+        // Within the capacity reserved in `with_headroom`.
+        storage.resize(self.headroom, 0);
+        storage.extend_from_slice(bytes);
         Some(PoolBuf {
-            start: 0,
+            start: self.headroom,
             storage,
             pool: Rc::clone(self),
         })

@@ -20,7 +20,8 @@
 //! bytes are bytes of its packet (decapsulation only moves the start and the end) or, for bare IP
 //! from GENEVE, the synthetic Ethernet header followed by such bytes.
 //! `burst_split`: the same packets as one call, one packet per call and in input-chosen chunks
-//! give the same counters and the same copies in the same order (the dedup clock is fixed).
+//! give the same counters and the same copies in the same order (the dedup clock is fixed); run
+//! twice, with the flow cache and without, they give the same counters and copies too.
 //! `config`: any text through `config::parse` never panics; an accepted config describes itself,
 //! compiles into a [`Plan`] (all ports up, and all down) and shapes counters that fit it.
 #![doc(hidden)]
@@ -37,6 +38,7 @@ use crate::pipeline::{Dedup, Pipeline};
 use crate::plan::{Plan, PortFacts, TunnelLink};
 use crate::stage::decap::{SYNTHETIC_DESTINATION, SYNTHETIC_SOURCE};
 use crate::stage::dedup::{DedupKeyer, DedupTable};
+use crate::stage::flow_cache::FlowCacheMode;
 
 /// The fuzzed pipeline's config: the VNIs of the sample captures and of the hostile capture,
 /// a filter, all four balance modes, dedup, two slice lengths, an addressed ingress port (its
@@ -473,6 +475,7 @@ pub fn burst_split(data: &[u8]) {
     let packets = &input.packets;
 
     let mut whole = Harness::new(input.flags);
+    whole.pipeline.set_flow_cache(FlowCacheMode::Always);
     let mut whole_received = Received::default();
     whole.run(0, packets, &mut whole_received);
 
@@ -515,6 +518,24 @@ pub fn burst_split(data: &[u8]) {
     assert_eq!(
         whole_received, chunked_received,
         "copies: one call vs chunks"
+    );
+
+    // The flow cache changes nothing: the packets once more through the same pipeline (every
+    // flow of the first pass now found in its cache), against a pipeline without a cache.
+    let mut uncached = Harness::new(input.flags);
+    uncached.pipeline.set_flow_cache(FlowCacheMode::Off);
+    let mut uncached_received = Received::default();
+    uncached.run(0, packets, &mut uncached_received);
+    uncached.run(packets.len() as u32, packets, &mut uncached_received);
+    whole.run(packets.len() as u32, packets, &mut whole_received);
+    assert_eq!(
+        whole.snapshot(),
+        uncached.snapshot(),
+        "counters: flow cache vs none"
+    );
+    assert_eq!(
+        whole_received, uncached_received,
+        "copies: flow cache vs none"
     );
 }
 

@@ -6,7 +6,11 @@
 //! 1. **decide**: decap, session, filter, balance (the tool port of every tool group), the
 //!    sender rule (the copy taken at a packet's receiver leaves each group that the copy taken at
 //!    its sender reaches on the same port: [`crate::stage::dedup::sender`]) and the dedup key;
-//!    errors are data (a drop outcome), not control flow;
+//!    errors are data (a drop outcome), not control flow. What depends only on the session,
+//!    tunnel and inner flow (direction, filter verdict, ports, sender rule: a `Route`) is
+//!    computed once per flow and kept in the worker's flow cache
+//!    ([`crate::stage::flow_cache`]), emptied when a new plan (a reload, a link or next-hop
+//!    change) is taken on; the counters are written per packet from the route, cached or not;
 //! 2. **prefetch** (large dedup tables only): the table buckets of every key of the burst start
 //!    loading ([`PacketBuf::prefetch`], a prefetch instruction on mbufs), so that their cache
 //!    misses overlap instead of being paid one after the other;
@@ -77,13 +81,16 @@ use crate::egress::{PacketFields, Template};
 use crate::flow::FlowKey;
 use crate::inner::parse_inner;
 use crate::observe::{
-    CopyTrace, DecapTrace, DedupTrace, FilterTrace, GroupTrace, Observer, TxResult, Unobserved,
+    CopyTrace, DecapTrace, DedupTrace, FilterTrace, GroupTrace, Observer, TraceRecord, TxResult,
+    Unobserved,
 };
 use crate::outcome::Outcome;
-use crate::plan::{GroupPlan, Plan};
+use crate::plan::{GroupPlan, Plan, SessionPlan};
 use crate::stage::balance::{flow_hash, ip_pair_hash, source_hash};
-use crate::stage::decap::{Decapped, decap, describe};
+use crate::stage::decap::{Decapped, Tunnel, decap, describe};
 use crate::stage::dedup::{DedupKey, DedupKeyer, DedupTable, Seen, SenderRule, Viewpoint};
+use crate::stage::filter::FilterVerdict;
+use crate::stage::flow_cache::{FlowCache, FlowCacheKey};
 use crate::stage::local::{Local, classify};
 
 /// Packets per RX burst, as in DPDK's examples: big enough to amortise a poll, small enough that
@@ -171,6 +178,8 @@ pub struct Pipeline {
     generation: u64,
     /// Whether to prefetch the dedup buckets of a burst before checking them.
     prefetch_dedup: bool,
+    /// What the first pass decided for recent flows, for the plan of `generation` (`None`: off).
+    flow_cache: Option<FlowCache<Route>>,
     decisions: [Decision; BURST],
 }
 
@@ -201,6 +210,8 @@ impl Pipeline {
             turns: Box::new([]),
             last_vni: None,
             generation: u64::MAX,
+            // Allocated here, once: the per-packet path never allocates.
+            flow_cache: Some(FlowCache::new(true)),
             decisions: [Decision::DROP; BURST],
         }
     }
@@ -230,6 +241,18 @@ impl Pipeline {
     #[cfg(any(test, feature = "testing"))]
     pub fn set_dedup_prefetch(&mut self, on: bool) {
         self.prefetch_dedup = on;
+    }
+
+    /// Sets how the flow cache is used (benches and tests compare the modes; the default is
+    /// [`FlowCacheMode::Adaptive`]). It starts empty.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn set_flow_cache(&mut self, mode: crate::stage::flow_cache::FlowCacheMode) {
+        use crate::stage::flow_cache::FlowCacheMode;
+        self.flow_cache = match mode {
+            FlowCacheMode::Off => None,
+            FlowCacheMode::Adaptive => Some(FlowCache::new(true)),
+            FlowCacheMode::Always => Some(FlowCache::new(false)),
+        };
     }
 
     /// Processes `pkts` (each `Some`; `None` entries are skipped) with `plan` at time `now_ns`,
@@ -277,6 +300,7 @@ impl Pipeline {
                         dedup,
                         &mut self.turns,
                         &mut self.last_vni,
+                        self.flow_cache.as_mut(),
                         plan,
                         self.ingress,
                         pkt,
@@ -342,6 +366,9 @@ impl Pipeline {
             self.turns = vec![0; plan.groups.len()].into_boxed_slice();
         }
         self.last_vni = None;
+        if let Some(cache) = &mut self.flow_cache {
+            cache.clear();
+        }
         self.generation = plan.generation;
         match plan.counters_of(self.worker) {
             Some(c) if !Arc::ptr_eq(c, &self.counters) => {
@@ -388,6 +415,63 @@ fn trace_decapped<B: PacketBuf, O: Observer<B>>(
     }
 }
 
+/// The source key (a fleet contract): the interface the copy was taken at, when the session's
+/// source_ips say which, under the session's VNI; else the mirror source for tunnelled traffic,
+/// the frame's own source otherwise.
+#[inline]
+fn source_key(
+    session: &SessionPlan,
+    viewpoint: Viewpoint,
+    tunnel: Option<&Tunnel>,
+    flow: Option<&FlowKey>,
+) -> u64 {
+    match (viewpoint.interface(flow), tunnel, flow) {
+        (Some(interface), _, _) => source_hash(interface, session.vni.unwrap_or(0)),
+        (None, Some(t), _) => source_hash(t.mirror_source, t.vni),
+        (None, None, Some(f)) => source_hash(f.src, 0),
+        (None, None, None) => 0,
+    }
+}
+
+/// A traced packet's tool groups, as its route (fresh or from the flow cache) has them: each
+/// group's balance key and port (a round-robin group's for the current turn: `finish` updates
+/// it), the groups the sender rule withheld the packet from. Recomputed from the plan: the
+/// route keeps only the targets that get a copy.
+#[inline(never)]
+fn trace_groups(
+    t: &mut TraceRecord,
+    plan: &Plan,
+    session: &SessionPlan,
+    tunnel: Option<&Tunnel>,
+    flow: Option<&FlowKey>,
+    route: &Route,
+    turns: &[u32],
+) {
+    let key = source_key(session, session.viewpoint(flow), tunnel, flow);
+    for (position, &group_id) in session.groups.iter().enumerate() {
+        let g = usize::from(group_id);
+        let group = &plan.groups[g];
+        let key = balance_key(group.balance, key, flow, turns[g]);
+        let port = match group.balance {
+            Balance::RoundRobin => group.port_for_turn(turns[g]),
+            _ => group.port_for_hash(key),
+        };
+        t.push_group(GroupTrace {
+            group: group_id,
+            balance: group.balance,
+            key,
+            port,
+            dedup: if route.withheld & 1 << position != 0 {
+                DedupTrace::SenderWithheld
+            } else {
+                DedupTrace::NotChecked
+            },
+            sliced_to: None,
+            copy: CopyTrace::None,
+        });
+    }
+}
+
 /// The key a group's table is looked up with, for a packet trace (the pass itself computes it
 /// where it uses it).
 #[inline(never)]
@@ -409,6 +493,7 @@ fn decide<B: PacketBuf, O: Observer<B>>(
     dedup: Option<&Dedup>,
     turns: &mut [u32],
     last_vni: &mut Option<(u32, Option<u16>)>,
+    flow_cache: Option<&mut FlowCache<Route>>,
     plan: &Plan,
     ingress: usize,
     pkt: &mut B,
@@ -483,16 +568,25 @@ fn decide<B: PacketBuf, O: Observer<B>>(
         session_counters.truncated_by_source.incr();
     }
     let flow = inner.flow.as_ref();
-    let viewpoint = session.viewpoint(flow);
-    let direction = viewpoint.direction();
+    let compute = || Route::compute(plan, session, tunnel.as_ref(), flow);
+    let route = match (flow_cache, flow) {
+        (Some(cache), Some(f)) => {
+            if cache.in_use() {
+                let tunnel = tunnel.map(|t| (t.mirror_source, t.vni));
+                cache.get_or_insert_with(&FlowCacheKey::new(session_id, tunnel, f), compute)
+            } else {
+                compute()
+            }
+        }
+        _ => compute(),
+    };
     if let Some(t) = observer.trace(index) {
         t.flow = inner.flow;
-        t.direction = direction;
+        t.direction = route.direction;
     }
-    if let Some(filter_id) = session.filter {
-        let filter = usize::from(filter_id);
-        let verdict = plan.filters[filter].classify(flow, direction);
-        let hits = &counters.filters[filter];
+
+    if let (Some(filter_id), Some(verdict)) = (session.filter, route.verdict) {
+        let hits = &counters.filters[usize::from(filter_id)];
         match verdict.rule {
             Some(rule) => hits.rules[usize::from(rule)].incr(),
             None => hits.default.incr(),
@@ -510,15 +604,6 @@ fn decide<B: PacketBuf, O: Observer<B>>(
         }
     }
 
-    // The source key (a fleet contract): the interface the copy was taken at, when the
-    // session's source_ips say which, under the session's VNI; else the mirror source for
-    // tunnelled traffic, the frame's own source otherwise.
-    let source_key = || match (viewpoint.interface(flow), &tunnel, flow) {
-        (Some(interface), _, _) => source_hash(interface, session.vni.unwrap_or(0)),
-        (None, Some(t), _) => source_hash(t.mirror_source, t.vni),
-        (None, None, Some(f)) => source_hash(f.src, 0),
-        (None, None, None) => 0,
-    };
     if let Some(d) = dedup.filter(|_| session.dedup) {
         decision.dedup_key = Some(d.keyer.key(
             pkt,
@@ -531,66 +616,154 @@ fn decide<B: PacketBuf, O: Observer<B>>(
     if plan.has_tunnels {
         decision.egress = Egress {
             vni: session.vni.or(tunnel.map(|t| t.vni)).unwrap_or(0),
-            direction,
-            flow_hash: flow.map_or_else(source_key, flow_hash),
+            direction: route.direction,
+            flow_hash: route.flow_hash,
         };
     }
-    for &group_id in session.groups.iter() {
-        let g = usize::from(group_id);
+    decision.copies = route.copies;
+    decision.targets = route.targets;
+    decision.sender_withheld = route.withheld != 0;
+    for target in &mut decision.targets[..usize::from(route.copies)] {
+        let g = usize::from(target.group);
         let group = &plan.groups[g];
-        let port = match group.balance {
-            Balance::Source => group.port_for_hash(source_key()),
-            Balance::Flow => group.port_for_hash(flow.map_or_else(source_key, flow_hash)),
-            Balance::IpPair => group.port_for_hash(flow.map_or_else(source_key, ip_pair_hash)),
-            // A placeholder for the liveness check: the turn is taken in `finish`, after dedup,
-            // so that a duplicate does not use up a port's turn.
-            Balance::RoundRobin => group.port_for_turn(turns[g]),
-        };
-        if let Some(t) = observer.trace(index) {
-            t.push_group(GroupTrace {
-                group: group_id,
-                balance: group.balance,
-                key: balance_key(group.balance, source_key(), flow, turns[g]),
-                port,
-                dedup: DedupTrace::NotChecked,
-                sliced_to: None,
-                copy: CopyTrace::None,
-            });
+        if group.balance == Balance::RoundRobin {
+            // A placeholder for the liveness check (unchanged within a plan): the turn is taken
+            // in `finish`, after dedup, so that a duplicate does not use up a port's turn.
+            target.port = group.port_for_turn(turns[g]).unwrap_or(target.port);
         }
-        let Some(port) = port else {
-            counters.groups[g].no_live_port.incr();
-            continue;
-        };
-        // A session has at most MAX_TOOLS_PER_SESSION groups (checked by `Plan::build`).
-        decision.targets[usize::from(decision.copies)] = Target {
-            group: group_id,
-            port,
-        };
-        decision.copies += 1;
     }
-
-    // The sender rule, for the copy taken at the receiver: it leaves every group that a copy
-    // taken at the sender reaches on the same port.
-    if let (Some(rule), Some(f), Viewpoint::Receiver, true) =
-        (&plan.sender, flow, viewpoint, session.dedup)
-    {
-        withhold_for_senders(counters, plan, rule, f, decision, observer, index);
+    for position in bits_of(route.no_live_port) {
+        counters.groups[usize::from(session.groups[position])]
+            .no_live_port
+            .incr();
+    }
+    for position in bits_of(route.withheld) {
+        counters.groups[usize::from(session.groups[position])]
+            .sender_duplicates
+            .incr();
+    }
+    if let Some(t) = observer.trace(index) {
+        trace_groups(t, plan, session, tunnel.as_ref(), flow, &route, turns);
     }
 }
 
-/// Drops from `decision.targets` each group that a copy of `flow` taken at its sender reaches on
-/// the same port (the sender rule; see [`crate::stage::dedup::sender`]).
+/// The positions of the bits set in `mask`, lowest first.
 #[inline]
-fn withhold_for_senders<B, O: Observer<B>>(
-    counters: &WorkerCounters,
-    plan: &Plan,
-    rule: &SenderRule,
-    flow: &FlowKey,
-    decision: &mut Decision,
-    observer: &mut O,
-    index: usize,
-) {
-    let targets = &mut decision.targets[..usize::from(decision.copies)];
+fn bits_of(mut mask: u16) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let position = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            position
+        })
+    })
+}
+
+/// What the first pass decides for a packet from its session, tunnel and inner flow alone (and
+/// the plan): the same for every packet of a flow under one plan, which is what the flow cache
+/// keeps. Counting is left to the caller, so that a route from the cache counts as a fresh one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Route {
+    direction: Option<Direction>,
+    /// The session filter's verdict (`None`: the session has no filter). A rejected packet's
+    /// route stops there: nothing after it is filled.
+    verdict: Option<FilterVerdict>,
+    /// The symmetric flow hash (the source key for frames without a flow).
+    flow_hash: u64,
+    /// Tool groups with a live port for the packet: `targets[..copies]` (a round-robin group's
+    /// port is a placeholder, replaced per packet).
+    copies: u8,
+    targets: [Target; MAX_TOOLS_PER_SESSION],
+    /// By position in the session's groups: groups without a live port for the packet.
+    no_live_port: u16,
+    /// By position in the session's groups: groups the sender rule withheld the packet from.
+    withheld: u16,
+}
+
+impl Route {
+    #[inline]
+    fn compute(
+        plan: &Plan,
+        session: &SessionPlan,
+        tunnel: Option<&Tunnel>,
+        flow: Option<&FlowKey>,
+    ) -> Route {
+        let viewpoint = session.viewpoint(flow);
+        let direction = viewpoint.direction();
+        let mut route = Route {
+            direction,
+            verdict: None,
+            flow_hash: 0,
+            copies: 0,
+            targets: [Target::default(); MAX_TOOLS_PER_SESSION],
+            no_live_port: 0,
+            withheld: 0,
+        };
+        if let Some(filter_id) = session.filter {
+            let verdict = plan.filters[usize::from(filter_id)].classify(flow, direction);
+            route.verdict = Some(verdict);
+            if verdict.action == Action::Reject {
+                return route;
+            }
+        }
+
+        let source_key = || source_key(session, viewpoint, tunnel, flow);
+        // Computed once: `flow` balance and the tunnel headers both use it.
+        route.flow_hash = flow.map_or_else(source_key, flow_hash);
+
+        // The position in the session's groups of each target.
+        let mut positions = [0u8; MAX_TOOLS_PER_SESSION];
+        for (position, &group_id) in session.groups.iter().enumerate() {
+            let g = usize::from(group_id);
+            let group = &plan.groups[g];
+            let port = match group.balance {
+                Balance::Source => group.port_for_hash(source_key()),
+                Balance::Flow => group.port_for_hash(route.flow_hash),
+                Balance::IpPair => group.port_for_hash(flow.map_or_else(source_key, ip_pair_hash)),
+                Balance::RoundRobin => group.port_for_turn(0),
+            };
+            let Some(port) = port else {
+                route.no_live_port |= 1 << position;
+                continue;
+            };
+            // A session has at most MAX_TOOLS_PER_SESSION groups (checked by `Plan::build`).
+            positions[usize::from(route.copies)] = position as u8;
+            route.targets[usize::from(route.copies)] = Target {
+                group: group_id,
+                port,
+            };
+            route.copies += 1;
+        }
+
+        // The sender rule, for the copy taken at the receiver: it leaves every group that a copy
+        // taken at the sender reaches on the same port.
+        if let (Some(rule), Some(f), Viewpoint::Receiver, true) =
+            (&plan.sender, flow, viewpoint, session.dedup)
+        {
+            let targets = &mut route.targets[..usize::from(route.copies)];
+            let reached = reached_by_senders(plan, rule, f, targets);
+            if reached != 0 {
+                let mut kept = 0;
+                for i in 0..targets.len() {
+                    if reached & 1 << i != 0 {
+                        route.withheld |= 1 << positions[i];
+                    } else {
+                        targets[kept] = targets[i];
+                        kept += 1;
+                    }
+                }
+                // At most `copies`, a u8.
+                route.copies = kept as u8;
+            }
+        }
+        route
+    }
+}
+
+/// The targets (a bit per index) that a copy of `flow` taken at its sender reaches on the same
+/// port (the sender rule; see [`crate::stage::dedup::sender`]).
+#[inline]
+fn reached_by_senders(plan: &Plan, rule: &SenderRule, flow: &FlowKey, targets: &[Target]) -> u32 {
     let mut reached = 0u32;
     for copy in rule.sender_copies(flow, &plan.filters) {
         for (i, target) in targets.iter().enumerate() {
@@ -605,29 +778,7 @@ fn withhold_for_senders<B, O: Observer<B>>(
             }
         }
     }
-    if reached == 0 {
-        return;
-    }
-    let mut kept = 0;
-    for i in 0..targets.len() {
-        if reached & 1 << i != 0 {
-            counters.groups[usize::from(targets[i].group)]
-                .sender_duplicates
-                .incr();
-            if let Some(t) = observer
-                .trace(index)
-                .and_then(|t| t.group_mut(targets[i].group))
-            {
-                t.dedup = DedupTrace::SenderWithheld;
-            }
-        } else {
-            targets[kept] = targets[i];
-            kept += 1;
-        }
-    }
-    // At most `copies`, a u8.
-    decision.copies = kept as u8;
-    decision.sender_withheld = true;
+    reached
 }
 
 /// The last pass's decisions for a packet the first pass kept: each group's dedup check (the

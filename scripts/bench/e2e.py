@@ -19,7 +19,10 @@ duplicate, none malformed, during the measured interval.
 
 Scenarios, for each capture (one packet in, one packet out, except the fan-out):
   testpmd        dpdk-testpmd --forward-mode=io, one forwarding core: the framework's ceiling
-  broker-1w      the full pipeline, one worker, one tool group of 4 ports (flow balance)
+  broker-1w      the full pipeline, one worker, one tool group of 4 ports (flow balance),
+                 a dedup table of 16,384 entries (it stays in L2)
+  broker-1w-2p20 the same with a dedup table of 2^20 entries (8 MiB, what a 50 ms window at
+                 10 GbE needs: its buckets miss the caches)
   broker-2w      the same with 2 RX queues and 2 workers (the capture split in two, like RSS)
   fanout-1w      one worker, three tool groups (flow / source / round-robin sliced): 3 copies
   metrics-on     broker-1w, its endpoint scraped every second (an eager Prometheus)
@@ -313,11 +316,13 @@ def run_broker_by_summary(broker, config_path, address, duration):
     }
 
 
-def write_config(out_dir, name, scenario, captures, metrics, worker_cpus=None):
+def write_config(out_dir, name, scenario, captures, metrics, worker_cpus=None, capacity=None):
     path = os.path.join(out_dir, f"{name}.toml")
     cmd = [sys.executable, os.path.join(HERE, "config.py"), scenario, "--metrics", metrics]
     if worker_cpus:
         cmd += ["--worker-cpus", worker_cpus]
+    if capacity:
+        cmd += ["--capacity", str(capacity)]
     for c in captures:
         cmd += ["--capture", os.path.abspath(c)]
     with open(path, "w") as f:
@@ -348,7 +353,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--memory-mb", type=int, default=1024)
     parser.add_argument("--metrics", default="127.0.0.1:9481")
-    parser.add_argument("--scenarios", default="testpmd,broker-1w,broker-2w,fanout-1w,metrics-on,metrics-off")
+    parser.add_argument("--scenarios",
+                        default="testpmd,broker-1w,broker-1w-2p20,broker-2w,fanout-1w,metrics-on,metrics-off")
     args = parser.parse_args()
 
     scenarios = args.scenarios.split(",")
@@ -361,6 +367,9 @@ def main():
         configs = {
             "broker-1w": (write_config(args.out, f"{capture}-broker-1w", "single", [whole], args.metrics),
                           [f"flow-{i}" for i in range(4)]),
+            "broker-1w-2p20": (write_config(args.out, f"{capture}-broker-1w-2p20", "single", [whole],
+                                            args.metrics, capacity=1 << 20),
+                               [f"flow-{i}" for i in range(4)]),
             # The second worker on CPU 0, with the (mostly sleeping) control thread: "auto" would
             # put both on CPU 1 of a two-CPU machine.
             "broker-2w": (write_config(args.out, f"{capture}-broker-2w", "single", halves, args.metrics, "1,0"),
@@ -418,6 +427,7 @@ def print_table(results, args):
 
         for scenario, label in (("testpmd", "testpmd io, 1 core      Mpps in"),
                                 ("broker-1w", "broker, 1 worker        Mpps in"),
+                                ("broker-1w-2p20", "broker, 1 worker, 2^20  Mpps in"),
                                 ("broker-2w", "broker, 2 workers       Mpps in"),
                                 ("fanout-1w", "broker fan-out 3 groups copies/s (M)"),
                                 ("metrics-on", "broker, metrics on      Mpps in"),
@@ -439,6 +449,7 @@ def print_table(results, args):
         print("  per CPU-second of the forwarding threads (what a dedicated core would do):")
         for scenario, label in (("testpmd", "testpmd io          Mpps per CPU"),
                                 ("broker-1w", "broker, 1 worker    Mpps per CPU"),
+                                ("broker-1w-2p20", "broker, 1w, 2^20    Mpps per CPU"),
                                 ("broker-2w", "broker, 2 workers   Mpps per CPU"),
                                 ("fanout-1w", "broker fan-out      Mpps in per CPU"),
                                 ("metrics-on", "broker, metrics on  Mpps per CPU"),
@@ -449,6 +460,9 @@ def print_table(results, args):
         tpc, b1c, b2c = (rates(s, "rx_mpps_per_cpu") for s in ("testpmd", "broker-1w", "broker-2w"))
         if tpc and b1c:
             print(f"    {'broker 1 worker / testpmd, per CPU':36} {cell([b / t for b, t in zip(b1c, tpc)])}")
+        b1lc = rates("broker-1w-2p20", "rx_mpps_per_cpu")
+        if tpc and b1lc:
+            print(f"    {'broker 1w 2^20 / testpmd, per CPU':36} {cell([b / t for b, t in zip(b1lc, tpc)])}")
         onc, offc = rates("metrics-on", "rx_mpps_per_cpu"), rates("metrics-off", "rx_mpps_per_cpu")
         if onc and offc:
             print(f"    {'metrics on / metrics off, per CPU':36} {cell([a / b for a, b in zip(onc, offc)])}")

@@ -30,6 +30,12 @@ fn sized(mut frame: Vec<u8>, len: usize) -> Vec<u8> {
 
 /// `count` different mirrored frames.
 pub fn frames(count: usize) -> Vec<Vec<u8>> {
+    frames_of(count, 4096)
+}
+
+/// `count` different mirrored frames of `conversations` conversations per mirrored ENI (each a
+/// few inner flows: both directions, the protocol of each frame picked apart).
+pub fn frames_of(count: usize, conversations: u64) -> Vec<Vec<u8>> {
     let mut rng = Rng(0xB0A7_5EED);
     (0..count)
         .map(|i| {
@@ -37,7 +43,7 @@ pub fn frames(count: usize) -> Vec<Vec<u8>> {
             let eni_index = (pick % 4) as usize;
             let eni = v4(ENIS[eni_index]);
             let egress = (pick >> 2) & 1 == 0;
-            let conversation = (pick >> 3) % 4096;
+            let conversation = (pick >> 3) % conversations;
             let port = 32768 + conversation as u16;
             let counter = (i as u32).to_be_bytes();
             let vni = VNI_BASE + (conversation as u32 * 7 + eni_index as u32) % SESSIONS;

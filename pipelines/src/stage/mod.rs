@@ -4,5 +4,6 @@ pub mod balance;
 pub mod decap;
 pub mod dedup;
 pub mod filter;
+pub mod flow_cache;
 pub mod local;
 pub mod maglev;
