@@ -108,16 +108,6 @@ struct Target {
     port: u16,
 }
 
-/// What a tunnel port's outer headers say of a copy (the same for every copy of a packet).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Egress {
-    /// The mirror session's VNI (the packet's own for a session without one, 0 untunnelled).
-    vni: u32,
-    direction: Option<Direction>,
-    /// A symmetric hash of the inner flow (the outer UDP source port, the IPv6 flow label).
-    flow_hash: u64,
-}
-
 /// The fate of one packet of the burst, as the first pass decides it.
 #[derive(Clone, Copy, Debug)]
 struct Decision {
@@ -125,30 +115,24 @@ struct Decision {
     session: Option<u16>,
     /// For the addressed port itself: to the control side (its outcome is already counted).
     punt: bool,
-    /// Tool groups with a live port for the packet, before de-duplication: `targets[..copies]`.
-    copies: u8,
-    targets: [Target; MAX_TOOLS_PER_SESSION],
+    /// Direction, filter verdict, flow hash and the copies before de-duplication (computed in
+    /// place, or copied from the flow cache); `route.targets[..route.copies]` is what the last
+    /// pass delivers.
+    route: Route,
     /// The packet's dedup key, when its session de-duplicates.
     dedup_key: Option<DedupKey>,
-    /// The sender rule withheld the packet from some of its groups (they left `targets`).
-    sender_withheld: bool,
-    /// For tunnel ports' headers, when the plan has any.
-    egress: Egress,
+    /// For tunnel ports' headers, when the plan has any: the mirror session's VNI (the
+    /// packet's own for a session without one, 0 untunnelled).
+    egress_vni: u32,
 }
 
 impl Decision {
     const DROP: Decision = Decision {
         session: None,
         punt: false,
-        copies: 0,
-        targets: [Target { group: 0, port: 0 }; MAX_TOOLS_PER_SESSION],
+        route: Route::EMPTY,
         dedup_key: None,
-        sender_withheld: false,
-        egress: Egress {
-            vni: 0,
-            direction: None,
-            flow_hash: 0,
-        },
+        egress_vni: 0,
     };
 }
 
@@ -298,7 +282,7 @@ impl Pipeline {
                     decide(
                         counters,
                         dedup,
-                        &mut self.turns,
+                        &self.turns,
                         &mut self.last_vni,
                         self.flow_cache.as_mut(),
                         plan,
@@ -315,7 +299,8 @@ impl Pipeline {
             if let (Some(d), true) = (dedup, self.prefetch_dedup) {
                 for (slot, decision) in chunk.iter().zip(self.decisions.iter()) {
                     if let (Some(_), Some(key)) = (slot, decision.dedup_key) {
-                        for target in &decision.targets[..usize::from(decision.copies)] {
+                        for target in &decision.route.targets[..usize::from(decision.route.copies)]
+                        {
                             let scope =
                                 plan.groups[usize::from(target.group)].window_scope(target.port);
                             let [first, second] = d.table.buckets_of(key, scope);
@@ -491,7 +476,7 @@ fn balance_key(balance: Balance, source_key: u64, flow: Option<&FlowKey>, turn: 
 fn decide<B: PacketBuf, O: Observer<B>>(
     counters: &WorkerCounters,
     dedup: Option<&Dedup>,
-    turns: &mut [u32],
+    turns: &[u32],
     last_vni: &mut Option<(u32, Option<u16>)>,
     flow_cache: Option<&mut FlowCache<Route>>,
     plan: &Plan,
@@ -503,9 +488,8 @@ fn decide<B: PacketBuf, O: Observer<B>>(
 ) {
     decision.session = None;
     decision.punt = false;
-    decision.copies = 0;
+    decision.route.copies = 0;
     decision.dedup_key = None;
-    decision.sender_withheld = false;
 
     // On an addressed port, its own traffic (ARP, ND, ping, TCP, non-mirror UDP) first.
     if let Some(Some(own)) = plan.local.get(ingress) {
@@ -568,18 +552,19 @@ fn decide<B: PacketBuf, O: Observer<B>>(
         session_counters.truncated_by_source.incr();
     }
     let flow = inner.flow.as_ref();
-    let compute = || Route::compute(plan, session, tunnel.as_ref(), flow);
-    let route = match (flow_cache, flow) {
+    let route = &mut decision.route;
+    let compute = |route: &mut Route| route.compute(plan, session, tunnel.as_ref(), flow);
+    match (flow_cache, flow) {
         (Some(cache), Some(f)) => {
             if cache.in_use() {
                 let tunnel = tunnel.map(|t| (t.mirror_source, t.vni));
-                cache.get_or_insert_with(&FlowCacheKey::new(session_id, tunnel, f), compute)
+                cache.fill(&FlowCacheKey::new(session_id, tunnel, f), route, compute);
             } else {
-                compute()
+                compute(route);
             }
         }
-        _ => compute(),
-    };
+        _ => compute(route),
+    }
     if let Some(t) = observer.trace(index) {
         t.flow = inner.flow;
         t.direction = route.direction;
@@ -614,24 +599,9 @@ fn decide<B: PacketBuf, O: Observer<B>>(
 
     decision.session = Some(session_id);
     if plan.has_tunnels {
-        decision.egress = Egress {
-            vni: session.vni.or(tunnel.map(|t| t.vni)).unwrap_or(0),
-            direction: route.direction,
-            flow_hash: route.flow_hash,
-        };
+        decision.egress_vni = session.vni.or(tunnel.map(|t| t.vni)).unwrap_or(0);
     }
-    decision.copies = route.copies;
-    decision.targets = route.targets;
-    decision.sender_withheld = route.withheld != 0;
-    for target in &mut decision.targets[..usize::from(route.copies)] {
-        let g = usize::from(target.group);
-        let group = &plan.groups[g];
-        if group.balance == Balance::RoundRobin {
-            // A placeholder for the liveness check (unchanged within a plan): the turn is taken
-            // in `finish`, after dedup, so that a duplicate does not use up a port's turn.
-            target.port = group.port_for_turn(turns[g]).unwrap_or(target.port);
-        }
-    }
+    let route = &decision.route;
     for position in bits_of(route.no_live_port) {
         counters.groups[usize::from(session.groups[position])]
             .no_live_port
@@ -643,7 +613,7 @@ fn decide<B: PacketBuf, O: Observer<B>>(
             .incr();
     }
     if let Some(t) = observer.trace(index) {
-        trace_groups(t, plan, session, tunnel.as_ref(), flow, &route, turns);
+        trace_groups(t, plan, session, tunnel.as_ref(), flow, route, turns);
     }
 }
 
@@ -671,7 +641,8 @@ struct Route {
     /// The symmetric flow hash (the source key for frames without a flow).
     flow_hash: u64,
     /// Tool groups with a live port for the packet: `targets[..copies]` (a round-robin group's
-    /// port is a placeholder, replaced per packet).
+    /// port is a placeholder, chosen in `finish`; the dedup window checks such a copy under its
+    /// group); the entries after `copies` mean nothing.
     copies: u8,
     targets: [Target; MAX_TOOLS_PER_SESSION],
     /// By position in the session's groups: groups without a live port for the packet.
@@ -681,29 +652,39 @@ struct Route {
 }
 
 impl Route {
+    const EMPTY: Route = Route {
+        direction: None,
+        verdict: None,
+        flow_hash: 0,
+        copies: 0,
+        targets: [Target { group: 0, port: 0 }; MAX_TOOLS_PER_SESSION],
+        no_live_port: 0,
+        withheld: 0,
+    };
+
+    /// Computes the route in place (it is large: written where the last pass reads it).
     #[inline]
     fn compute(
+        &mut self,
         plan: &Plan,
         session: &SessionPlan,
         tunnel: Option<&Tunnel>,
         flow: Option<&FlowKey>,
-    ) -> Route {
+    ) {
+        let route = self;
         let viewpoint = session.viewpoint(flow);
         let direction = viewpoint.direction();
-        let mut route = Route {
-            direction,
-            verdict: None,
-            flow_hash: 0,
-            copies: 0,
-            targets: [Target::default(); MAX_TOOLS_PER_SESSION],
-            no_live_port: 0,
-            withheld: 0,
-        };
+        route.direction = direction;
+        route.verdict = None;
+        route.flow_hash = 0;
+        route.copies = 0;
+        route.no_live_port = 0;
+        route.withheld = 0;
         if let Some(filter_id) = session.filter {
             let verdict = plan.filters[usize::from(filter_id)].classify(flow, direction);
             route.verdict = Some(verdict);
             if verdict.action == Action::Reject {
-                return route;
+                return;
             }
         }
 
@@ -756,7 +737,6 @@ impl Route {
                 route.copies = kept as u8;
             }
         }
-        route
     }
 }
 
@@ -800,8 +780,8 @@ fn finish<B, O: Observer<B>>(
     let mut window_duplicate = false;
     if let (Some(d), Some(key)) = (dedup, decision.dedup_key) {
         let mut kept = 0;
-        for i in 0..usize::from(decision.copies) {
-            let target = decision.targets[i];
+        for i in 0..usize::from(decision.route.copies) {
+            let target = decision.route.targets[i];
             let g = usize::from(target.group);
             let group = &plan.groups[g];
             if group.dedup {
@@ -826,13 +806,14 @@ fn finish<B, O: Observer<B>>(
                     Seen::New => {}
                 }
             }
-            decision.targets[kept] = target;
+            decision.route.targets[kept] = target;
             kept += 1;
         }
         // At most `copies`, a u8.
-        decision.copies = kept as u8;
+        decision.route.copies = kept as u8;
     }
-    for target in &mut decision.targets[..usize::from(decision.copies)] {
+    let route = &mut decision.route;
+    for target in &mut route.targets[..usize::from(route.copies)] {
         let g = usize::from(target.group);
         let group = &plan.groups[g];
         if group.balance == Balance::RoundRobin {
@@ -850,10 +831,10 @@ fn finish<B, O: Observer<B>>(
         }
     }
     let session_counters = &counters.sessions[usize::from(session)];
-    let outcome = if decision.copies > 0 {
+    let outcome = if route.copies > 0 {
         session_counters.delivered.incr();
         Outcome::Delivered
-    } else if window_duplicate || decision.sender_withheld {
+    } else if window_duplicate || route.withheld != 0 {
         session_counters.duplicate.incr();
         if !window_duplicate {
             session_counters.duplicate_sender.incr();
@@ -888,8 +869,8 @@ fn dispatch<B: PacketBuf, S: Sink<B> + Observer<B>>(
         sink.punt(pkt);
         return;
     }
-    let copies = usize::from(decision.copies);
-    let Some((last, others)) = decision.targets[..copies].split_last() else {
+    let copies = usize::from(decision.route.copies);
+    let Some((last, others)) = decision.route.targets[..copies].split_last() else {
         sink.discard(pkt);
         return;
     };
@@ -997,9 +978,9 @@ fn encapsulate<B: PacketBuf>(
     };
     *ip_ident = ip_ident.wrapping_add(1);
     let fields = PacketFields {
-        vni: decision.egress.vni,
-        direction: decision.egress.direction,
-        flow_hash: decision.egress.flow_hash,
+        vni: decision.egress_vni,
+        direction: decision.route.direction,
+        flow_hash: decision.route.flow_hash,
         ip_ident: *ip_ident,
         sequence,
         truncated,

@@ -173,10 +173,11 @@ impl<V: Copy> FlowCache<V> {
         false
     }
 
-    /// The value stored for `key`, or `compute()`'s, then stored over one of its set's two
-    /// entries (an empty one first, else the one a bit of the hash picks).
+    /// Sets `value` to the value stored for `key`; or, when there is none, has `compute` set it
+    /// and stores it over one of the key's set's two entries (an empty one first, else the one
+    /// a bit of the hash picks). In place, as the pipeline's values are large.
     #[inline]
-    pub fn get_or_insert_with(&mut self, key: &FlowCacheKey, compute: impl FnOnce() -> V) -> V {
+    pub fn fill(&mut self, key: &FlowCacheKey, value: &mut V, compute: impl FnOnce(&mut V)) {
         let hash = key.hash();
         let set = set_of(hash);
         let ways = &mut self.slots[set..set + WAYS];
@@ -184,20 +185,19 @@ impl<V: Copy> FlowCache<V> {
             .iter()
             .flatten()
             .find(|(k, _)| k == key)
-            .map(|(_, v)| *v);
+            .map(|(_, v)| v);
         let hit = found.is_some();
-        let value = match found {
-            Some(value) => value,
+        match found {
+            Some(stored) => *value = *stored,
             None => {
-                let value = compute();
+                compute(value);
                 let way = match ways.iter().position(Option::is_none) {
                     Some(way) => way,
                     None => (hash >> 32) as usize % WAYS,
                 };
-                ways[way] = Some((*key, value));
-                value
+                ways[way] = Some((*key, *value));
             }
-        };
+        }
         if self.adaptive {
             self.lookups += 1;
             self.hits += u32::from(hit);
@@ -209,7 +209,6 @@ impl<V: Copy> FlowCache<V> {
                 self.hits = 0;
             }
         }
-        value
     }
 
     /// The value stored for `key`, if it is still there.
@@ -245,8 +244,11 @@ mod tests {
         let mirror = Some(("172.31.10.5".parse().unwrap(), 1000));
         let a = FlowCacheKey::new(3, mirror, &flow("10.0.0.1", "10.0.0.2", 40000, 443));
         assert_eq!(cache.get(&a), None);
-        assert_eq!(cache.get_or_insert_with(&a, || 7), 7);
-        assert_eq!(cache.get_or_insert_with(&a, || 8), 7, "found, not computed");
+        let mut value = 0;
+        cache.fill(&a, &mut value, |v| *v = 7);
+        assert_eq!(value, 7);
+        cache.fill(&a, &mut value, |v| *v = 8);
+        assert_eq!(value, 7, "found, not computed");
         assert_eq!(cache.get(&a), Some(&7));
         // The same flow seen the other way, in another session, from another mirror source or
         // VNI, untunnelled, or without ports: other keys.
@@ -291,7 +293,7 @@ mod tests {
             .map(|i| FlowCacheKey::new(0, None, &flow("10.0.0.1", "10.0.0.2", 30000 + i, 80)))
             .collect();
         for (i, key) in keys.iter().enumerate() {
-            cache.get_or_insert_with(key, || i as u16);
+            cache.fill(key, &mut 0, |v| *v = i as u16);
         }
         // 400 keys in 512 sets of two: only a set's third key evicts, which a good spread
         // makes rare.
@@ -316,7 +318,7 @@ mod tests {
         // A probe of lookups that all hit (one flow): the cache stays in use.
         for _ in 0..2 * PROBE {
             assert!(cache.in_use());
-            cache.get_or_insert_with(&key(1), || 1);
+            cache.fill(&key(1), &mut 0, |v| *v = 1);
         }
         // A probe with just under half hits: it stands aside for STAND_ASIDE packets.
         for i in 0..PROBE {
@@ -327,7 +329,7 @@ mod tests {
             } else {
                 key(100 + i)
             };
-            cache.get_or_insert_with(&k, || 0);
+            cache.fill(&k, &mut 0, |v| *v = 0);
         }
         for _ in 0..STAND_ASIDE {
             assert!(!cache.in_use());
@@ -335,13 +337,13 @@ mod tests {
         // Then a new probe, with hits again: in use for good.
         for _ in 0..3 * PROBE {
             assert!(cache.in_use());
-            cache.get_or_insert_with(&key(1), || 1);
+            cache.fill(&key(1), &mut 0, |v| *v = 1);
         }
         // A cache that is not adaptive never stands aside.
         let mut always = FlowCache::<u32>::new(false);
         for i in 0..2 * PROBE {
             assert!(always.in_use());
-            always.get_or_insert_with(&key(1000 + i), || 0);
+            always.fill(&key(1000 + i), &mut 0, |v| *v = 0);
         }
     }
 }
