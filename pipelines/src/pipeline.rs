@@ -553,17 +553,20 @@ fn decide<B: PacketBuf, O: Observer<B>>(
     }
     let flow = inner.flow.as_ref();
     let route = &mut decision.route;
-    let compute = |route: &mut Route| route.compute(plan, session, tunnel.as_ref(), flow);
     match (flow_cache, flow) {
         (Some(cache), Some(f)) => {
             if cache.in_use() {
-                let tunnel = tunnel.map(|t| (t.mirror_source, t.vni));
-                cache.fill(&FlowCacheKey::new(session_id, tunnel, f), route, compute);
+                let key =
+                    FlowCacheKey::new(session_id, tunnel.map(|t| (t.mirror_source, t.vni)), f);
+                // A miss: out of line, so that the hits' path stays short.
+                cache.fill(&key, route, |route| {
+                    route.compute_outlined(plan, session, tunnel.as_ref(), flow)
+                });
             } else {
-                compute(route);
+                route.compute(plan, session, tunnel.as_ref(), flow);
             }
         }
-        _ => compute(route),
+        _ => route.compute(plan, session, tunnel.as_ref(), flow),
     }
     if let Some(t) = observer.trace(index) {
         t.flow = inner.flow;
@@ -662,8 +665,20 @@ impl Route {
         withheld: 0,
     };
 
+    /// [`Route::compute`] as a call (a flow cache miss).
+    #[inline(never)]
+    fn compute_outlined(
+        &mut self,
+        plan: &Plan,
+        session: &SessionPlan,
+        tunnel: Option<&Tunnel>,
+        flow: Option<&FlowKey>,
+    ) {
+        self.compute(plan, session, tunnel, flow);
+    }
+
     /// Computes the route in place (it is large: written where the last pass reads it).
-    #[inline]
+    #[inline(always)]
     fn compute(
         &mut self,
         plan: &Plan,

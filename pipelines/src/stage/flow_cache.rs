@@ -9,7 +9,10 @@
 //! default session), and the inner flow key (addresses, protocol, ports, whether it has ports
 //! and is a fragment). Everything else they read is the plan's, so the cache is emptied when
 //! the worker takes on a new plan ([`FlowCache::clear`], called on every plan change), and a
-//! value is never used under another plan than the one it was computed with.
+//! value is never used under another plan than the one it was computed with. Port liveness is
+//! the plan's too: a link going down or up, or a tunnel's next hop starting or stopping to
+//! answer, makes the control plane build a new plan with a new generation, so no cached route
+//! outlives the liveness it was computed with.
 //!
 //! Two-way set associative, 1,024 entries, allocated once with the pipeline: a lookup reads
 //! the two entries of one set and compares whole keys (an exact match: a hash collision costs a
@@ -19,8 +22,8 @@
 //! them equal to a fresh computation (a test replays traffic with the cache on and off, and the
 //! `burst_split` fuzz target compares the two).
 //!
-//! A miss costs more than the decisions it was meant to save (the hash, the set's lines, the
-//! store), so the cache is adaptive ([`FlowCacheMode::Adaptive`], the pipeline's default): it
+//! A miss costs the lookup and the store on top of the decisions (about as much as a hit
+//! saves), so the cache is adaptive ([`FlowCacheMode::Adaptive`], the pipeline's default): it
 //! counts the hits of each probe of [`PROBE`] lookups, and after a probe with fewer than half,
 //! stands aside for 15 probes' worth of packets (their decisions computed, the cache untouched),
 //! then probes again. Traffic without flow locality then pays a counter per packet and a probe
