@@ -117,21 +117,7 @@ fn least_cycles(mut f: impl FnMut(usize)) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = [
-        "--no-huge",
-        "-m",
-        "512",
-        "--no-pci",
-        "--no-shconf",
-        "--no-telemetry",
-        "--log-level",
-        "lib.eal:notice",
-        "-l",
-        "0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = drivers::isolated_args(512, &["-l", "0"]);
     let eal = Eal::init(&args).expect("EAL init");
     let hz = eal.tsc_hz() as f64;
     let mut rng = Rng(0x5EED_F11E);

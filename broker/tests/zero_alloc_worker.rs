@@ -158,19 +158,7 @@ fn the_warm_worker_loop_allocates_nothing() {
     drop(writer);
 
     let ingress = format!("net_pcap0,rx_pcap={},infinite_rx=1", capture.display());
-    let mut args: Vec<String> = [
-        "-l",
-        "0",
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-pci",
-        "--no-shconf",
-        "--no-telemetry",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = drivers::isolated_args(256, &["-l", "0"]);
     for vdev in [
         ingress.as_str(),
         "net_null1,no-rx=1",

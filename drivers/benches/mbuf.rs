@@ -60,21 +60,7 @@ fn handles(originals: &[Mbuf], header: usize, handle: impl Fn(&Mbuf) -> Option<M
 }
 
 fn main() {
-    let args: Vec<String> = [
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-pci",
-        "--no-shconf",
-        "--no-telemetry",
-        "--log-level",
-        "lib.eal:notice",
-        "-l",
-        "0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let args = drivers::isolated_args(256, &["-l", "0"]);
     let eal = Eal::init(&args).expect("EAL init");
     // As the broker sizes a worker's pool: a per-lcore cache of 256.
     let pool = Mempool::new(&eal, "bench_pool", 4095, 256, 2048, None).expect("pool");

@@ -216,6 +216,28 @@ impl Eal {
     }
 }
 
+/// EAL arguments for a process that touches no hardware and shares nothing, as the tests and
+/// benches on virtual devices run: no huge pages (`memory_mb` of ordinary memory), no PCI scan,
+/// no shared config files (so that runs side by side do not collide), no telemetry socket, EAL
+/// logs from notice up; then `extra` (lcores, vdevs).
+pub fn isolated_args(memory_mb: u32, extra: &[&str]) -> Vec<String> {
+    let memory = memory_mb.to_string();
+    [
+        "--no-huge",
+        "-m",
+        &memory,
+        "--no-pci",
+        "--no-shconf",
+        "--no-telemetry",
+        "--log-level",
+        "lib.eal:notice",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect()
+}
+
 /// The version of the DPDK library the process runs with (`"DPDK 22.11.4"`), from
 /// `rte_version`. Needs no EAL initialisation.
 pub fn dpdk_version() -> String {

@@ -30,7 +30,7 @@ pub mod mempool;
 pub mod port;
 
 pub use acl::{AclInputV4, AclRuleV4, AclV4};
-pub use eal::{Eal, current_lcore, dpdk_version, rdtsc};
+pub use eal::{Eal, current_lcore, dpdk_version, isolated_args, rdtsc};
 pub use error::DpdkError;
 pub use flow::{Tunnel, symmetric_rss_key};
 pub use mbuf::{Mbuf, free_bulk};

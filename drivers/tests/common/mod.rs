@@ -7,23 +7,10 @@ use std::path::PathBuf;
 use drivers::{Mbuf, Mempool, PortSetup, RxQueue};
 use packet::PacketBuf;
 
-/// EAL arguments for a test run: no hugepages, no PCI scan, no shared files (so runs side by
-/// side do not collide), then `extra` (lcores, vdevs).
+/// EAL arguments for a test run: 256 MB without huge pages, no PCI scan, no shared files (so
+/// runs side by side do not collide), then `extra` (lcores, vdevs).
 pub fn eal_args(extra: &[&str]) -> Vec<String> {
-    [
-        "--no-huge",
-        "-m",
-        "256",
-        "--no-pci",
-        "--no-shconf",
-        "--no-telemetry",
-        "--log-level",
-        "lib.eal:notice",
-    ]
-    .iter()
-    .chain(extra)
-    .map(|s| s.to_string())
-    .collect()
+    drivers::isolated_args(256, extra)
 }
 
 /// A fresh scratch directory for this test process.
