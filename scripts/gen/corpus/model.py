@@ -17,7 +17,7 @@ documents (config/README.md, /work/shared/DESIGN.md, the stage modules' docs):
    drops a packet it has already received (same `identity`: a copy of one packet mirrored at
    both ends) and counts it; otherwise it picks its port (a one-port group: that port;
    round-robin: the group's turn counter, advanced only for a copy it delivers, so that a
-   duplicate does not use up a port's turn, as in pipelines/src/pipeline.rs `finish`);
+   duplicate does not use up a port's turn, as in pipelines/src/pipeline/mod.rs `finish`);
 7. the copy is cut to the group's `slice` when longer, and the port emits it.
 
 Only what the builder knows is used: the packet's flow, VNI and copy relation, never a parse of
