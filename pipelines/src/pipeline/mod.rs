@@ -7,7 +7,7 @@
 //!    sender rule (the copy taken at a packet's receiver leaves each group that the copy taken at
 //!    its sender reaches on the same port: [`crate::stage::dedup::sender`]) and the dedup key;
 //!    errors are data (a drop outcome), not control flow. What depends only on the session,
-//!    tunnel and inner flow (direction, filter verdict, ports, sender rule: a route, [`route`]) is
+//!    tunnel and inner flow (direction, filter verdict, ports, sender rule: a route, `route.rs`) is
 //!    computed once per flow and kept in the worker's flow cache
 //!    ([`crate::stage::flow_cache`]), emptied when a new plan (a reload, a link or next-hop
 //!    change) is taken on; the counters are written per packet from the route, cached or not;
