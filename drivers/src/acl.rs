@@ -165,9 +165,9 @@ impl AclV4 {
             for (pointer, input) in pointers.iter_mut().zip(inputs) {
                 *pointer = input.bytes.as_ptr();
             }
-            // SAFETY: the context is built (`build` returned it); `pointers[..n]` point at
-            // inputs of the layout the context was built for (20 bytes, 4-aligned), alive for
-            // the call; `results` has room for `n` answers of one category each.
+            // The context is built (`build` returned it); `pointers[..n]` point at inputs of
+            // the layout it was built for (20 bytes, 4-aligned).
+            // SAFETY: valid context, `n` live inputs, and room in `results` for `n` answers.
             let ret = unsafe {
                 sys::rte_acl_classify(
                     self.raw.as_ptr(),

@@ -138,9 +138,9 @@ impl Eal {
     /// process can only attach when EAL shares its memory and configuration (hugepages, and
     /// neither `--no-shconf` nor `--in-memory`); the caller decides whether that is so.
     pub fn enable_pdump(&self) -> Result<(), DpdkError> {
-        // SAFETY: EAL is initialised (proven by `&self`); `rte_pdump_init` reserves its
-        // statistics memzone and registers its multi-process request handler, touching no
-        // memory of ours; a second call fails on the existing memzone and is reported.
+        // `rte_pdump_init` reserves its statistics memzone and registers its multi-process
+        // request handler; a second call fails on the existing memzone and is reported.
+        // SAFETY: EAL is initialised (proven by `&self`); the call touches no memory of ours.
         let rc = unsafe { sys::rte_pdump_init() };
         if rc < 0 {
             return Err(DpdkError::from_rte_errno("rte_pdump_init"));

@@ -179,9 +179,9 @@ impl Mbuf {
         let copy = unsafe { Mbuf::from_raw(fresh) };
         let bytes = self.data();
         let f = fresh.as_ptr();
-        // SAFETY: a fresh mbuf has data_len 0 and its data buffer to itself; its tailroom
-        // `[data_off, buf_len)` is checked to hold `bytes` before the copy, which reads this
+        // A fresh mbuf has data_len 0 and its data buffer to itself; the copy reads this
         // handle's first (and only) segment, a different buffer.
+        // SAFETY: the tailroom `[data_off, buf_len)` is checked to hold `bytes` before the copy.
         unsafe {
             let room = usize::from((*f).buf_len) - usize::from((*f).data_off);
             let len = u16::try_from(bytes.len())
@@ -216,9 +216,9 @@ impl Mbuf {
         // `len <= data_off`, a u16; `data_len + len` stays within `buf_len` because the data
         // ends where it did and only the start moves back.
         let len16 = len as u16;
-        // SAFETY: the head is exclusive (the caller's contract): no other handle reads its
-        // buffer, and the `len` bytes before `data_off` lie inside it; they are zeroed before
-        // the slice is made, which `&mut self` borrows uniquely, as it does the head's fields.
+        // The `len` bytes are zeroed before the slice is made, which `&mut self` borrows
+        // uniquely, as it does the head's fields.
+        // SAFETY: the head is exclusive (the caller's contract) and `len <= data_off`.
         unsafe {
             (*m).data_off -= len16;
             (*m).data_len += len16;
@@ -445,11 +445,10 @@ impl PacketBuf for Mbuf {
             unsafe { sys::rte_pktmbuf_free(h) };
             return None;
         };
-        // SAFETY: `len <= room`: the first `len` bytes after `data_off` lie in `h`'s own data
-        // buffer, which nothing else reaches (fresh, direct). They are zeroed before any slice of
-        // them exists. `rte_pktmbuf_chain(h, head)` appends our chain after `h`, adding its
-        // `pkt_len` and `nb_segs` to `h`'s; on failure (too many segments) nothing changed and
-        // we still own both.
+        // The bytes are zeroed before any slice of them exists. `rte_pktmbuf_chain(h, head)`
+        // appends our chain after `h`, adding its `pkt_len` and `nb_segs` to `h`'s; on failure
+        // (too many segments) nothing changed and we still own both.
+        // SAFETY: `len <= room`: `h`'s own buffer (fresh, direct), and both chains are ours.
         unsafe {
             let start = (*h).buf_addr.cast::<u8>().add(usize::from((*h).data_off));
             std::ptr::write_bytes(start, 0, len);
@@ -471,9 +470,9 @@ impl PacketBuf for Mbuf {
     }
 
     fn prefetch<T>(value: &T) {
-        // SAFETY: `rte_prefetch0` is DPDK's `prefetcht0`, a hint: it reads nothing the program
-        // can observe, writes nothing, and never faults, whatever the address (an unmapped one is
-        // ignored); the pointer comes from a reference anyway.
+        // `rte_prefetch0` is DPDK's `prefetcht0`, a hint: it never faults, whatever the address
+        // (an unmapped one is ignored).
+        // SAFETY: reads nothing the program can observe, writes nothing; the pointer is valid.
         unsafe { sys::rte_prefetch0((value as *const T).cast()) }
     }
 
