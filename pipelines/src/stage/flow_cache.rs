@@ -183,24 +183,22 @@ impl<V: Copy> FlowCache<V> {
     pub fn fill(&mut self, key: &FlowCacheKey, value: &mut V, compute: impl FnOnce(&mut V)) {
         let hash = key.hash();
         let set = set_of(hash);
-        let ways = &mut self.slots[set..set + WAYS];
-        let found = ways
-            .iter()
-            .flatten()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v);
-        let hit = found.is_some();
-        match found {
-            Some(stored) => *value = *stored,
+        let hit = match self.find(set, key) {
+            Some(stored) => {
+                *value = *stored;
+                true
+            }
             None => {
                 compute(value);
+                let ways = &mut self.slots[set..set + WAYS];
                 let way = match ways.iter().position(Option::is_none) {
                     Some(way) => way,
                     None => (hash >> 32) as usize % WAYS,
                 };
                 ways[way] = Some((*key, *value));
+                false
             }
-        }
+        };
         if self.adaptive {
             self.lookups += 1;
             self.hits += u32::from(hit);
@@ -214,15 +212,20 @@ impl<V: Copy> FlowCache<V> {
         }
     }
 
-    /// The value stored for `key`, if it is still there.
+    /// The value stored for `key` in the set starting at `set`.
     #[inline]
-    pub fn get(&self, key: &FlowCacheKey) -> Option<&V> {
-        let set = set_of(key.hash());
+    fn find(&self, set: usize, key: &FlowCacheKey) -> Option<&V> {
         self.slots[set..set + WAYS]
             .iter()
             .flatten()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v)
+    }
+
+    /// The value stored for `key`, if it is still there (tests).
+    #[cfg(test)]
+    fn get(&self, key: &FlowCacheKey) -> Option<&V> {
+        self.find(set_of(key.hash()), key)
     }
 }
 
