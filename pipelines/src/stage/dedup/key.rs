@@ -14,9 +14,10 @@
 //!   one pass by this module's own XXH3-128, which reads the packet where it lies and takes the
 //!   words that hold blanked fields with those bits cleared: the result is XXH3-128 of the
 //!   normalised bytes (a test holds it equal to the `xxhash-rust` crate's on a normalised copy);
-//! - a longer one is hashed from byte 16 on by the crate (one call for a one-segment packet,
-//!   streamed over a chain), and a second, short XXH3-128 binds the normalised first 16 bytes to
-//!   that digest (two 16-byte blocks, see [`BLOCK`]);
+//! - a longer one is hashed from byte 16 on (one call for a one-segment packet, by the
+//!   `twox-hash` crate, whose stripe loop runs on the widest vector unit the CPU has, chosen at
+//!   run time; streamed over a chain), and a second, short XXH3-128 binds the normalised first 16
+//!   bytes to that digest (two 16-byte blocks, see [`BLOCK`]);
 //! - with VLAN ids, a last short XXH3-128 binds the digest of the L3 part to them.
 //!
 //! `hash` and `fingerprint` are the two 64-bit halves of the 128-bit result: the table picks the
@@ -41,18 +42,24 @@
 //!   option rewritten in transit makes two copies different packets).
 //! - A packet whose L3 part is shorter than an IP header (20 bytes for IPv4, 40 for IPv6) or is not
 //!   IP is hashed as raw bytes, without normalisation.
-//! - The one-pass hash covers XXH3's inputs of up to 240 bytes; longer ones (whose cost is the
-//!   crate's stripe loop, SSE2 on the baseline target) pay the second, short call.
+//! - The one-pass hash covers XXH3's inputs of up to 240 bytes; longer ones pay a second, short
+//!   call. The vector unit is chosen at run time only for the one-call digest of a one-segment
+//!   packet: a chained packet's stream is hashed by `xxhash-rust`, whose vector unit is fixed at
+//!   compile time (SSE2 on the baseline x86-64 target); the two crates' digests are equal.
 
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 
+use twox_hash::XxHash3_128;
+use twox_hash::xxhash3_128::SECRET_MINIMUM_LENGTH;
 use xxhash_rust::xxh3::{Xxh3, xxh3_128_with_secret};
 
 use crate::buf::PacketBuf;
 
-/// Size of an XXH3 secret (the crate's default size).
+/// Size of an XXH3 secret (XXH3's default size).
 const SECRET_SIZE: usize = 192;
+// So that `twox-hash` never refuses the secret: its `Result` is never an error.
+const _: () = assert!(SECRET_SIZE >= SECRET_MINIMUM_LENGTH);
 /// The longest input XXH3 hashes without its stripe loop (its "mid-size" inputs): L3 parts up
 /// to this length are hashed in one pass here.
 const MID_SIZE_MAX: usize = 240;
@@ -215,7 +222,7 @@ impl DedupKeyer {
             _ => {
                 let rest = l3.get(BLOCK..).unwrap_or_default();
                 let head = block_at(l3, 0) & !blank;
-                self.long_digest(head, xxh3_128_with_secret(rest, &self.secret))
+                self.long_digest(head, self.long_xxh3(rest))
             }
         }
     }
@@ -282,6 +289,17 @@ impl DedupKeyer {
         let head =
             block_at(&gathered, 0) & !self.blanked_bits(&gathered[..l3_len.min(MID_SIZE_MAX)]);
         self.long_digest(head, rest.digest128())
+    }
+
+    /// XXH3-128 of `input` (more than 224 bytes) under the secret, by the `twox-hash` crate,
+    /// which runs XXH3's stripe loop on the widest vector unit the CPU has, chosen at run time
+    /// (AVX2 or SSE2 on x86-64, NEON on Arm): `xxhash-rust` picks it at compile time, so SSE2 on
+    /// the baseline target. The other calls keep `xxhash-rust`: it hashes the short encodings
+    /// faster, and its streaming hasher keys short inputs with the secret given, where that of
+    /// `twox-hash` 2.1.5 uses XXH3's default secret (so a chained packet's key would not be keyed).
+    #[inline(always)]
+    fn long_xxh3(&self, input: &[u8]) -> u128 {
+        XxHash3_128::oneshot_with_secret(&self.secret, input).unwrap_or_default()
     }
 
     /// XXH3-128 of `l3` (17 to 128 bytes) with the bits of `blank` cleared. XXH3 reads 16-byte
