@@ -309,9 +309,12 @@ impl DedupKeyer {
     fn short_xxh3(&self, l3: &[u8], blank: u128) -> u128 {
         let len = l3.len();
         let mut acc = Acc::new(len);
-        // The blocks read from the end start at len − 16, len − 32, …: only the two innermost
-        // ones of the shortest inputs reach into the first 12 bytes.
-        let back = |at: usize| block_at(l3, at) & !blank.checked_shr(8 * at as u32).unwrap_or(0);
+        let front = block_at(l3, 0) & !blank;
+        // The blocks read from the end start at len − 16, len − 32, …: one holds blanked bits
+        // only if it starts in the first 12 bytes, as the one at len − 32 of an input under 44
+        // bytes and the one at len − 16 of an input under 28 do. (`blank` has no bits in byte
+        // 15, so shifting it by 15 bytes or more gives nothing to blank.)
+        let back = |at: usize| block_at(l3, at) & !(blank >> (8 * at.min(BLOCK - 1)));
         if len > 32 {
             if len > 64 {
                 if len > 96 {
@@ -328,12 +331,10 @@ impl DedupKeyer {
                 );
             }
             acc.mix32(block_at(l3, 16), back(len - 32), self.secret_block32(32));
+            acc.mix32(front, block_at(l3, len - 16), self.secret_block32(0));
+        } else {
+            acc.mix32(front, back(len - 16), self.secret_block32(0));
         }
-        acc.mix32(
-            block_at(l3, 0) & !blank,
-            back(len - 16),
-            self.secret_block32(0),
-        );
         acc.finish(len)
     }
 
