@@ -7,14 +7,25 @@
 //! are blanked; the DSCP/ECN bits (IPv4 TOS, IPv6 traffic class) too when the config says so.
 //! The inner VLAN ids are part of the key unless the config says to ignore them.
 //!
-//! All the fields blanked lie in the first 12 bytes of the IP header, so the packet is never
-//! copied: those 12 bytes are copied to the stack and normalised, the rest is hashed where it
-//! lies (XXH3-128, one call for a one-segment packet, streamed over a chain), and a second,
-//! short XXH3-128 call binds the normalised head, its length, the VLAN ids and the digest of the
-//! rest into the key (see [`BLOCK`] for its layout). `hash` and `fingerprint` are the two 64-bit halves of that 128-bit result:
-//! the table picks the key's buckets with one and stores 50 bits of the other, so two different
-//! packets whose entries meet in a bucket are confused with probability 2^-50 (the table's
-//! module docs state what that gives per second).
+//! The key is a keyed XXH3-128 ([`DedupKeyer::new`] draws the secret); a one-segment packet is
+//! read once and never copied. All the fields blanked lie in the first 12 bytes of the IP header,
+//! so:
+//! - an L3 part of up to 240 bytes (XXH3's short and mid-size inputs, most packets) is hashed in
+//!   one pass by this module's own XXH3-128, which reads the packet where it lies and takes the
+//!   words that hold blanked fields with those bits cleared: the result is XXH3-128 of the
+//!   normalised bytes (a test holds it equal to the `xxhash-rust` crate's on a normalised copy);
+//! - a longer one is hashed from byte 16 on (one call for a one-segment packet, by the
+//!   `twox-hash` crate, whose stripe loop runs on the widest vector unit the CPU has, chosen at
+//!   run time; streamed over a chain), and a second, short XXH3-128 binds the normalised first 16
+//!   bytes to that digest (two 16-byte blocks, see [`BLOCK`]);
+//! - with VLAN ids, a last short XXH3-128 binds the digest of the L3 part to them.
+//!
+//! `hash` and `fingerprint` are the two 64-bit halves of the 128-bit result: the table picks the
+//! key's buckets with one and stores 50 bits of the other, so two different packets whose entries
+//! meet in a bucket are confused with probability 2^-50 (the table's module docs state what that
+//! gives per second). The three shapes hashed (an L3 part, a head and a digest, a digest and
+//! VLAN ids) cannot be made equal for two different packets without knowing a 128-bit digest
+//! under the secret, so mixing them adds no collisions beyond XXH3's own.
 //!
 //! The hash is keyed with a 192-byte XXH3 secret drawn at start ([`DedupKeyer::new`]), so that
 //! the packets an attacker can inject into a mirrored network cannot be crafted offline to
@@ -31,29 +42,57 @@
 //!   option rewritten in transit makes two copies different packets).
 //! - A packet whose L3 part is shorter than an IP header (20 bytes for IPv4, 40 for IPv6) or is not
 //!   IP is hashed as raw bytes, without normalisation.
+//! - The one-pass hash covers XXH3's inputs of up to 240 bytes; longer ones pay a second, short
+//!   call. The vector unit is chosen at run time only for the one-call digest of a one-segment
+//!   packet: a chained packet's stream is hashed by `xxhash-rust`, whose vector unit is fixed at
+//!   compile time (SSE2 on the baseline x86-64 target); the two crates' digests are equal.
 
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 
+use twox_hash::XxHash3_128;
+use twox_hash::xxhash3_128::SECRET_MINIMUM_LENGTH;
 use xxhash_rust::xxh3::{Xxh3, xxh3_128_with_secret};
 
 use crate::buf::PacketBuf;
 
-/// Size of an XXH3 secret (the crate's default size).
+/// Size of an XXH3 secret (XXH3's default size).
 const SECRET_SIZE: usize = 192;
-/// The IP header bytes that may be normalised: every blanked field lies in the first 12.
-const HEAD: usize = 12;
-/// The encoding hashed into the key is made of 16-byte blocks, each built in registers and
-/// written with one store, so that XXH3's 16-byte reads of it are forwarded from the store
-/// buffer instead of stalling (writing it field by field cost more than both hashes):
-/// - block 0: the normalised head (12 bytes), its length, the VLAN count, the first VLAN id;
-/// - block 1: the digest of the rest of the packet;
-/// - block 2, with two VLAN ids or more: ids 2 to 9, or the digest of a deeper stack.
+// So that `twox-hash` never refuses the secret: its `Result` is never an error.
+const _: () = assert!(SECRET_SIZE >= SECRET_MINIMUM_LENGTH);
+/// The longest input XXH3 hashes without its stripe loop (its "mid-size" inputs): L3 parts up
+/// to this length are hashed in one pass here.
+const MID_SIZE_MAX: usize = 240;
+/// The encodings hashed by the second and third calls are made of 16-byte blocks, each built in
+/// registers and written with one store, so that XXH3's reads of it are forwarded from the store
+/// buffer instead of stalling (writing them field by field cost more than the hashes):
+/// - a long L3 part: its normalised first 16 bytes, then the digest of the rest;
+/// - VLAN ids: the digest of the L3 part, then the VLAN count and up to
+///   [`INLINE_VLAN_IDS`] ids, then, for a deeper stack, the digest of the stack.
 const BLOCK: usize = 16;
 /// VLAN ids written into the key as they are; a deeper stack is folded into a digest.
-const INLINE_VLAN_IDS: usize = 1 + BLOCK / 2;
+const INLINE_VLAN_IDS: usize = 7;
 /// VLAN count meaning "more than [`INLINE_VLAN_IDS`], folded into a digest".
 const DEEP_VLAN_STACK: u8 = 0xff;
+
+/// The bits of the first 16 bytes of L3 (little-endian) that differ between mirrored copies.
+/// IPv4: the TTL (byte 8) and the header checksum (bytes 10 and 11).
+const IPV4_BLANK: u128 = 0xffff_00ff << 64;
+/// IPv4: DSCP and ECN (byte 1).
+const IPV4_DSCP_ECN: u128 = 0xff << 8;
+/// IPv6: the hop limit (byte 7).
+const IPV6_BLANK: u128 = 0xff << 56;
+/// IPv6: the traffic class (the low nibble of byte 0 and the high nibble of byte 1).
+const IPV6_TRAFFIC_CLASS: u128 = 0xf00f;
+
+// XXH3's constants (the xxHash specification).
+const PRIME64_1: u64 = 0x9e37_79b1_85eb_ca87;
+const PRIME64_2: u64 = 0xc2b2_ae3d_27d4_eb4f;
+const PRIME64_4: u64 = 0x85eb_ca77_c2b2_ae63;
+/// Where the secret words of the mid-size rounds after the fourth start.
+const MID_SIZE_START_OFFSET: usize = 3;
+/// Where the secret words of the mid-size inputs' last round start.
+const MID_SIZE_LAST_OFFSET: usize = 136 - 17 - 16;
 
 /// The key of one inner packet: the two 64-bit halves of a keyed 128-bit hash of the normalised
 /// packet. Two copies of one packet have equal keys; two different packets have different keys
@@ -70,7 +109,11 @@ pub struct DedupKey {
 #[derive(Clone)]
 pub struct DedupKeyer {
     secret: [u8; SECRET_SIZE],
-    ignore_dscp_ecn: bool,
+    /// The bits blanked in the first 16 bytes of an IPv4 header ([`IPV4_BLANK`] and, when the
+    /// config says so, [`IPV4_DSCP_ECN`]).
+    ipv4_blank: u128,
+    /// The same for an IPv6 header.
+    ipv6_blank: u128,
     ignore_vlan: bool,
 }
 
@@ -78,7 +121,7 @@ impl fmt::Debug for DedupKeyer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DedupKeyer")
             .field("secret", &"<redacted>")
-            .field("ignore_dscp_ecn", &self.ignore_dscp_ecn)
+            .field("ignore_dscp_ecn", &(self.ipv4_blank != IPV4_BLANK))
             .field("ignore_vlan", &self.ignore_vlan)
             .finish()
     }
@@ -95,11 +138,7 @@ impl DedupKeyer {
         for (i, word) in secret.chunks_exact_mut(8).enumerate() {
             word.copy_from_slice(&random.hash_one(i).to_le_bytes());
         }
-        DedupKeyer {
-            secret,
-            ignore_dscp_ecn,
-            ignore_vlan,
-        }
+        DedupKeyer::with_secret(secret, ignore_dscp_ecn, ignore_vlan)
     }
 
     /// A deterministic keyer (tests, benches, reproducing a trace): the secret is expanded from
@@ -114,9 +153,23 @@ impl DedupKeyer {
             z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
             word.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
         }
+        DedupKeyer::with_secret(secret, ignore_dscp_ecn, ignore_vlan)
+    }
+
+    fn with_secret(
+        secret: [u8; SECRET_SIZE],
+        ignore_dscp_ecn: bool,
+        ignore_vlan: bool,
+    ) -> DedupKeyer {
+        let (ipv4_blank, ipv6_blank) = if ignore_dscp_ecn {
+            (IPV4_BLANK | IPV4_DSCP_ECN, IPV6_BLANK | IPV6_TRAFFIC_CLASS)
+        } else {
+            (IPV4_BLANK, IPV6_BLANK)
+        };
         DedupKeyer {
             secret,
-            ignore_dscp_ecn,
+            ipv4_blank,
+            ipv6_blank,
             ignore_vlan,
         }
     }
@@ -129,125 +182,272 @@ impl DedupKeyer {
     // Inlined into the pipeline's passes: see "Inlining" in `crate::pipeline`.
     #[inline(always)]
     pub fn key<B: PacketBuf>(&self, pkt: &B, l3_offset: usize, vlan_ids: &[u16]) -> DedupKey {
-        let mut head = [0u8; HEAD];
-        let (head_len, l3_len, rest_digest) = if pkt.segments() == 1 {
+        let digest = if pkt.segments() == 1 {
             let l3 = pkt.data().get(l3_offset..).unwrap_or_default();
-            let (first, rest) = l3.split_at(l3.len().min(HEAD));
-            match first.first_chunk::<HEAD>() {
-                Some(whole) => head = *whole,
-                None => head[..first.len()].copy_from_slice(first),
-            }
-            let digest = xxh3_128_with_secret(rest, &self.secret);
-            (first.len(), l3.len(), digest)
+            self.l3_digest(l3)
         } else {
-            self.walk_segments(pkt, l3_offset, &mut head)
+            self.chained_l3_digest(pkt, l3_offset)
         };
-        let (low, high) = self.normalised_head(head, l3_len);
-        let vlan_ids = if self.ignore_vlan { &[][..] } else { vlan_ids };
-        let (vlan_count, first_vlan, more_vlans) = self.vlan_blocks(vlan_ids);
-
-        let head_block = u128::from(low)
-            | u128::from(high) << 64
-            | (head_len as u128) << 96
-            | u128::from(vlan_count) << 104
-            | u128::from(first_vlan) << 112;
-        let mut encoding = [0u8; 3 * BLOCK];
-        encoding[..BLOCK].copy_from_slice(&head_block.to_le_bytes());
-        encoding[BLOCK..2 * BLOCK].copy_from_slice(&rest_digest.to_le_bytes());
-        let len = match more_vlans {
-            Some(block) => {
-                encoding[2 * BLOCK..].copy_from_slice(&block.to_le_bytes());
-                3 * BLOCK
-            }
-            None => 2 * BLOCK,
+        let key = if self.ignore_vlan || vlan_ids.is_empty() {
+            digest
+        } else {
+            self.with_vlans(digest, vlan_ids)
         };
-        let key = xxh3_128_with_secret(&encoding[..len], &self.secret);
         DedupKey {
             hash: key as u64,
             fingerprint: (key >> 64) as u64,
         }
     }
 
-    /// The VLAN part of the encoding: (count, first id, block of the next ids or of the digest
-    /// of a stack deeper than [`INLINE_VLAN_IDS`]).
+    /// The bits of the first 16 bytes of `l3` (little-endian) to blank: none unless it is long
+    /// enough to be an IP header.
     #[inline(always)]
-    fn vlan_blocks(&self, vlan_ids: &[u16]) -> (u8, u16, Option<u128>) {
-        match vlan_ids {
-            [] => (0, 0, None),
-            &[only] => (1, only, None),
-            &[first, ref next @ ..] if vlan_ids.len() <= INLINE_VLAN_IDS => {
-                let block = next
-                    .iter()
-                    .enumerate()
-                    .fold(0u128, |block, (i, &id)| block | u128::from(id) << (16 * i));
-                (vlan_ids.len() as u8, first, Some(block))
+    fn blanked_bits(&self, l3: &[u8]) -> u128 {
+        match l3.first().map(|b| b >> 4) {
+            Some(4) if l3.len() >= 20 => self.ipv4_blank,
+            Some(6) if l3.len() >= 40 => self.ipv6_blank,
+            _ => 0,
+        }
+    }
+
+    /// The digest of the normalised L3 part of a one-segment packet.
+    #[inline(always)]
+    fn l3_digest(&self, l3: &[u8]) -> u128 {
+        let blank = self.blanked_bits(l3);
+        match l3.len() {
+            // Shorter than any IP header: nothing is blanked.
+            0..=16 => xxh3_128_with_secret(l3, &self.secret),
+            17..=128 => self.short_xxh3(l3, blank),
+            129..=MID_SIZE_MAX => self.mid_size_xxh3(l3, blank),
+            _ => {
+                let rest = l3.get(BLOCK..).unwrap_or_default();
+                let head = block_at(l3, 0) & !blank;
+                self.long_digest(head, self.long_xxh3(rest))
             }
-            _ => (DEEP_VLAN_STACK, 0, Some(self.vlan_stack_digest(vlan_ids))),
         }
     }
 
-    #[cold]
-    fn vlan_stack_digest(&self, vlan_ids: &[u16]) -> u128 {
-        let mut stack = Xxh3::with_secret(self.secret);
-        for id in vlan_ids {
-            stack.update(&id.to_le_bytes());
-        }
-        stack.digest128()
+    /// The digest of an L3 part longer than [`MID_SIZE_MAX`] bytes: its normalised first 16
+    /// bytes and the digest of the rest, hashed together.
+    fn long_digest(&self, head: u128, rest_digest: u128) -> u128 {
+        let mut encoding = [0u8; 2 * BLOCK];
+        encoding[..BLOCK].copy_from_slice(&head.to_le_bytes());
+        encoding[BLOCK..].copy_from_slice(&rest_digest.to_le_bytes());
+        xxh3_128_with_secret(&encoding, &self.secret)
     }
 
-    /// The chained-packet path of [`DedupKeyer::key`]: copies the first [`HEAD`] bytes of L3
-    /// into `head`, streams the rest; returns (head length, L3 length, digest of the rest).
+    /// The key of a packet with VLAN ids: its L3 digest and the ids, hashed together.
+    fn with_vlans(&self, digest: u128, vlan_ids: &[u16]) -> u128 {
+        let mut encoding = [0u8; 3 * BLOCK];
+        encoding[..BLOCK].copy_from_slice(&digest.to_le_bytes());
+        let len = if vlan_ids.len() <= INLINE_VLAN_IDS {
+            let block = vlan_ids
+                .iter()
+                .enumerate()
+                .fold(vlan_ids.len() as u128, |block, (i, &id)| {
+                    block | u128::from(id) << (8 + 16 * i)
+                });
+            encoding[BLOCK..2 * BLOCK].copy_from_slice(&block.to_le_bytes());
+            2 * BLOCK
+        } else {
+            let mut stack = Xxh3::with_secret(self.secret);
+            for id in vlan_ids {
+                stack.update(&id.to_le_bytes());
+            }
+            encoding[BLOCK..2 * BLOCK].copy_from_slice(&u128::from(DEEP_VLAN_STACK).to_le_bytes());
+            encoding[2 * BLOCK..].copy_from_slice(&stack.digest128().to_le_bytes());
+            3 * BLOCK
+        };
+        xxh3_128_with_secret(&encoding[..len], &self.secret)
+    }
+
+    /// The chained-packet path of [`DedupKeyer::l3_digest`], equal to it on the same bytes: an
+    /// L3 part of up to [`MID_SIZE_MAX`] bytes is gathered and hashed as one; a longer one has
+    /// its first 16 bytes gathered and the rest streamed.
     #[cold]
-    fn walk_segments<B: PacketBuf>(
-        &self,
-        pkt: &B,
-        l3_offset: usize,
-        head: &mut [u8; HEAD],
-    ) -> (usize, usize, u128) {
+    fn chained_l3_digest<B: PacketBuf>(&self, pkt: &B, l3_offset: usize) -> u128 {
+        let mut gathered = [0u8; MID_SIZE_MAX];
+        let (mut skip, mut l3_len) = (l3_offset, 0);
         let mut rest = Xxh3::with_secret(self.secret);
-        let (mut skip, mut head_len, mut l3_len) = (l3_offset, 0, 0);
         pkt.for_each_segment(|segment| {
             let Some(segment) = segment.get(skip..) else {
                 skip -= segment.len();
                 return;
             };
             skip = 0;
-            l3_len += segment.len();
-            let (first, others) = segment.split_at(segment.len().min(HEAD - head_len));
-            head[head_len..head_len + first.len()].copy_from_slice(first);
-            head_len += first.len();
+            let at = l3_len.min(MID_SIZE_MAX);
+            let (first, others) = segment.split_at(segment.len().min(MID_SIZE_MAX - at));
+            gathered[at..at + first.len()].copy_from_slice(first);
+            // Bytes 16 on, for the long case: those gathered past 16, then all the others.
+            rest.update(first.get(BLOCK.saturating_sub(at)..).unwrap_or_default());
             rest.update(others);
+            l3_len += segment.len();
         });
-        (head_len, l3_len, rest.digest128())
+        if l3_len <= MID_SIZE_MAX {
+            return self.l3_digest(&gathered[..l3_len]);
+        }
+        let head =
+            block_at(&gathered, 0) & !self.blanked_bits(&gathered[..l3_len.min(MID_SIZE_MAX)]);
+        self.long_digest(head, rest.digest128())
     }
 
-    /// The head as two little-endian words (bytes 0–7, bytes 8–11), with the fields that differ
-    /// between mirrored copies of one packet blanked when the L3 part is long enough to be an IP
-    /// header.
+    /// XXH3-128 of `input` (more than 224 bytes) under the secret, by the `twox-hash` crate,
+    /// which runs XXH3's stripe loop on the widest vector unit the CPU has, chosen at run time
+    /// (AVX2 or SSE2 on x86-64, NEON on Arm): `xxhash-rust` picks it at compile time, so SSE2 on
+    /// the baseline target. The other calls keep `xxhash-rust`: it hashes the short encodings
+    /// faster, and its streaming hasher keys short inputs with the secret given, where that of
+    /// `twox-hash` 2.1.5 uses XXH3's default secret (so a chained packet's key would not be keyed).
     #[inline(always)]
-    fn normalised_head(&self, head: [u8; HEAD], l3_len: usize) -> (u64, u32) {
-        let [b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11] = head;
-        let mut low = u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7]);
-        let mut high = u32::from_le_bytes([b8, b9, b10, b11]);
-        // Byte `i` of the head is bits `8i..8i+8` of `low` (i < 8) or of `high` (i − 8).
-        match b0 >> 4 {
-            4 if l3_len >= 20 => {
-                high &= 0x0000_ff00; // TTL (byte 8) and header checksum (10, 11) blanked
-                if self.ignore_dscp_ecn {
-                    low &= !0xff00; // DSCP and ECN (byte 1)
-                }
-            }
-            6 if l3_len >= 40 => {
-                low &= !(0xff << 56); // hop limit (byte 7)
-                if self.ignore_dscp_ecn {
-                    // Traffic class: the low nibble of byte 0 and the high nibble of byte 1.
-                    low &= !0xf00f;
-                }
-            }
-            _ => {}
-        }
-        (low, high)
+    fn long_xxh3(&self, input: &[u8]) -> u128 {
+        XxHash3_128::oneshot_with_secret(&self.secret, input).unwrap_or_default()
     }
+
+    /// XXH3-128 of `l3` (17 to 128 bytes) with the bits of `blank` cleared. XXH3 reads 16-byte
+    /// blocks from both ends, pairwise, innermost pair first; only a block that starts in the
+    /// first 12 bytes can hold blanked bits.
+    #[inline(always)]
+    fn short_xxh3(&self, l3: &[u8], blank: u128) -> u128 {
+        let len = l3.len();
+        let mut acc = Acc::new(len);
+        let front = block_at(l3, 0) & !blank;
+        // The blocks read from the end start at len − 16, len − 32, …: one holds blanked bits
+        // only if it starts in the first 12 bytes, as the one at len − 32 of an input under 44
+        // bytes and the one at len − 16 of an input under 28 do. (`blank` has no bits in byte
+        // 15, so shifting it by 15 bytes or more gives nothing to blank.)
+        let back = |at: usize| block_at(l3, at) & !(blank >> (8 * at.min(BLOCK - 1)));
+        if len > 32 {
+            if len > 64 {
+                if len > 96 {
+                    acc.mix32(
+                        block_at(l3, 48),
+                        block_at(l3, len - 64),
+                        self.secret_block32(96),
+                    );
+                }
+                acc.mix32(
+                    block_at(l3, 32),
+                    block_at(l3, len - 48),
+                    self.secret_block32(64),
+                );
+            }
+            acc.mix32(block_at(l3, 16), back(len - 32), self.secret_block32(32));
+            acc.mix32(front, block_at(l3, len - 16), self.secret_block32(0));
+        } else {
+            acc.mix32(front, back(len - 16), self.secret_block32(0));
+        }
+        acc.finish(len)
+    }
+
+    /// XXH3-128 of `l3` (129 to 240 bytes) with the bits of `blank` cleared (only the first
+    /// block can hold any).
+    #[inline(always)]
+    fn mid_size_xxh3(&self, l3: &[u8], blank: u128) -> u128 {
+        let len = l3.len();
+        let mut acc = Acc::new(len);
+        acc.mix32(
+            block_at(l3, 0) & !blank,
+            block_at(l3, 16),
+            self.secret_block32(0),
+        );
+        for round in 1..4 {
+            acc.mix32(
+                block_at(l3, 32 * round),
+                block_at(l3, 32 * round + 16),
+                self.secret_block32(32 * round),
+            );
+        }
+        acc.low = avalanche(acc.low);
+        acc.high = avalanche(acc.high);
+        for round in 4..len / 32 {
+            acc.mix32(
+                block_at(l3, 32 * round),
+                block_at(l3, 32 * round + 16),
+                self.secret_block32(MID_SIZE_START_OFFSET + 32 * (round - 4)),
+            );
+        }
+        acc.mix32(
+            block_at(l3, len - 16),
+            block_at(l3, len - 32),
+            self.secret_block32(MID_SIZE_LAST_OFFSET),
+        );
+        acc.finish(len)
+    }
+
+    /// The four little-endian secret words from byte `at` on.
+    #[inline(always)]
+    fn secret_block32(&self, at: usize) -> [u64; 4] {
+        let word = |i: usize| {
+            let bytes = self.secret.get(at + 8 * i..).and_then(<[u8]>::first_chunk);
+            u64::from_le_bytes(bytes.copied().unwrap_or_default())
+        };
+        [word(0), word(1), word(2), word(3)]
+    }
+}
+
+/// Bytes `at..at + 16` of `bytes` as a little-endian number (zero past the end: never read so,
+/// the callers' lengths keep every block inside).
+#[inline(always)]
+fn block_at(bytes: &[u8], at: usize) -> u128 {
+    let block = bytes.get(at..).and_then(<[u8]>::first_chunk::<BLOCK>);
+    u128::from_le_bytes(block.copied().unwrap_or_default())
+}
+
+/// XXH3's 128-bit accumulator for inputs of up to 240 bytes.
+struct Acc {
+    low: u64,
+    high: u64,
+}
+
+impl Acc {
+    #[inline(always)]
+    fn new(len: usize) -> Acc {
+        Acc {
+            low: (len as u64).wrapping_mul(PRIME64_1),
+            high: 0,
+        }
+    }
+
+    /// Mixes two 16-byte input blocks with 32 bytes of secret (XXH3's `mix32B`, seed 0).
+    #[inline(always)]
+    fn mix32(&mut self, a: u128, b: u128, secret: [u64; 4]) {
+        let (a_low, a_high) = (a as u64, (a >> 64) as u64);
+        let (b_low, b_high) = (b as u64, (b >> 64) as u64);
+        self.low = self
+            .low
+            .wrapping_add(fold_multiply(a_low ^ secret[0], a_high ^ secret[1]));
+        self.low ^= b_low.wrapping_add(b_high);
+        self.high = self
+            .high
+            .wrapping_add(fold_multiply(b_low ^ secret[2], b_high ^ secret[3]));
+        self.high ^= a_low.wrapping_add(a_high);
+    }
+
+    #[inline(always)]
+    fn finish(self, len: usize) -> u128 {
+        let low = avalanche(self.low.wrapping_add(self.high));
+        let high = self
+            .low
+            .wrapping_mul(PRIME64_1)
+            .wrapping_add(self.high.wrapping_mul(PRIME64_4))
+            .wrapping_add((len as u64).wrapping_mul(PRIME64_2));
+        let high = avalanche(high).wrapping_neg();
+        u128::from(low) | u128::from(high) << 64
+    }
+}
+
+/// The 128-bit product of `a` and `b`, its halves xor-ed.
+#[inline(always)]
+fn fold_multiply(a: u64, b: u64) -> u64 {
+    let product = u128::from(a) * u128::from(b);
+    product as u64 ^ (product >> 64) as u64
+}
+
+/// XXH3's final mix of a 64-bit word.
+#[inline(always)]
+fn avalanche(mut h: u64) -> u64 {
+    h ^= h >> 37;
+    h = h.wrapping_mul(0x1656_6791_9e37_79f9);
+    h ^ (h >> 32)
 }
 
 #[cfg(test)]
@@ -496,6 +696,66 @@ mod tests {
         assert_eq!(fingerprints.len(), count as usize);
     }
 
+    /// What the key of a packet without VLAN ids is, written plainly: the L3 part copied, the
+    /// fields that differ between mirrored copies zeroed, hashed by the `xxhash-rust` crate (in
+    /// one call up to 240 bytes; beyond, the first 16 bytes and the digest of the rest).
+    fn reference_key(keyer: &DedupKeyer, l3: &[u8], ignore_dscp_ecn: bool) -> DedupKey {
+        let mut copy = l3.to_vec();
+        match copy.first().map(|b| b >> 4) {
+            Some(4) if copy.len() >= 20 => {
+                for i in [8, 10, 11] {
+                    copy[i] = 0; // TTL, header checksum
+                }
+                if ignore_dscp_ecn {
+                    copy[1] = 0;
+                }
+            }
+            Some(6) if copy.len() >= 40 => {
+                copy[7] = 0; // hop limit
+                if ignore_dscp_ecn {
+                    copy[0] &= 0xf0;
+                    copy[1] &= 0x0f;
+                }
+            }
+            _ => {}
+        }
+        let key = if copy.len() <= MID_SIZE_MAX {
+            xxh3_128_with_secret(&copy, &keyer.secret)
+        } else {
+            let mut encoding = copy[..16].to_vec();
+            encoding
+                .extend_from_slice(&xxh3_128_with_secret(&copy[16..], &keyer.secret).to_le_bytes());
+            xxh3_128_with_secret(&encoding, &keyer.secret)
+        };
+        DedupKey {
+            hash: key as u64,
+            fingerprint: (key >> 64) as u64,
+        }
+    }
+
+    #[test]
+    fn the_one_pass_hash_is_xxh3_of_the_normalised_packet() {
+        // Every length across XXH3's branches (17, 32, 64, 96, 128, 240) and the IP header
+        // lengths (20, 40), as IPv4, IPv6 and neither.
+        let bytes: Vec<u8> = (0..300u32).map(|i| (i * 167 + 13) as u8).collect();
+        for ignore_dscp_ecn in [false, true] {
+            let k = DedupKeyer::with_seed(3, ignore_dscp_ecn, false);
+            for version in [0x45, 0x60, 0x10] {
+                for len in 0..=bytes.len() {
+                    let mut l3 = bytes[..len].to_vec();
+                    if let Some(first) = l3.first_mut() {
+                        *first = version;
+                    }
+                    assert_eq!(
+                        k.key(&VecBuf::new(&l3), 0, &[]),
+                        reference_key(&k, &l3, ignore_dscp_ecn),
+                        "{len} bytes, first byte {version:#x}, ignore_dscp_ecn {ignore_dscp_ecn}"
+                    );
+                }
+            }
+        }
+    }
+
     proptest! {
         /// A chain of segments keys like the same bytes in one segment, wherever the cuts fall
         /// (inside the L2 header, inside the IP head, in the payload).
@@ -521,6 +781,20 @@ mod tests {
             let whole = VecBuf::new(&frame);
             let chained = VecBuf::from_segments(segments);
             prop_assert_eq!(k.key(&chained, l3_offset, &vlans), k.key(&whole, l3_offset, &vlans));
+        }
+
+        /// The one-pass hash equals the crate's on a normalised copy, whatever the bytes.
+        #[test]
+        fn the_one_pass_hash_is_xxh3_of_any_normalised_packet(
+            mut l3 in proptest::collection::vec(any::<u8>(), 0..400),
+            version in prop_oneof![Just(4u8), Just(6u8), any::<u8>()],
+            ignore_dscp_ecn in any::<bool>(),
+        ) {
+            if let Some(first) = l3.first_mut() {
+                *first = version << 4 | (*first & 0x0f);
+            }
+            let k = DedupKeyer::with_seed(4, ignore_dscp_ecn, false);
+            prop_assert_eq!(k.key(&VecBuf::new(&l3), 0, &[]), reference_key(&k, &l3, ignore_dscp_ecn));
         }
 
         #[test]
