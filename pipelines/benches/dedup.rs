@@ -14,7 +14,9 @@
 //! entries.
 //!
 //! `cargo bench -p broker-pipelines --bench dedup` (add `-- nothing` to print the least costs and
-//! skip criterion).
+//! skip criterion). With `BENCH_FIXED_CALLS=N BENCH_CASE=<case>` it only makes N bursts of one
+//! table case in the steady state of a 2^14-entry table (`miss_50`, `miss_90`, `hit_50`,
+//! `hit_90`), for `valgrind --tool=callgrind` (`scripts/bench/callgrind.sh --bench dedup`).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -22,7 +24,7 @@ mod common;
 use std::hint::black_box;
 use std::time::Duration;
 
-use common::{Cost, least_cost, prefetch, print_costs};
+use common::{Cost, fixed_calls, least_cost, prefetch, print_costs};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use etherparse::PacketBuilder;
@@ -306,7 +308,34 @@ fn print_least_costs() {
     }
 }
 
+/// `calls` bursts of one table case (`miss_50`, `hit_90`, …) in a 2^14-entry table, nothing
+/// else: the steady state for callgrind.
+fn run_fixed_calls(calls: usize) {
+    let wanted = std::env::var("BENCH_CASE").unwrap_or_else(|_| "miss_50".into());
+    let (kind, percent) = wanted
+        .split_once('_')
+        .expect("BENCH_CASE: hit_50, miss_90, …");
+    let load = match percent {
+        "50" => 0.5,
+        "90" => 0.9,
+        _ => panic!("BENCH_CASE: the load is 50 or 90"),
+    };
+    let mut steady = Steady::new(Size::Entries(1 << 14), load);
+    let mut offset = 0;
+    for _ in 0..calls {
+        match kind {
+            "hit" => steady.hits(&mut offset, false),
+            "miss" => steady.misses(false),
+            _ => panic!("BENCH_CASE: hit or miss"),
+        }
+    }
+}
+
 fn main() {
+    if let Some(calls) = fixed_calls() {
+        run_fixed_calls(calls);
+        return;
+    }
     print_least_costs();
     let mut c = Criterion::default().configure_from_args();
     bench_keys(&mut c);

@@ -11,8 +11,10 @@
 //! Two buckets of eight rather than one: in the steady state of a table at load ρ (entries
 //! expiring as fast as new ones come), a key whose candidates are all live must evict one. With
 //! one bucket of eight that happens to about 4 % of inserts at half load; with sixteen candidates
-//! in two buckets to a few in 10,000 (fewer than the previous table's eight 16-byte candidates, a
-//! hundred in 10,000), and at 90 % load to fewer inserts too (BENCHMARKS.md, *Dedup table*). Both
+//! in two buckets, taken in a victim order that interleaves the buckets (so that new entries
+//! spread over both, see `check`), to hardly any (a few in a million; the previous table's eight
+//! 16-byte candidates: a hundred in 10,000), and at 90 % load to fewer inserts too
+//! (BENCHMARKS.md, *Dedup table*). Both
 //! buckets come from the hash and none from the fingerprint, so that where an entry is stored
 //! tells nothing about its fingerprint bits. The price is a second cache line per check, whose
 //! miss overlaps the first's, and which a stage can prefetch with the first for a whole burst
@@ -44,24 +46,33 @@
 //! entry can look live but cannot make a new packet a duplicate.
 //!
 //! `check(key)`:
-//! 1. read the sixteen candidates (sixteen 64-bit atomic loads: a *view*, not a snapshot);
-//! 2. a live candidate with the key's fingerprint for its span → `Duplicate` (nothing written);
-//! 3. otherwise the victim is the first empty candidate of the view if there is one, else the
-//!    one whose age is the greatest on the check's clock, the first in candidate order on a tie;
+//! 1. read the candidates, each once (64-bit atomic loads: a *view*, not a snapshot), the first
+//!    bucket's eight, then the second's;
+//! 2. a live candidate with the key's fingerprint for its span → `Duplicate` (nothing written;
+//!    one in the first bucket ends the check before the second is read);
+//! 3. otherwise the victim is the first empty candidate of the view in *victim order* (way 0 of
+//!    the first bucket, way 0 of the second, way 1 of the first, …) if there is one, else the
+//!    one whose age is the greatest on the check's clock, the first in victim order on a tie;
 //!    it is replaced by the key's entry stamped with the check's tick — or with the victim's
 //!    stamp if that is ahead of the clock, so that stamps never go backwards — with a CAS whose
 //!    expected value is the one read;
 //! 4. on CAS failure, start again from 1 (at most [`MAX_ATTEMPTS`] times; then report `New`
 //!    without recording: a contended table passes a packet, never drops one).
 //!
+//! The table counts its entries never written (one atomic decrement per CAS that replaces an
+//! empty entry, so only while it fills). Once the count is 0 no entry is empty again, and a check
+//! that reads 0 (`Acquire`, after the decrements' `Release`: it cannot then read an entry as it
+//! was before its first write) skips the test for empty candidates.
+//!
 //! ## Why two checks of one key cannot both win
 //! Call an entry's *badness* the pair (empty, age): every empty entry beats every written one,
 //! then the older beats the younger; the victim is the candidate of greatest badness, the first
-//! on a tie. Along the modification order of each entry, badness never increases when measured
-//! on one clock: an empty entry is only ever replaced by a written one, and a write replaces an
-//! entry of age `a ≥ 0` by one of age 0 on the writer's clock, or one of negative age by the same
-//! stamp. Suppose two concurrent checks C1 and C2 of a key K (same group, so the same candidates
-//! in the same order) both succeed, C1 by a CAS on candidate `a` after reading view V1, C2 on `b`
+//! in victim order on a tie. Along the modification order of each entry, badness never increases
+//! when measured on one clock: an empty entry is only ever replaced by a written one, and a write
+//! replaces an entry of age `a ≥ 0` by one of age 0 on the writer's clock, or one of negative age
+//! by the same stamp. Below, candidates are named by their rank in victim order. Suppose two
+//! concurrent checks C1 and C2 of a key K (same group, so the same candidates in the same order)
+//! both succeed, C1 by a CAS on candidate `a` after reading view V1, C2 on `b`
 //! after reading V2, and neither saw K live (else it returned `Duplicate`). The checks (and the
 //! writes between them) may read clocks a few ticks apart; on another clock every age moves by
 //! the same number of ticks, so the order of the candidates, each check's choice and the
@@ -83,7 +94,11 @@
 //! worker whose clock read is older replacing a newer entry), two views could then order the
 //! entries differently, and both checks could win; with a victim rule that is not a function of
 //! the view alone (say, each worker preferring its own free entry), they would pick different
-//! entries and both win (the stress test catches both). The argument uses only the modification
+//! entries and both win (the stress test catches both). The rule reads ages only through their
+//! order, which does not change when every age moves by the same number of ticks; a cheaper rule
+//! taking the first candidate that is no longer live would not have that: two checks whose
+//! clocks fall on either side of the tick at which a candidate expires would choose different
+//! victims in the same view and could both win, so it is not used. The argument uses only the modification
 //! order of each entry (coherence), so `Relaxed` ordering is enough: no other memory is published
 //! through the table.
 //!
@@ -101,8 +116,8 @@
 //! # Limitations
 //! - A key has sixteen candidate entries: when all sixteen hold live keys, recording it evicts
 //!   the oldest (reported, so the caller counts it), and a later duplicate of the evicted packet
-//!   gets through. Size the table at twice the packets per window (half load: a few in 10,000
-//!   inserts evict; the bench prints the rate for its loads). An entry is 8 bytes: 2^20 entries
+//!   gets through. Size the table at twice the packets per window (half load: a few inserts in a
+//!   million evict; the bench prints the rate for its loads). An entry is 8 bytes: 2^20 entries
 //!   take 8 MiB.
 //! - The window has a resolution of one tick (`window / 64` to `window / 32`): a packet is
 //!   remembered for at least the window and less than the window plus two ticks.
@@ -129,8 +144,8 @@
 //!   pages).
 
 use std::fmt;
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Duration;
 
 use super::key::DedupKey;
@@ -196,7 +211,15 @@ pub struct DedupTable {
     tick_shift: u32,
     /// An entry is live while its age in ticks (on the checker's clock) is below this.
     live_ticks: u64,
+    /// Entries never written. Once it is 0 (it never rises), a check knows without looking that
+    /// no candidate is empty and skips that test. Written only while the table fills.
+    unwritten: Unwritten,
 }
+
+/// The count of unwritten entries, alone on its cache line: it is written while the table fills
+/// and read by every check, and the fields beside it must not move with it.
+#[repr(align(64))]
+struct Unwritten(AtomicUsize);
 
 impl fmt::Debug for DedupTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -343,6 +366,7 @@ impl DedupTable {
             window_ns,
             tick_shift: tick_ns.trailing_zeros(),
             live_ticks,
+            unwritten: Unwritten(AtomicUsize::new(buckets * WAYS)),
         }
     }
 
@@ -380,11 +404,21 @@ impl DedupTable {
     // Inlined into the pipeline's passes: see "Inlining" in `crate::pipeline`.
     #[inline(always)]
     pub fn check(&self, key: DedupKey, group: u16, now_ns: u64) -> Seen {
+        // 0 only once every entry was written, each by a CAS whose decrement (Release) this
+        // reading (Acquire) then follows: no load of the check can see an entry still empty.
+        let may_be_empty = self.unwritten.0.load(Acquire) != 0;
+        self.check_with(key, group, now_ns, may_be_empty)
+    }
+
+    /// [`DedupTable::check`], told whether the table may still hold empty entries (`true` is
+    /// always right; `false` only once none is left).
+    #[inline(always)]
+    fn check_with(&self, key: DedupKey, group: u16, now_ns: u64, may_be_empty: bool) -> Seen {
         let probe = self.locate(key, group);
         let clock = self.clock(now_ns);
         let wanted = Wanted::new(&probe, clock);
         for _ in 0..MAX_ATTEMPTS {
-            let (index, current, oldness) = match scan(&probe, clock, wanted) {
+            let (index, current, oldness) = match scan(&probe, clock, wanted, may_be_empty) {
                 Scan::Duplicate => return Seen::Duplicate,
                 Scan::Replace {
                     index,
@@ -398,6 +432,9 @@ impl DedupTable {
                 .compare_exchange(current, new, Relaxed, Relaxed)
                 .is_ok();
             if won {
+                if is_empty(current) {
+                    self.unwritten.0.fetch_sub(1, Release);
+                }
                 return if !is_empty(current) && oldness < clock.live_below {
                     Seen::NewEvictedLive
                 } else {
@@ -478,6 +515,12 @@ impl DedupTable {
 }
 
 impl Bucket {
+    /// The bucket's entries, each read once (a *view*, not a snapshot).
+    #[inline(always)]
+    fn view(&self) -> [u64; WAYS] {
+        std::array::from_fn(|way| self.entries[way].load(Relaxed))
+    }
+
     /// Live entries of this bucket on `clock`.
     fn live(&self, clock: Clock) -> usize {
         self.entries
@@ -494,19 +537,55 @@ fn is_empty(entry: u64) -> bool {
     entry <= STAMP_MASK
 }
 
-/// Reads the candidates once: a live entry with the key's fingerprint, or the victim: an empty
-/// entry if there is one, else the entry that looks oldest on the check's clock; the first in
-/// candidate order on a tie.
+/// Reads the candidates, bucket by bucket: a live entry with the key's fingerprint, or the
+/// victim: the first empty candidate in victim order, else the candidate that looks oldest on
+/// the check's clock, the first in victim order on a tie. A live copy in the first bucket ends
+/// the check before the second is read. With `may_be_empty` false (the table has no empty
+/// entry left), the test for empty candidates is skipped.
 #[inline(always)]
-fn scan(probe: &Probe<'_>, clock: Clock, wanted: Wanted) -> Scan {
-    let view: [u64; CANDIDATES] = std::array::from_fn(|i| probe.slot(i).load(Relaxed));
-    // First the fingerprints alone, as a bit mask (a few operations per entry, no branch; bit i
-    // is candidate i, built from the last candidate down); only an entry with a fingerprint of
-    // the key is looked at closely: live, and the fingerprint of its own stamp's span.
+fn scan(probe: &Probe<'_>, clock: Clock, wanted: Wanted, may_be_empty: bool) -> Scan {
+    let first = probe.buckets[0].view();
+    if has_live_copy(&first, clock, wanted) {
+        return Scan::Duplicate;
+    }
+    let second = probe.buckets[1].view();
+    if has_live_copy(&second, clock, wanted) {
+        return Scan::Duplicate;
+    }
+    let (empty_first, empty_second) = if may_be_empty {
+        (empty_entries(&first), empty_entries(&second))
+    } else {
+        (0, 0)
+    };
+    // Victim order interleaves the buckets (way 0 of the first, way 0 of the second, way 1 of
+    // the first, …): the lowest way empty in either bucket, the first bucket's on a tie.
+    let (bucket, way) = match empty_first | empty_second {
+        0 => oldest(&first, &second, clock),
+        empty => {
+            let way = empty.trailing_zeros() as usize;
+            (usize::from(empty_first >> way & 1 == 0), way)
+        }
+    };
+    let current = if bucket == 0 { first[way] } else { second[way] };
+    Scan::Replace {
+        index: bucket * WAYS + way,
+        current,
+        oldness: clock.oldness(current),
+    }
+}
+
+/// Whether a bucket's view holds a live entry of the key. The fingerprints are compared first,
+/// all of them, as a bit mask (a few operations per entry, no branch); only an entry with a
+/// fingerprint of the key is looked at closely: live, and the fingerprint of its own stamp's
+/// span.
+#[inline(always)]
+fn has_live_copy(view: &[u64; WAYS], clock: Clock, wanted: Wanted) -> bool {
     let same_fingerprint = |fingerprint: u64| {
-        view.iter().rev().fold(0u32, |mask, &entry| {
-            mask << 1 | u32::from((entry ^ fingerprint) <= STAMP_MASK)
-        })
+        let mut mask = 0u32;
+        for (way, &entry) in view.iter().enumerate() {
+            mask |= u32::from((entry ^ fingerprint) <= STAMP_MASK) << way;
+        }
+        mask
     };
     let mut matches = same_fingerprint(wanted.this_span);
     if wanted.near_edge {
@@ -516,31 +595,36 @@ fn scan(probe: &Probe<'_>, clock: Clock, wanted: Wanted) -> Scan {
         let entry = view[matches.trailing_zeros() as usize];
         matches &= matches - 1;
         if is_live_copy(entry, clock, wanted) {
-            return Scan::Duplicate;
+            return true;
         }
     }
-    // The victim: the first empty entry; else the oldest, the first in candidate order on a tie
-    // (the oldness and the index packed in one integer, so that the choice is a maximum). Every
-    // empty entry has the same value (0), so this is also the first of the greatest
-    // (empty, oldness).
-    let empties = view
-        .iter()
-        .rev()
-        .fold(0u32, |mask, &entry| mask << 1 | u32::from(is_empty(entry)));
-    let index = if empties != 0 {
-        empties.trailing_zeros() as usize
-    } else {
-        let mut worst = 0;
-        for (i, &entry) in view.iter().enumerate() {
-            worst = worst.max(clock.oldness(entry) << 4 | (CANDIDATES - 1 - i) as u64);
-        }
-        CANDIDATES - 1 - (worst & 0xf) as usize
-    };
-    Scan::Replace {
-        index,
-        current: view[index],
-        oldness: clock.oldness(view[index]),
+    false
+}
+
+/// The empty entries of a bucket's view as a bit mask (bit `i`: way `i`).
+#[inline(always)]
+fn empty_entries(view: &[u64; WAYS]) -> u32 {
+    let mut empty = 0u32;
+    for (way, &entry) in view.iter().enumerate() {
+        empty |= u32::from(is_empty(entry)) << way;
     }
+    empty
+}
+
+/// The candidate that looks oldest on `clock`, as (bucket, way), the first in victim order on a
+/// tie (the oldness and the rank packed in one integer, so that the choice is a maximum). Only
+/// called when no candidate is empty.
+#[inline(always)]
+fn oldest(first: &[u64; WAYS], second: &[u64; WAYS], clock: Clock) -> (usize, usize) {
+    let mut worst = 0;
+    for way in 0..WAYS {
+        for (bucket, view) in [first, second].into_iter().enumerate() {
+            let rank = 2 * way + bucket;
+            worst = worst.max(clock.oldness(view[way]) << 4 | (CANDIDATES - 1 - rank) as u64);
+        }
+    }
+    let rank = CANDIDATES - 1 - (worst & 0xf) as usize;
+    (rank % 2, rank / 2)
 }
 
 /// Whether `entry` is a live entry of the key: live on `clock`, with the key's fingerprint for
@@ -689,6 +773,79 @@ mod tests {
             assert_eq!(t.check(k, group, SECOND), Seen::Duplicate);
         }
         assert_eq!(t.check(k, 2, SECOND), Seen::New);
+    }
+
+    /// Checks one key per `step_ns` from `now_ns` on, each key once: a table kept at about
+    /// `live` live entries. Returns the evictions.
+    fn steady_inserts(t: &DedupTable, live: u64, inserts: u64) -> u64 {
+        let step_ns = SECOND / live;
+        (0..inserts)
+            .filter(|&i| t.check(key(i), 0, SECOND + i * step_ns) == Seen::NewEvictedLive)
+            .count() as u64
+    }
+
+    #[test]
+    fn a_half_full_table_hardly_ever_evicts() {
+        // Victim order interleaves the two buckets, so new entries spread over both: the old
+        // candidate order (the first bucket's eight, then the second's) evicted 6 live entries
+        // here, the first free candidate in that order 26.
+        let t = table(1 << 14);
+        let live = t.capacity() as u64 / 2;
+        let inserts = 3 * live;
+        let evicted = steady_inserts(&t, live, inserts);
+        assert!(
+            evicted * 10_000 < inserts,
+            "{evicted} of {inserts} inserts evicted"
+        );
+    }
+
+    #[test]
+    fn a_new_entry_takes_the_lowest_free_way_of_either_bucket() {
+        let t = table(0); // two buckets
+        let first_of = |k: DedupKey| t.buckets_of(k, 0)[0] as *const Bucket;
+        let a = key(0);
+        let b = (1..)
+            .map(key)
+            .find(|&k| first_of(k) == first_of(a))
+            .expect("a key with the same first bucket");
+        let [first, second] = t.buckets_of(a, 0);
+        let way_of = |bucket: &Bucket, way: usize| bucket.entries[way].load(Relaxed);
+        assert_eq!(t.check(a, 0, SECOND), Seen::New);
+        assert_ne!(way_of(first, 0), 0);
+        assert_eq!(t.check(b, 0, SECOND), Seen::New);
+        // Way 0 of the second bucket comes before way 1 of the first.
+        assert_ne!(way_of(second, 0), 0);
+        assert_eq!(way_of(first, 1), 0);
+    }
+
+    #[test]
+    fn skipping_the_empty_test_once_the_table_is_full_changes_nothing() {
+        // The same checks on two tables, one always looking for empty entries: the same
+        // answers and the same victims.
+        let counted = table(256);
+        let always = table(256);
+        let live = 100;
+        let step_ns = SECOND / live;
+        // A span starts at check 300: from there on an empty entry's oldness (the clock's own)
+        // is small, and a check that missed an empty entry would choose an older written one.
+        let start_ns = (1u64 << (STAMP_BITS + counted.tick_shift)) - 300 * step_ns;
+        let mut full_at = None;
+        for i in 0..5_000u64 {
+            let k = key(i % 1_500);
+            let now_ns = start_ns + i * step_ns;
+            assert_eq!(
+                counted.check(k, (i % 2) as u16, now_ns),
+                always.check_with(k, (i % 2) as u16, now_ns, true),
+                "check {i}"
+            );
+            assert_eq!(entries(&counted), entries(&always), "check {i}");
+            if full_at.is_none() && counted.unwritten.0.load(Relaxed) == 0 {
+                full_at = Some(i);
+            }
+        }
+        assert!(entries(&counted).iter().all(|&e| !is_empty(e)));
+        let full_at = full_at.expect("the table filled");
+        assert!(full_at < 2_500, "full after {full_at} checks");
     }
 
     #[test]
@@ -996,7 +1153,7 @@ mod tests {
         let probe = t.locate(key, group);
         let clock = t.clock(now_ns);
         let wanted = Wanted::new(&probe, clock);
-        match scan(&probe, clock, wanted) {
+        match scan(&probe, clock, wanted, true) {
             Scan::Duplicate => Seen::Duplicate,
             Scan::Replace {
                 index,
@@ -1024,7 +1181,7 @@ mod tests {
         let wanted = Wanted::new(&probe, clock);
         let live = |entry: u64| !is_empty(entry) && clock.oldness(entry) < clock.live_below;
         loop {
-            if scan(&probe, clock, wanted) == Scan::Duplicate {
+            if scan(&probe, clock, wanted, true) == Scan::Duplicate {
                 return Seen::Duplicate;
             }
             let view: [u64; CANDIDATES] = std::array::from_fn(|i| probe.slot(i).load(Relaxed));
