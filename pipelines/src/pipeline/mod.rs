@@ -84,6 +84,7 @@ use crate::buf::{PacketBuf, Sink};
 use crate::counters::{PortCounters, WorkerCounters};
 use crate::egress::{PacketFields, Template};
 use crate::inner::parse_inner;
+use crate::neighbour::PortAddresses;
 use crate::observe::{
     CopyTrace, DecapTrace, DedupTrace, FilterTrace, Observer, TxResult, Unobserved,
 };
@@ -266,6 +267,8 @@ impl Pipeline {
         self.adopt(plan);
         let counters = &*self.counters;
         let dedup = self.dedup.as_ref();
+        // The addresses of the port polled, when it has any: once per call, not per packet.
+        let own = plan.local.get(self.ingress).and_then(Option::as_ref);
         for (chunk_index, chunk) in pkts.chunks_mut(BURST).enumerate() {
             let first = chunk_index * BURST;
             let (mut packets, mut bytes) = (0, 0);
@@ -281,7 +284,7 @@ impl Pipeline {
                         &mut self.last_vni,
                         self.flow_cache.as_mut(),
                         plan,
-                        self.ingress,
+                        own,
                         pkt,
                         decision,
                         sink,
@@ -407,7 +410,7 @@ fn decide<B: PacketBuf, O: Observer<B>>(
     last_vni: &mut Option<(u32, Option<u16>)>,
     flow_cache: Option<&mut FlowCache<Route>>,
     plan: &Plan,
-    ingress: usize,
+    own: Option<&PortAddresses>,
     pkt: &mut B,
     decision: &mut Decision,
     observer: &mut O,
@@ -419,7 +422,7 @@ fn decide<B: PacketBuf, O: Observer<B>>(
     decision.dedup_key = None;
 
     // On an addressed port, its own traffic (ARP, ND, ping, TCP, non-mirror UDP) first.
-    if let Some(Some(own)) = plan.local.get(ingress) {
+    if let Some(own) = own {
         if classify(own, &plan.decap, pkt.data()) == Local::Control {
             decision.punt = true;
             return count_outcome(counters, observer, index, Outcome::Control);
