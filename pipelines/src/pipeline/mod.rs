@@ -96,6 +96,9 @@ use crate::stage::flow_cache::{FlowCache, FlowCacheKey};
 use crate::stage::local::{Local, classify};
 use route::{Route, Target, bits_of, trace_groups};
 
+/// No VNI: VNIs have 24 bits (what `Pipeline::last_vni` holds before the first lookup).
+const NO_VNI: u32 = u32::MAX;
+
 /// Packets per RX burst, as in DPDK's examples: big enough to amortise a poll, small enough that
 /// the burst's headers stay in L1.
 pub const BURST: usize = 32;
@@ -152,8 +155,10 @@ pub struct Pipeline {
     dedup: Option<Dedup>,
     /// Next turn of each round-robin group.
     turns: Box<[u32]>,
-    /// Last VNI looked up and its session (bursts tend to come from one mirror session).
-    last_vni: Option<(u32, Option<u16>)>,
+    /// Last VNI looked up and its session (bursts tend to come from one mirror session);
+    /// [`NO_VNI`] before the first lookup of a plan. Two plain fields, not an `Option`: the
+    /// check is one compare and the update two stores.
+    last_vni: (u32, Option<u16>),
     /// Generation of the plan `turns` and `last_vni` were made for.
     generation: u64,
     /// Whether to prefetch the dedup buckets of a burst before checking them.
@@ -188,7 +193,7 @@ impl Pipeline {
             prefetch_dedup,
             dedup,
             turns: Box::new([]),
-            last_vni: None,
+            last_vni: (NO_VNI, None),
             generation: u64::MAX,
             // Allocated here, once: the per-packet path never allocates.
             flow_cache: Some(FlowCache::new(true)),
@@ -348,7 +353,7 @@ impl Pipeline {
         if self.turns.len() != plan.groups.len() {
             self.turns = vec![0; plan.groups.len()].into_boxed_slice();
         }
-        self.last_vni = None;
+        self.last_vni = (NO_VNI, None);
         if let Some(cache) = &mut self.flow_cache {
             cache.clear();
         }
@@ -407,7 +412,7 @@ fn decide<B: PacketBuf, O: Observer<B>>(
     counters: &WorkerCounters,
     dedup: Option<&Dedup>,
     turns: &[u32],
-    last_vni: &mut Option<(u32, Option<u16>)>,
+    last_vni: &mut (u32, Option<u16>),
     flow_cache: Option<&mut FlowCache<Route>>,
     plan: &Plan,
     own: Option<&PortAddresses>,
@@ -446,13 +451,12 @@ fn decide<B: PacketBuf, O: Observer<B>>(
         }
         Ok(Decapped::Tunnelled(tunnel)) => {
             trace_decapped(observer, index, pkt, Some(tunnel.vni));
-            let session = match *last_vni {
-                Some((vni, session)) if vni == tunnel.vni => session,
-                _ => {
-                    let session = plan.session_for_vni(tunnel.vni);
-                    *last_vni = Some((tunnel.vni, session));
-                    session
-                }
+            let session = if last_vni.0 == tunnel.vni {
+                last_vni.1
+            } else {
+                let session = plan.session_for_vni(tunnel.vni);
+                *last_vni = (tunnel.vni, session);
+                session
             };
             match session {
                 Some(s) => (s, Some(tunnel)),
