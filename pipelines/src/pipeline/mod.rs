@@ -715,7 +715,14 @@ fn deliver<B: PacketBuf, S: Sink<B> + Observer<B>>(
     let port = &counters.ports[port_index];
     port.copies.incr();
     let mut encapsulation = None;
-    if let Some(template) = &plan.egress[port_index] {
+    // Only a plan with tunnel ports has templates: one flag of the plan instead of a port's
+    // entry (bound check, load) for the plans without.
+    let template = if plan.has_tunnels {
+        plan.egress[port_index].as_ref()
+    } else {
+        None
+    };
+    if let Some(template) = template {
         // For a trace: whether the copy is cut to fit, which `encapsulate` decides below.
         let cut = sink
             .trace(index)
