@@ -12,6 +12,11 @@
 //! then claims more bytes than the packet holds. That is reported (`truncated_by_source`) and is
 //! not an error: the addresses and usually the ports are still there.
 //!
+//! The common frame (untagged Ethernet / IPv4 without options, its first 38 bytes present) is
+//! read by a fast path at fixed offsets, as the decap stage's fast path does
+//! (`stage/decap/fast.rs`): same result as the walk, held equal to it by a property test; every
+//! other frame takes the walk.
+//!
 //! # Limitations
 //! More than two stacked inner VLAN tags make the frame non-IP (no flow). The IPv6 extension
 //! headers walked are those of [`crate::wire::ipv6`]; the ports of a packet whose chain is cut or
@@ -42,7 +47,62 @@ pub struct Inner {
 
 /// Parses the inner frame. `frame` is the first segment of the decapsulated packet (starting at
 /// its Ethernet header) and `pkt_len` the length of the whole packet, all segments.
+// The fast path inlined into the pipeline's passes (see "Inlining" in `crate::pipeline`), the
+// walk called.
+#[inline(always)]
 pub fn parse_inner(frame: &[u8], pkt_len: usize) -> Inner {
+    match untagged_ipv4(frame, pkt_len) {
+        Some(inner) => inner,
+        None => parse_general(frame, pkt_len),
+    }
+}
+
+/// Bytes the fast path reads: Ethernet (14), IPv4 without options (20), the transport ports (4).
+const FAST_NEEDED: usize = 38;
+
+/// The fast path: an untagged Ethernet / IPv4 frame without IP options whose first
+/// [`FAST_NEEDED`] bytes are in `frame`, read at fixed offsets; `None` for any other frame (the
+/// walk, [`parse_general`], reads it). Its answer is the walk's: the IPv4 header is whole, so
+/// the walk would read the addresses, and the ports when the protocol has them, the datagram is
+/// not a later fragment and its total length covers them (the walk's payload ends at the total
+/// length, or at the header when that is shorter).
+#[inline(always)]
+fn untagged_ipv4(frame: &[u8], pkt_len: usize) -> Option<Inner> {
+    let h: &[u8; FAST_NEEDED] = frame.first_chunk()?;
+    if u16::from_be_bytes([h[12], h[13]]) != 0x0800 || h[14] != 0x45 {
+        return None;
+    }
+    // The 20 bytes of the header (IHL 5), as the walk's view reads them.
+    let ip = ipv4::Packet::new_unchecked(&h[14..34]);
+    let (src, dst, protocol) = (
+        IpAddr::V4(ip.src_addr()),
+        IpAddr::V4(ip.dst_addr()),
+        ip.protocol(),
+    );
+    let total_len = ip.total_len();
+    let ports_present = total_len >= 20 + 4
+        && ip.fragment_offset() == 0
+        && matches!(protocol, ip_proto::TCP | ip_proto::UDP | ip_proto::SCTP);
+    let mut flow = if ports_present {
+        let src_port = u16::from_be_bytes([h[34], h[35]]);
+        let dst_port = u16::from_be_bytes([h[36], h[37]]);
+        FlowKey::with_ports(src, dst, protocol, src_port, dst_port)
+    } else {
+        FlowKey::without_ports(src, dst, protocol)
+    };
+    flow.fragment = ip.is_fragment();
+    Some(Inner {
+        l3_offset: ethernet::HEADER_LEN as u16,
+        vlan_ids: [0; 2],
+        vlan_count: 0,
+        flow: Some(flow),
+        truncated_by_source: usize::from(total_len) > pkt_len.saturating_sub(ethernet::HEADER_LEN),
+    })
+}
+
+/// [`parse_inner`] without its fast path: the layers walked with the wire views.
+#[inline(never)]
+fn parse_general(frame: &[u8], pkt_len: usize) -> Inner {
     let mut inner = Inner {
         l3_offset: 0,
         vlan_ids: [0; 2],
@@ -429,7 +489,74 @@ mod tests {
         assert!(inner.flow.is_none() && !inner.truncated_by_source);
     }
 
+    /// The common frames the fast path reads: TCP, UDP, ICMP, a first and a later fragment.
+    fn common_frames() -> Vec<Vec<u8>> {
+        let mut udp = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv4([10, 0, 0, 3], [192, 0, 2, 9], 64)
+            .udp(5353, 53)
+            .write(&mut udp, b"query")
+            .unwrap();
+        let mut icmp = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .icmpv4_echo_request(1, 1)
+            .write(&mut icmp, b"ping")
+            .unwrap();
+        let mut fragments = Vec::new();
+        for (more, offset) in [(true, 0), (false, 1480)] {
+            let mut frame = tcp_v4(b"0123456789");
+            ipv4::Packet::new_unchecked(&mut frame[14..]).set_fragmentation(false, more, offset);
+            fragments.push(frame);
+        }
+        let mut sctp = tcp_v4(b"chunk");
+        sctp[14 + 9] = ip_proto::SCTP;
+        [vec![tcp_v4(b"hello"), udp, icmp, sctp], fragments].concat()
+    }
+
+    #[test]
+    fn the_fast_path_takes_the_common_frames() {
+        for frame in common_frames() {
+            let fast = untagged_ipv4(&frame, frame.len());
+            assert!(fast.is_some(), "{frame:02x?}");
+            assert_eq!(fast, Some(parse_general(&frame, frame.len())));
+        }
+    }
+
     proptest! {
+        /// The fast path answers as the walk does whenever it answers: on common frames with
+        /// bytes of their headers changed, cut anywhere, in a longer packet or not.
+        #[test]
+        fn the_fast_path_is_the_walk(
+            which in 0usize..6,
+            // Anywhere in the headers, or in a field the fast path decides on (EtherType,
+            // version and IHL, total length, flags and fragment offset, protocol).
+            edits in proptest::collection::vec(
+                (prop_oneof![0usize..40, proptest::sample::select(vec![12, 13, 14, 17, 20, 21, 23])],
+                 prop_oneof![any::<u8>(), 0u8..32, 0x40u8..0x50]),
+                0..4,
+            ),
+            total_len in proptest::option::of(0u16..80),
+            cut in 0usize..80,
+            extra in 0usize..100,
+        ) {
+            let mut frame = common_frames().swap_remove(which);
+            if let Some(len) = total_len {
+                frame[16..18].copy_from_slice(&len.to_be_bytes());
+            }
+            for (at, byte) in edits {
+                if let Some(b) = frame.get_mut(at) {
+                    *b = byte;
+                }
+            }
+            frame.truncate(cut);
+            let pkt_len = frame.len() + extra;
+            if let Some(fast) = untagged_ipv4(&frame, pkt_len) {
+                prop_assert_eq!(fast, parse_general(&frame, pkt_len));
+            }
+            prop_assert_eq!(parse_inner(&frame, pkt_len), parse_general(&frame, pkt_len));
+        }
+
         #[test]
         fn never_panics(frame in proptest::collection::vec(any::<u8>(), 0..200), extra in 0usize..100) {
             let inner = parse_inner(&frame, frame.len() + extra);

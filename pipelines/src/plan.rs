@@ -66,10 +66,15 @@ impl SessionPlan {
 ///
 /// Comparing `IpAddr`s goes through the enum and byte arrays; integers compare in one
 /// instruction. A session lists a handful of addresses (the ENI's), which a scan checks faster
-/// than a binary search can branch; long lists are searched.
+/// than a binary search can branch; long lists are searched. A short IPv4 list (the common
+/// case, checked twice per packet) is also kept in a fixed array padded with its first address,
+/// so that the scan is over a known length, with no bound to check: the compiler turns it into
+/// a few vector compares, and the padding cannot change the answer.
 #[derive(Clone, Debug, Default)]
 struct AddressSet {
     v4: Box<[u32]>,
+    /// `v4` padded to [`AddressSet::SCAN`] entries, when it has 1 to `SCAN` of them.
+    v4_scan: Option<[u32; AddressSet::SCAN]>,
     v6: Box<[u128]>,
 }
 
@@ -90,8 +95,17 @@ impl AddressSet {
         v4.dedup();
         v6.sort_unstable();
         v6.dedup();
+        let v4_scan = match v4.first() {
+            Some(&first) if v4.len() <= AddressSet::SCAN => {
+                let mut slots = [first; AddressSet::SCAN];
+                slots[..v4.len()].copy_from_slice(&v4);
+                Some(slots)
+            }
+            _ => None,
+        };
         AddressSet {
             v4: v4.into(),
+            v4_scan,
             v6: v6.into(),
         }
     }
@@ -106,7 +120,12 @@ impl AddressSet {
             }
         }
         match address {
-            IpAddr::V4(a) => find(&self.v4, a.to_bits()),
+            IpAddr::V4(a) => match &self.v4_scan {
+                Some(slots) => slots
+                    .iter()
+                    .fold(false, |found, &x| found | (x == a.to_bits())),
+                None => find(&self.v4, a.to_bits()),
+            },
             IpAddr::V6(a) => find(&self.v6, a.to_bits()),
         }
     }
@@ -664,13 +683,26 @@ mod tests {
             parse("10.0.0.2"),
         ]);
         assert_eq!(short.v4.as_ref(), &[0x0a00_0001, 0x0a00_0002]);
+        assert_eq!(
+            short.v4_scan,
+            Some([
+                0x0a00_0001,
+                0x0a00_0002,
+                0x0a00_0001,
+                0x0a00_0001,
+                0x0a00_0001,
+                0x0a00_0001,
+                0x0a00_0001,
+                0x0a00_0001
+            ])
+        );
         assert!(short.contains(parse("10.0.0.1")) && short.contains(parse("fd00::1")));
         assert!(!short.contains(parse("10.0.0.3")) && !short.contains(parse("::ffff:10.0.0.1")));
         let many: Vec<IpAddr> = (0..40u32)
             .map(|i| IpAddr::from((0x0a00_0000 + 3 * i).to_be_bytes()))
             .collect();
         let long = AddressSet::new(&many);
-        assert!(long.v4.len() > AddressSet::SCAN);
+        assert!(long.v4.len() > AddressSet::SCAN && long.v4_scan.is_none());
         for i in 0..120u32 {
             let address = IpAddr::from((0x0a00_0000 + i).to_be_bytes());
             assert_eq!(long.contains(address), i % 3 == 0, "{address}");

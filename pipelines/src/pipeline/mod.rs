@@ -45,7 +45,10 @@
 //! stage functions on the way of every packet (decap and its fast path, the filter's lookups,
 //! the dedup key, check and scan) are therefore `#[inline(always)]`, which keeps the plain
 //! pipeline's code what it was (measured: without it, the pipeline bench's `single` case costs
-//! 7% more instructions per packet).
+//! 7% more instructions per packet). So are the first pass's `decide` and the last pass's
+//! `deliver`: left to LLVM they stayed calls, whose argument passing, spills and register saves
+//! cost more per packet than the duplication of their bodies costs in code size (callgrind on the
+//! pipeline bench: fewer instructions per packet in every case measured).
 //!
 //! Accounting: every packet handed to [`Pipeline::run`] is counted in `rx_packets` and in
 //! exactly one outcome counter; every copy given to the sink is counted on its port (`copies`),
@@ -81,6 +84,7 @@ use crate::buf::{PacketBuf, Sink};
 use crate::counters::{PortCounters, WorkerCounters};
 use crate::egress::{PacketFields, Template};
 use crate::inner::parse_inner;
+use crate::neighbour::PortAddresses;
 use crate::observe::{
     CopyTrace, DecapTrace, DedupTrace, FilterTrace, Observer, TxResult, Unobserved,
 };
@@ -91,6 +95,9 @@ use crate::stage::dedup::{DedupKey, DedupKeyer, DedupTable, Seen};
 use crate::stage::flow_cache::{FlowCache, FlowCacheKey};
 use crate::stage::local::{Local, classify};
 use route::{Route, Target, bits_of, trace_groups};
+
+/// No VNI: VNIs have 24 bits (what `Pipeline::last_vni` holds before the first lookup).
+const NO_VNI: u32 = u32::MAX;
 
 /// Packets per RX burst, as in DPDK's examples: big enough to amortise a poll, small enough that
 /// the burst's headers stay in L1.
@@ -148,8 +155,10 @@ pub struct Pipeline {
     dedup: Option<Dedup>,
     /// Next turn of each round-robin group.
     turns: Box<[u32]>,
-    /// Last VNI looked up and its session (bursts tend to come from one mirror session).
-    last_vni: Option<(u32, Option<u16>)>,
+    /// Last VNI looked up and its session (bursts tend to come from one mirror session);
+    /// [`NO_VNI`] before the first lookup of a plan. Two plain fields, not an `Option`: the
+    /// check is one compare and the update two stores.
+    last_vni: (u32, Option<u16>),
     /// Generation of the plan `turns` and `last_vni` were made for.
     generation: u64,
     /// Whether to prefetch the dedup buckets of a burst before checking them.
@@ -184,7 +193,7 @@ impl Pipeline {
             prefetch_dedup,
             dedup,
             turns: Box::new([]),
-            last_vni: None,
+            last_vni: (NO_VNI, None),
             generation: u64::MAX,
             // Allocated here, once: the per-packet path never allocates.
             flow_cache: Some(FlowCache::new(true)),
@@ -263,6 +272,8 @@ impl Pipeline {
         self.adopt(plan);
         let counters = &*self.counters;
         let dedup = self.dedup.as_ref();
+        // The addresses of the port polled, when it has any: once per call, not per packet.
+        let own = plan.local.get(self.ingress).and_then(Option::as_ref);
         for (chunk_index, chunk) in pkts.chunks_mut(BURST).enumerate() {
             let first = chunk_index * BURST;
             let (mut packets, mut bytes) = (0, 0);
@@ -278,7 +289,7 @@ impl Pipeline {
                         &mut self.last_vni,
                         self.flow_cache.as_mut(),
                         plan,
-                        self.ingress,
+                        own,
                         pkt,
                         decision,
                         sink,
@@ -342,7 +353,7 @@ impl Pipeline {
         if self.turns.len() != plan.groups.len() {
             self.turns = vec![0; plan.groups.len()].into_boxed_slice();
         }
-        self.last_vni = None;
+        self.last_vni = (NO_VNI, None);
         if let Some(cache) = &mut self.flow_cache {
             cache.clear();
         }
@@ -394,16 +405,17 @@ fn trace_decapped<B: PacketBuf, O: Observer<B>>(
 
 /// The first pass for one packet: decap, session, filter, balance and dedup key, written into
 /// `decision` (in place: it is large, and mostly left as it was).
-#[inline]
+// Always inlined: see "Inlining" in the module docs.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn decide<B: PacketBuf, O: Observer<B>>(
     counters: &WorkerCounters,
     dedup: Option<&Dedup>,
     turns: &[u32],
-    last_vni: &mut Option<(u32, Option<u16>)>,
+    last_vni: &mut (u32, Option<u16>),
     flow_cache: Option<&mut FlowCache<Route>>,
     plan: &Plan,
-    ingress: usize,
+    own: Option<&PortAddresses>,
     pkt: &mut B,
     decision: &mut Decision,
     observer: &mut O,
@@ -415,7 +427,7 @@ fn decide<B: PacketBuf, O: Observer<B>>(
     decision.dedup_key = None;
 
     // On an addressed port, its own traffic (ARP, ND, ping, TCP, non-mirror UDP) first.
-    if let Some(Some(own)) = plan.local.get(ingress) {
+    if let Some(own) = own {
         if classify(own, &plan.decap, pkt.data()) == Local::Control {
             decision.punt = true;
             return count_outcome(counters, observer, index, Outcome::Control);
@@ -439,13 +451,12 @@ fn decide<B: PacketBuf, O: Observer<B>>(
         }
         Ok(Decapped::Tunnelled(tunnel)) => {
             trace_decapped(observer, index, pkt, Some(tunnel.vni));
-            let session = match *last_vni {
-                Some((vni, session)) if vni == tunnel.vni => session,
-                _ => {
-                    let session = plan.session_for_vni(tunnel.vni);
-                    *last_vni = Some((tunnel.vni, session));
-                    session
-                }
+            let session = if last_vni.0 == tunnel.vni {
+                last_vni.1
+            } else {
+                let session = plan.session_for_vni(tunnel.vni);
+                *last_vni = (tunnel.vni, session);
+                session
             };
             match session {
                 Some(s) => (s, Some(tunnel)),
@@ -675,7 +686,8 @@ fn dispatch<B: PacketBuf, S: Sink<B> + Observer<B>>(
     deliver(counters, plan, decision, ip_ident, *last, pkt, sink, index);
 }
 
-#[inline]
+// Always inlined: see "Inlining" in the module docs.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn deliver<B: PacketBuf, S: Sink<B> + Observer<B>>(
     counters: &WorkerCounters,
@@ -703,7 +715,14 @@ fn deliver<B: PacketBuf, S: Sink<B> + Observer<B>>(
     let port = &counters.ports[port_index];
     port.copies.incr();
     let mut encapsulation = None;
-    if let Some(template) = &plan.egress[port_index] {
+    // Only a plan with tunnel ports has templates: one flag of the plan instead of a port's
+    // entry (bound check, load) for the plans without.
+    let template = if plan.has_tunnels {
+        plan.egress[port_index].as_ref()
+    } else {
+        None
+    };
+    if let Some(template) = template {
         // For a trace: whether the copy is cut to fit, which `encapsulate` decides below.
         let cut = sink
             .trace(index)

@@ -105,6 +105,10 @@ pub struct DecapConfig {
     vxlan_ports: Box<[u16]>,
     /// UDP destination ports of GENEVE, sorted, without duplicates.
     geneve_ports: Box<[u16]>,
+    /// The VXLAN ports, and the VXLAN and GENEVE ports together, padded to a fixed length
+    /// with their first port, when they fit (see [`Padded`]): the fast path's checks.
+    vxlan_scan: Option<Padded<u16, 4>>,
+    tunnel_scan: Option<Padded<u16, 8>>,
     /// `None`: any sender is accepted.
     allowed_sources: Option<AddressRanges>,
     pass_untunneled: bool,
@@ -118,9 +122,13 @@ impl DecapConfig {
         allowed_sources: Option<&[IpNet]>,
         pass_untunneled: bool,
     ) -> DecapConfig {
+        let vxlan_ports = sorted_unique(vxlan_ports);
+        let geneve_ports = sorted_unique(geneve_ports);
         DecapConfig {
-            vxlan_ports: sorted_unique(vxlan_ports),
-            geneve_ports: sorted_unique(geneve_ports),
+            vxlan_scan: Padded::new(&vxlan_ports),
+            tunnel_scan: Padded::new(&[&vxlan_ports[..], &geneve_ports[..]].concat()),
+            vxlan_ports,
+            geneve_ports,
             allowed_sources: allowed_sources.map(AddressRanges::new),
             pass_untunneled,
         }
@@ -148,18 +156,30 @@ impl DecapConfig {
     fn is_allowed_ipv4_source(&self, source: u32) -> bool {
         self.allowed_sources
             .as_ref()
-            .is_none_or(|ranges| range_contains(&ranges.v4, source))
+            .is_none_or(|ranges| match &ranges.v4_scan {
+                Some(scan) => scan.any(|&(start, end)| (start <= source) & (source <= end)),
+                None => range_contains(&ranges.v4, source),
+            })
     }
 
     #[inline]
     fn is_vxlan_port(&self, udp_dst_port: u16) -> bool {
-        contains_port(&self.vxlan_ports, udp_dst_port)
+        match &self.vxlan_scan {
+            Some(scan) => scan.any(|&port| port == udp_dst_port),
+            None => contains_port(&self.vxlan_ports, udp_dst_port),
+        }
     }
 
     /// Whether `udp_dst_port` is a VXLAN or a GENEVE port.
     #[inline]
     pub fn is_tunnel_port(&self, udp_dst_port: u16) -> bool {
-        self.is_vxlan_port(udp_dst_port) || contains_port(&self.geneve_ports, udp_dst_port)
+        match &self.tunnel_scan {
+            Some(scan) => scan.any(|&port| port == udp_dst_port),
+            None => {
+                contains_port(&self.vxlan_ports, udp_dst_port)
+                    || contains_port(&self.geneve_ports, udp_dst_port)
+            }
+        }
     }
 
     fn tunnel_kind(&self, udp_dst_port: u16) -> Option<TunnelKind> {
@@ -184,6 +204,30 @@ fn contains_port(ports: &[u16], port: u16) -> bool {
     }
 }
 
+/// A short set (1 to `N` items) in a fixed array padded with its first item: a test of every
+/// entry (which the compiler unrolls, or turns into a few vector compares, with no bound to
+/// check) is then a membership test, as the padding repeats a member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Padded<T, const N: usize>([T; N]);
+
+impl<T: Copy, const N: usize> Padded<T, N> {
+    /// `None` for an empty set or one of more than `N` items.
+    fn new(items: &[T]) -> Option<Padded<T, N>> {
+        let (&first, _) = items.split_first()?;
+        (items.len() <= N).then(|| {
+            let mut padded = [first; N];
+            padded[..items.len()].copy_from_slice(items);
+            Padded(padded)
+        })
+    }
+
+    /// Whether `test` holds for an item (every entry tested: no early exit to branch on).
+    #[inline(always)]
+    fn any(&self, test: impl Fn(&T) -> bool) -> bool {
+        self.0.iter().fold(false, |found, item| found | test(item))
+    }
+}
+
 fn sorted_unique(ports: &[u16]) -> Box<[u16]> {
     let mut ports = ports.to_vec();
     ports.sort_unstable();
@@ -192,10 +236,13 @@ fn sorted_unique(ports: &[u16]) -> Box<[u16]> {
 }
 
 /// A set of IP addresses compiled from CIDRs: per family, sorted, disjoint, non-adjacent
-/// inclusive ranges of the addresses as integers, so membership is one binary search.
+/// inclusive ranges of the addresses as integers, so membership is one binary search (for a
+/// few IPv4 ranges, a scan of them padded: the fast path's check).
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct AddressRanges {
     v4: Box<[(u32, u32)]>,
+    /// `v4` padded, when it has 1 to 4 ranges (the usual allowlist: a VPC's CIDR or two).
+    v4_scan: Option<Padded<(u32, u32), 4>>,
     v6: Box<[(u128, u128)]>,
 }
 
@@ -209,8 +256,10 @@ impl AddressRanges {
                 IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.broadcast()))),
             }
         }
+        let v4 = merge_ranges(v4);
         AddressRanges {
-            v4: merge_ranges(v4),
+            v4_scan: Padded::new(&v4),
+            v4,
             v6: merge_ranges(v6),
         }
     }

@@ -887,3 +887,38 @@ proptest! {
         }
     }
 }
+
+/// The padded sets of the fast path answer as the sorted lists do, for lists that fit them and
+/// lists that do not (0 to 6 ports of each kind, 0 to 6 allowed IPv4 ranges).
+#[test]
+fn padded_sets_answer_as_the_lists() {
+    for count in 0..=6u16 {
+        let vxlan: Vec<u16> = (0..count).map(|i| 4789 + 7 * i).collect();
+        let geneve: Vec<u16> = (0..count).map(|i| 6081 + 3 * i).collect();
+        let nets: Vec<IpNet> = (0..count)
+            .map(|i| format!("10.{}.0.0/16", 2 * i).parse().unwrap())
+            .collect();
+        let cfg = DecapConfig::new(&vxlan, &geneve, Some(&nets), false);
+        assert_eq!(cfg.vxlan_scan.is_some(), (1..=4).contains(&count));
+        assert_eq!(cfg.tunnel_scan.is_some(), (1..=4).contains(&count));
+        for port in 0..=u16::MAX {
+            let is_vxlan = contains_port(&cfg.vxlan_ports, port);
+            assert_eq!(cfg.is_vxlan_port(port), is_vxlan, "{count} ports: {port}");
+            let is_tunnel = is_vxlan || contains_port(&cfg.geneve_ports, port);
+            assert_eq!(cfg.is_tunnel_port(port), is_tunnel, "{count} ports: {port}");
+        }
+        let ranges = cfg.allowed_sources.as_ref().unwrap();
+        assert_eq!(ranges.v4_scan.is_some(), (1..=4).contains(&count));
+        for address in
+            (0..=u32::MAX)
+                .step_by(4099)
+                .chain([0x0a00_0000, 0x0a00_ffff, 0x0a01_0000, 0x09ff_ffff])
+        {
+            assert_eq!(
+                cfg.is_allowed_ipv4_source(address),
+                range_contains(&ranges.v4, address),
+                "{count} ranges: {address:#x}"
+            );
+        }
+    }
+}
