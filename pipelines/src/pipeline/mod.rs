@@ -90,7 +90,7 @@ use crate::observe::{
 };
 use crate::outcome::Outcome;
 use crate::plan::{GroupPlan, Plan};
-use crate::stage::decap::{Decapped, decap, describe};
+use crate::stage::decap::{Decapped, Tunnel, decap, describe};
 use crate::stage::dedup::{DedupKey, DedupKeyer, DedupTable, Seen};
 use crate::stage::flow_cache::{FlowCache, FlowCacheKey};
 use crate::stage::local::{Local, classify};
@@ -442,12 +442,16 @@ fn decide<B: PacketBuf, O: Observer<B>>(
             stripped: 0,
         };
     }
-    let (session_id, tunnel) = match decap(&plan.decap, pkt) {
+    // The decap result stays where decap wrote it and is read through a reference: moving the
+    // tunnel (two `IpAddr`s written field by field) as a whole made wide loads of narrow
+    // stores, which the CPU cannot forward (a stall per packet in the end-to-end profile).
+    let decapped = decap(&plan.decap, pkt);
+    let (session_id, tunnel): (u16, Option<&Tunnel>) = match &decapped {
         Err(outcome) => {
             if let Some(t) = observer.trace(index) {
                 t.decap = DecapTrace::Refused;
             }
-            return count_outcome(counters, observer, index, outcome);
+            return count_outcome(counters, observer, index, *outcome);
         }
         Ok(Decapped::Tunnelled(tunnel)) => {
             trace_decapped(observer, index, pkt, Some(tunnel.vni));
@@ -494,13 +498,13 @@ fn decide<B: PacketBuf, O: Observer<B>>(
                     FlowCacheKey::new(session_id, tunnel.map(|t| (t.mirror_source, t.vni)), f);
                 // A miss: out of line, so that the hits' path stays short.
                 cache.fill(&key, route, |route| {
-                    route.compute_outlined(plan, session, tunnel.as_ref(), flow)
+                    route.compute_outlined(plan, session, tunnel, flow)
                 });
             } else {
-                route.compute(plan, session, tunnel.as_ref(), flow);
+                route.compute(plan, session, tunnel, flow);
             }
         }
-        _ => route.compute(plan, session, tunnel.as_ref(), flow),
+        _ => route.compute(plan, session, tunnel, flow),
     }
     if let Some(t) = observer.trace(index) {
         t.flow = inner.flow;
@@ -550,7 +554,7 @@ fn decide<B: PacketBuf, O: Observer<B>>(
             .incr();
     }
     if let Some(t) = observer.trace(index) {
-        trace_groups(t, plan, session, tunnel.as_ref(), flow, route, turns);
+        trace_groups(t, plan, session, tunnel, flow, route, turns);
     }
 }
 
