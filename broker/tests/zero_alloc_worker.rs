@@ -44,7 +44,6 @@ use pipelines::counters::WorkerCounters;
 use pipelines::pipeline::{Dedup, Pipeline};
 use pipelines::plan::TunnelLink;
 use pipelines::plan::{Plan, PortFacts};
-use pipelines::stage::dedup::{DedupKeyer, DedupTable};
 use pipelines::testing::{aws_vxlan, ethernet, inner_tcp4, inner_udp6, ipv4, v4, v6};
 
 #[global_allocator]
@@ -213,10 +212,10 @@ fn the_warm_worker_loop_allocates_nothing() {
     };
     let plan = Plan::build(&config, 1, &facts, Box::new([counters.clone()]));
     assert!(plan.egress[3].is_some(), "the tunnel port has its template");
-    let dedup = config.dedup.as_ref().map(|d| Dedup {
-        table: Arc::new(DedupTable::new(d.capacity, d.window)),
-        keyer: Arc::new(DedupKeyer::new(d.ignore_dscp_ecn, d.ignore_vlan)),
-    });
+    let dedup = config
+        .dedup
+        .as_ref()
+        .and_then(|d| Dedup::for_settings(d, None));
     let pipeline = Pipeline::new(0, &plan, dedup);
     let taps = tap::Taps::new();
     let mut worker = worker::Worker {

@@ -37,7 +37,6 @@ use pipelines::counters::WorkerCounters;
 use pipelines::fixed_pool::{CountingSink, FixedPool, PoolBuf};
 use pipelines::pipeline::{Dedup, Pipeline};
 use pipelines::plan::{Plan, PortFacts, TunnelLink};
-use pipelines::stage::dedup::{DedupKeyer, DedupTable};
 use pipelines::stage::flow_cache::FlowCacheMode;
 use pipelines::testing::TracingSink;
 use pipelines::{Outcome, PacketBuf};
@@ -346,12 +345,7 @@ impl Rig {
             "{}: every tool port a resolved tunnel, or none",
             case.name
         );
-        let dedup = dedup_settings
-            .filter(|d| d.mode.uses_window())
-            .map(|d| Dedup {
-                table: Arc::new(DedupTable::new(d.capacity, d.window)),
-                keyer: Arc::new(DedupKeyer::with_seed(1, d.ignore_dscp_ecn, d.ignore_vlan)),
-            });
+        let dedup = dedup_settings.and_then(|d| Dedup::for_settings(d, Some(1)));
         // The workload's sessions all send to the same groups.
         let copies_per_packet = config.sessions[0].tools.len();
         let mut pipeline = Pipeline::new(0, &plan, dedup);

@@ -37,7 +37,6 @@ use crate::outcome::{Outcome, Reason};
 use crate::pipeline::{Dedup, Pipeline};
 use crate::plan::{Plan, PortFacts, TunnelLink};
 use crate::stage::decap::{SYNTHETIC_DESTINATION, SYNTHETIC_SOURCE};
-use crate::stage::dedup::{DedupKeyer, DedupTable};
 use crate::stage::flow_cache::FlowCacheMode;
 
 /// The fuzzed pipeline's config: the VNIs of the sample captures and of the hostile capture,
@@ -378,14 +377,10 @@ impl Harness {
         let mut plan = shared_plan.with_counters(Box::new([counters.clone()]));
         // ERSPAN sequences of its own: runs compared with each other start from the same 0.
         plan.sequences = (0..plan.tool_ports).map(|_| AtomicU32::new(0)).collect();
-        let dedup = config.dedup.as_ref().map(|d| Dedup {
-            table: Arc::new(DedupTable::new(d.capacity, d.window)),
-            keyer: Arc::new(DedupKeyer::with_seed(
-                0x5EED,
-                d.ignore_dscp_ecn,
-                d.ignore_vlan,
-            )),
-        });
+        let dedup = config
+            .dedup
+            .as_ref()
+            .and_then(|d| Dedup::for_settings(d, Some(0x5EED)));
         Harness {
             config,
             pipeline: Pipeline::new(0, &plan, dedup),

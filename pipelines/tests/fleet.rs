@@ -20,7 +20,6 @@ use pipelines::counters::WorkerCounters;
 use pipelines::pipeline::{Dedup, Pipeline};
 use pipelines::plan::{Plan, PortFacts};
 use pipelines::stage::balance::{flow_hash, source_hash};
-use pipelines::stage::dedup::{DedupKeyer, DedupTable};
 use pipelines::testing::{CollectSink, SplitMix64, aws_vxlan, ethernet, ipv4, tcp, udp};
 use pipelines::{FlowKey, Outcome, VecBuf};
 
@@ -107,11 +106,7 @@ impl Broker {
         let dedup = config
             .dedup
             .as_ref()
-            .filter(|d| d.mode.uses_window())
-            .map(|d| Dedup {
-                table: Arc::new(DedupTable::new(d.capacity, d.window)),
-                keyer: Arc::new(DedupKeyer::with_seed(3, d.ignore_dscp_ecn, d.ignore_vlan)),
-            });
+            .and_then(|d| Dedup::for_settings(d, Some(3)));
         Broker {
             pipeline: Pipeline::new(0, &plan, dedup),
             plan,

@@ -14,7 +14,6 @@ use pipelines::VecBuf;
 use pipelines::counters::WorkerCounters;
 use pipelines::pipeline::{Dedup, Pipeline};
 use pipelines::plan::{Plan, PortFacts};
-use pipelines::stage::dedup::{DedupKeyer, DedupTable};
 use pipelines::stage::flow_cache::FlowCacheMode;
 use pipelines::testing::{
     CollectSink, SplitMix64, aws_vxlan, ethernet, ipv4, ipv6, tcp, udp, v4, v6,
@@ -209,11 +208,7 @@ fn run(
     let dedup = config
         .dedup
         .as_ref()
-        .filter(|d| d.mode.uses_window())
-        .map(|d| Dedup {
-            table: Arc::new(DedupTable::new(d.capacity, d.window)),
-            keyer: Arc::new(DedupKeyer::with_seed(7, d.ignore_dscp_ecn, d.ignore_vlan)),
-        });
+        .and_then(|d| Dedup::for_settings(d, Some(7)));
     // The second pass under a new plan: another port down, another one back (what a link
     // change does); the cache must not answer from the first plan.
     let live_after: Vec<bool> = (0..plan.tool_ports)

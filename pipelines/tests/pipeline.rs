@@ -7,7 +7,6 @@ use config::fixtures;
 use pipelines::counters::WorkerCounters;
 use pipelines::pipeline::{Dedup, Pipeline};
 use pipelines::plan::{Plan, PortFacts};
-use pipelines::stage::dedup::{DedupKeyer, DedupTable};
 use pipelines::testing::{CollectSink, aws_vxlan, inner_tcp4, inner_udp6, v4, v6};
 use pipelines::{Outcome, PacketBuf, Reason, VecBuf};
 
@@ -31,10 +30,10 @@ impl Harness {
             &PortFacts::links(live),
             Box::new([counters.clone()]),
         );
-        let dedup = config.dedup.as_ref().map(|d| Dedup {
-            table: Arc::new(DedupTable::new(d.capacity, d.window)),
-            keyer: Arc::new(DedupKeyer::with_seed(7, d.ignore_dscp_ecn, d.ignore_vlan)),
-        });
+        let dedup = config
+            .dedup
+            .as_ref()
+            .and_then(|d| Dedup::for_settings(d, Some(7)));
         Harness {
             pipeline: Pipeline::new(0, &plan, dedup),
             plan,

@@ -12,7 +12,6 @@ use pipelines::pipeline::{BURST, Dedup, Pipeline};
 use pipelines::plan::{Plan, PortFacts, TunnelLink};
 use pipelines::stage::balance::{flow_hash, source_hash};
 use pipelines::stage::decap::TunnelKind;
-use pipelines::stage::dedup::{DedupKeyer, DedupTable};
 use pipelines::testing::{
     CollectSink, TracingSink, aws_vxlan, ethernet, inner_tcp4, ipv4, udp, v4,
 };
@@ -49,10 +48,10 @@ impl Rig {
             ..PortFacts::default()
         };
         let plan = Plan::build(&config, 1, &facts, Box::new([counters.clone()]));
-        let dedup = config.dedup.as_ref().map(|d| Dedup {
-            table: Arc::new(DedupTable::new(d.capacity, d.window)),
-            keyer: Arc::new(DedupKeyer::with_seed(3, d.ignore_dscp_ecn, d.ignore_vlan)),
-        });
+        let dedup = config
+            .dedup
+            .as_ref()
+            .and_then(|d| Dedup::for_settings(d, Some(3)));
         let pipeline = Pipeline::new(0, &plan, dedup).on_ingress(0, &plan);
         Rig {
             plan,

@@ -18,7 +18,6 @@ use pipelines::counters::WorkerCounters;
 use pipelines::fixed_pool::{CountingSink, FixedPool, PoolBuf};
 use pipelines::pipeline::{BURST, Dedup, Pipeline};
 use pipelines::plan::{Plan, PortFacts};
-use pipelines::stage::dedup::{DedupKeyer, DedupTable};
 use pipelines::testing::{aws_vxlan, ethernet, inner_tcp4, ipv4, udp, v4};
 use pipelines::{Outcome, Reason, VecBuf};
 
@@ -78,10 +77,10 @@ impl Rig {
             &PortFacts::default(),
             Box::new([counters.clone()]),
         );
-        let dedup = config.dedup.as_ref().map(|d| Dedup {
-            table: Arc::new(DedupTable::new(d.capacity, d.window)),
-            keyer: Arc::new(DedupKeyer::with_seed(3, d.ignore_dscp_ecn, d.ignore_vlan)),
-        });
+        let dedup = config
+            .dedup
+            .as_ref()
+            .and_then(|d| Dedup::for_settings(d, Some(3)));
         Rig {
             pipeline: Pipeline::new(0, &plan, dedup),
             plan,

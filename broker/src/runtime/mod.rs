@@ -44,7 +44,6 @@ use pipelines::counters::WorkerCounters;
 use pipelines::neighbour::PortAddresses;
 use pipelines::pipeline::{Dedup, Pipeline};
 use pipelines::plan::{Plan, PortFacts};
-use pipelines::stage::dedup::{DedupKeyer, DedupTable};
 use tracing::{info, warn};
 
 use crate::report::{IngressRow, Resources};
@@ -157,15 +156,12 @@ impl Appliance {
         let dedup = config
             .dedup
             .as_ref()
-            .filter(|d| d.mode.uses_window())
-            .map(|d| {
-                let table = DedupTable::new(d.capacity, d.window);
-                info!("dedup: window {:?}, shared by all workers", d.window);
-                Dedup {
-                    table: Arc::new(table),
-                    keyer: Arc::new(DedupKeyer::new(d.ignore_dscp_ecn, d.ignore_vlan)),
-                }
-            });
+            .and_then(|d| Dedup::for_settings(d, None));
+        if let Some(d) = &config.dedup
+            && dedup.is_some()
+        {
+            info!("dedup: window {:?}, shared by all workers", d.window);
+        }
         let pool = configured.pool;
         let resources = resources::measure(
             config,

@@ -76,7 +76,7 @@ mod route;
 
 use std::sync::Arc;
 
-use config::{Action, Balance};
+use config::{Action, Balance, DedupSettings};
 
 use std::sync::atomic::Ordering;
 
@@ -140,6 +140,26 @@ impl Decision {
 pub struct Dedup {
     pub table: Arc<DedupTable>,
     pub keyer: Arc<DedupKeyer>,
+}
+
+impl Dedup {
+    /// The table and keyer `settings` ask for, or `None` when its mode keeps no window (mode
+    /// "sender": the rule lives in the plan). `seed` gives a deterministic keyer (tests, benches,
+    /// reproducing a trace); `None` draws a secret now.
+    pub fn for_settings(settings: &DedupSettings, seed: Option<u64>) -> Option<Dedup> {
+        if !settings.mode.uses_window() {
+            return None;
+        }
+        let (dscp_ecn, vlan) = (settings.ignore_dscp_ecn, settings.ignore_vlan);
+        let keyer = match seed {
+            Some(seed) => DedupKeyer::with_seed(seed, dscp_ecn, vlan),
+            None => DedupKeyer::new(dscp_ecn, vlan),
+        };
+        Some(Dedup {
+            table: Arc::new(DedupTable::new(settings.capacity, settings.window)),
+            keyer: Arc::new(keyer),
+        })
+    }
 }
 
 /// The per-worker pipeline state.
