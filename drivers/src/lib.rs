@@ -9,7 +9,8 @@
 //!    [`mempool`] (pools that live for the process), [`mbuf`] (the owned packet, implementing
 //!    [`packet::PacketBuf`]), [`port`] (configure, start, stats, and the RX/TX queue handles
 //!    of the data path), [`flow`] (flow rules: RSS on the inner headers), [`acl`] (DPDK's classifier, for
-//!    the comparison with the broker's filter), [`error`] (`rte_errno` typed once). Every `unsafe` block states the
+//!    the comparison with the broker's filter), [`error`] (`rte_errno` typed once), and beside
+//!    DPDK [`memory`] (huge pages under the broker's own large allocations: `madvise`). Every `unsafe` block states the
 //!    invariant it relies on in a `// SAFETY:` comment.
 //! 3. Every other crate of the workspace uses only this safe API.
 //!
@@ -26,6 +27,7 @@ pub mod eal;
 pub mod error;
 pub mod flow;
 pub mod mbuf;
+pub mod memory;
 pub mod mempool;
 pub mod port;
 

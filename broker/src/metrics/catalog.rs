@@ -91,6 +91,7 @@ pub const FILTER_RULE_HITS: &str = "broker_filter_rule_hits_total";
 pub const DEDUP_WINDOW: &str = "broker_dedup_window_seconds";
 pub const DEDUP_ENTRIES: &str = "broker_dedup_table_entries";
 pub const DEDUP_LIVE_ENTRIES: &str = "broker_dedup_table_live_entries";
+pub const DEDUP_HUGE_PAGE_BYTES: &str = "broker_dedup_table_huge_page_bytes";
 pub const PORT_INFO_NAME: &str = "broker_port_info";
 pub const PORT_LINK_UP: &str = "broker_port_link_up";
 pub const PORT_LINK_SPEED: &str = "broker_port_link_speed_bytes_per_second";
@@ -396,6 +397,12 @@ pub fn catalog() -> Vec<MetricDef> {
             NO_LABELS,
             "entries of the dedup table still within the window, estimated from a sample of the table",
         ),
+        def(
+            DEDUP_HUGE_PAGE_BYTES,
+            Gauge,
+            NO_LABELS,
+            "bytes of the dedup table the kernel put on huge pages at start (0: a table under 2 MiB, or the kernel could not)",
+        ),
         def(PORT_INFO_NAME, Gauge, PORT_INFO, "always 1: the port's role (ingress or tool), DPDK driver and NUMA node"),
         def(PORT_LINK_UP, Gauge, PORT, "1 when the port's link is up, 0 when it is down"),
         def(PORT_LINK_SPEED, Gauge, PORT, "the link's speed in bytes per second (0 when the device does not know it)"),
@@ -464,7 +471,7 @@ pub fn catalog() -> Vec<MetricDef> {
             PROCESS_RESIDENT_MEMORY,
             Gauge,
             NO_LABELS,
-            "resident memory of the broker process, in bytes; hugepages are not counted (with hugepages, the mbuf pool and the dedup table are not in it)",
+            "resident memory of the broker process, in bytes; DPDK's hugepages are not counted (with hugepages, the mbuf pool is not in it; the dedup table is, on transparent huge pages or not)",
         ),
         def(
             PROCESS_VIRTUAL_MEMORY,

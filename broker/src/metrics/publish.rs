@@ -130,7 +130,7 @@ pub struct Publisher {
     ports: BTreeMap<(String, String), Vec<Counter>>,
     filters: BTreeMap<FilterHit, Counter>,
     tool_port_live: BTreeMap<(String, String), Gauge>,
-    dedup: Option<[Gauge; 3]>,
+    dedup: Option<[Gauge; 4]>,
     port_info: BTreeMap<Vec<String>, Gauge>,
     /// By position in the status' ports (fixed for the life of the process).
     port_stats: Vec<PortSeries>,
@@ -370,16 +370,18 @@ impl Publisher {
         }
 
         if let Some(d) = &status.dedup {
-            let [window, entries, live] = self.dedup.get_or_insert_with(|| {
+            let [window, entries, live, huge] = self.dedup.get_or_insert_with(|| {
                 [
                     gauge(catalog::DEDUP_WINDOW, &[]),
                     gauge(catalog::DEDUP_ENTRIES, &[]),
                     gauge(catalog::DEDUP_LIVE_ENTRIES, &[]),
+                    gauge(catalog::DEDUP_HUGE_PAGE_BYTES, &[]),
                 ]
             });
             window.set(d.window_seconds);
             entries.set(d.entries as f64);
             live.set(d.live_entries as f64);
+            huge.set(d.huge_page_bytes as f64);
         }
 
         for p in &status.ports {
@@ -633,6 +635,7 @@ mod tests {
                 window_seconds: 0.05,
                 entries: 1024,
                 live_entries: 3,
+                huge_page_bytes: 2 << 20,
             }),
             tool_groups: vec![GroupStatus {
                 name: "a".into(),
@@ -806,6 +809,7 @@ mod tests {
         has("broker_port_link_speed_bytes_per_second{port=\"in\"} 1250000000");
         has("broker_port_xstats_total{port=\"in\",xstat=\"rx_good_packets\"} 15");
         has("broker_dedup_table_live_entries 3");
+        has("broker_dedup_table_huge_page_bytes 2097152");
         has("broker_http_refused_connections_total{listener=\"endpoint\",reason=\"timed_out\"} 2");
         has("broker_tool_port_live{tool_group=\"a\",port=\"a-1\"} 1");
         has("broker_tool_port_live{tool_group=\"a\",port=\"a-2\"} 0");

@@ -34,6 +34,9 @@ pub struct Resources {
     pub dedup_entries: u64,
     /// Dedup table bytes (0: dedup off).
     pub dedup_bytes: u64,
+    /// Dedup table bytes the kernel put on huge pages at start (0: none, or dedup off).
+    #[serde(default)]
+    pub dedup_huge_page_bytes: u64,
 }
 
 fn mib(bytes: u64) -> String {
@@ -86,7 +89,15 @@ impl fmt::Display for Resources {
                 "  dedup table    {} entries = {}",
                 self.dedup_entries,
                 mib(self.dedup_bytes)
-            )
+            )?;
+            if self.dedup_huge_page_bytes > 0 {
+                write!(
+                    f,
+                    ", {} of it on huge pages",
+                    mib(self.dedup_huge_page_bytes)
+                )?;
+            }
+            Ok(())
         }
     }
 }

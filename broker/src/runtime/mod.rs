@@ -162,6 +162,7 @@ impl Appliance {
         {
             info!("dedup: window {:?}, shared by all workers", d.window);
         }
+        let dedup_huge_page_bytes = dedup.as_ref().map_or(0, |d| huge_pages_under(&d.table));
         let pool = configured.pool;
         let resources = resources::measure(
             config,
@@ -173,9 +174,13 @@ impl Appliance {
                 pool.data_room(),
                 configured.pool_explanation,
             ),
-            dedup
-                .as_ref()
-                .map(|d| (d.table.capacity() as u64, d.table.memory_bytes() as u64)),
+            dedup.as_ref().map(|d| {
+                (
+                    d.table.capacity() as u64,
+                    d.table.memory_bytes() as u64,
+                    dedup_huge_page_bytes,
+                )
+            }),
         );
         info!("{resources}");
         let Queues {
@@ -447,4 +452,39 @@ fn launch_workers(
         .with_context(|| format!("launching worker {index} on lcore {lcore}"))?;
     }
     Ok((plans, worker_lcores))
+}
+
+/// Asks the kernel for huge pages under the dedup table, before any worker reads it: a check
+/// reads two random buckets of a table of megabytes, each a TLB miss on 4 KiB pages. Returns the
+/// bytes now on huge pages; a table smaller than a huge page (16,384 entries: 128 KiB) gets none.
+fn huge_pages_under(table: &pipelines::stage::dedup::DedupTable) -> u64 {
+    // The table aligns itself for the pages the kernel gives.
+    const _: () = assert!(pipelines::stage::dedup::HUGE_PAGE == drivers::memory::HUGE_PAGE);
+    let mib = |bytes: usize| bytes as f64 / f64::from(1 << 20);
+    match drivers::memory::use_huge_pages(table.memory_range()) {
+        Ok(done) if done.eligible == 0 => 0,
+        Ok(done) if done.collapsed => {
+            info!(
+                "dedup table: {:.1} MiB on {} MiB pages",
+                mib(done.eligible),
+                mib(drivers::memory::HUGE_PAGE)
+            );
+            done.eligible as u64
+        }
+        Ok(done) => {
+            warn!(
+                "dedup table: the kernel could not put its {:.1} MiB on huge pages now (marked for \
+                 khugepaged, which may later); until then a check may cost a TLB miss per bucket",
+                mib(done.eligible)
+            );
+            0
+        }
+        Err(e) => {
+            warn!(
+                "dedup table: no huge pages ({e}: this kernel has no transparent huge pages); \
+                 a check may cost a TLB miss per bucket"
+            );
+            0
+        }
+    }
 }

@@ -25,14 +25,15 @@ const MBUF_HEADROOM_BYTES: u64 = 128;
 
 /// The buffers of `config` with `workers` workers, `tx_queues[i]` TX queues on tool port `i`,
 /// `idle_rx_descriptors` in tool ports' unpolled RX queues, the pool of `mbufs` mbufs of
-/// `data_room` bytes planned as `pool_plan`, and a dedup table of `dedup` (entries, bytes).
+/// `data_room` bytes planned as `pool_plan`, and a dedup table of `dedup` (entries, bytes, bytes
+/// of them on huge pages).
 pub fn measure(
     config: &ValidatedConfig,
     workers: usize,
     tx_queues: &[u16],
     idle_rx_descriptors: u64,
     (mbufs, data_room, pool_plan): (u32, u16, String),
-    dedup: Option<(u64, u64)>,
+    dedup: Option<(u64, u64, u64)>,
 ) -> Resources {
     let rx_descriptors = config
         .ingress
@@ -44,7 +45,7 @@ pub fn measure(
         .map(|&q| u64::from(q) * u64::from(config.dpdk.tx_descriptors))
         .sum();
     let tool_ports = config.tool_ports.len();
-    let (dedup_entries, dedup_bytes) = dedup.unwrap_or((0, 0));
+    let (dedup_entries, dedup_bytes, dedup_huge_page_bytes) = dedup.unwrap_or((0, 0, 0));
     Resources {
         mbufs,
         mbuf_data_room: data_room,
@@ -59,6 +60,7 @@ pub fn measure(
         tx_buffer_mbufs: (workers * (tool_ports + 1) * BURST) as u64,
         dedup_entries,
         dedup_bytes,
+        dedup_huge_page_bytes,
     }
 }
 
@@ -75,7 +77,7 @@ mod tests {
             &[2, 2, 1],
             64,
             (8191, 2048, "8191 mbufs: …".into()),
-            Some((1 << 20, 16 << 20)),
+            Some((1 << 20, 8 << 20, 6 << 20)),
         );
         assert_eq!((r.rx_descriptors, r.idle_rx_descriptors), (1024, 64));
         assert_eq!(r.tx_descriptors, 5 * 1024);
@@ -96,7 +98,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("dedup table    1048576 entries = 16.0 MiB"),
+            text.contains("dedup table    1048576 entries = 8.0 MiB, 6.0 MiB of it on huge pages"),
             "{text}"
         );
     }

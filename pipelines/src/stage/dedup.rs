@@ -38,4 +38,4 @@ mod table;
 
 pub use key::{DedupKey, DedupKeyer};
 pub use sender::{SenderRule, Viewpoint};
-pub use table::{Bucket, DedupTable, Seen};
+pub use table::{Bucket, DedupTable, HUGE_PAGE, Seen};

@@ -140,8 +140,10 @@
 //! - A false duplicate has the probability stated above (the price of a 64-bit entry).
 //! - A check reads two cache lines that are, in a large table, two cache misses (overlapped),
 //!   and with 4 KiB pages two TLB misses: the cost of a check is the memory latency, not the
-//!   arithmetic. The table lives on the Rust heap (this crate has no `unsafe` to ask for huge
-//!   pages).
+//!   arithmetic. The table lives on the Rust heap; one of [`HUGE_PAGE`] bytes or more starts on
+//!   a multiple of it (up to `HUGE_PAGE − 64` bytes of padding before it), so that the broker
+//!   can have all of it backed by huge pages ([`DedupTable::memory_range`]; this crate has no
+//!   `unsafe` to ask the kernel itself).
 
 use std::fmt;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
@@ -202,10 +204,18 @@ pub struct Bucket {
     entries: [AtomicU64; WAYS],
 }
 
+/// The size and alignment of a huge page (2 MiB, x86-64's and arm64's): a table at least this
+/// large starts on a multiple of it.
+pub const HUGE_PAGE: usize = 2 << 20;
+
 /// The table all workers share through an `Arc`. See the module docs.
 pub struct DedupTable {
+    /// The buckets, `storage[first..first + count]`, after the padding that starts a large table
+    /// on a huge page boundary.
+    storage: Box<[Bucket]>,
+    first: usize,
     /// At least two, so that a key's two buckets can always differ.
-    buckets: Box<[Bucket]>,
+    count: usize,
     window_ns: u64,
     /// A tick is `1 << tick_shift` ns.
     tick_shift: u32,
@@ -347,9 +357,22 @@ enum Scan {
 
 impl DedupTable {
     /// A table of at least `capacity` entries (rounded up to whole 8-entry buckets, at least two)
-    /// remembering packets for `window`. All its memory is allocated here; it never grows.
+    /// remembering packets for `window`. All its memory is allocated here; it never grows. A
+    /// table of [`HUGE_PAGE`] bytes or more starts on a multiple of it.
     pub fn new(capacity: u32, window: Duration) -> DedupTable {
         let buckets = (capacity as usize).div_ceil(WAYS).max(2);
+        let bucket_bytes = std::mem::size_of::<Bucket>();
+        let padding = if buckets * bucket_bytes >= HUGE_PAGE {
+            HUGE_PAGE / bucket_bytes - 1
+        } else {
+            0
+        };
+        let storage: Box<[Bucket]> = (0..buckets + padding).map(|_| Bucket::default()).collect();
+        // Buckets are 64-byte aligned, so the distance to the next boundary is whole buckets.
+        let first = match padding {
+            0 => 0,
+            _ => (HUGE_PAGE - storage.as_ptr() as usize % HUGE_PAGE) % HUGE_PAGE / bucket_bytes,
+        };
         let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
         let tick_ns = window_ns
             .div_ceil(TICKS_PER_WINDOW)
@@ -362,7 +385,9 @@ impl DedupTable {
             w => (w - 1).div_ceil(tick_ns) + 1,
         };
         DedupTable {
-            buckets: (0..buckets).map(|_| Bucket::default()).collect(),
+            storage,
+            first,
+            count: buckets,
             window_ns,
             tick_shift: tick_ns.trailing_zeros(),
             live_ticks,
@@ -372,12 +397,25 @@ impl DedupTable {
 
     /// Entries in the table (the capacity asked for, rounded up to whole buckets).
     pub fn capacity(&self) -> usize {
-        self.buckets.len() * WAYS
+        self.count * WAYS
     }
 
-    /// Bytes of table memory.
+    /// Bytes of table memory, with the padding that aligns a large table.
     pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.buckets)
+        std::mem::size_of_val(&*self.storage)
+    }
+
+    /// The addresses of the buckets (the padding before a large table left out): for the
+    /// caller to ask the kernel for huge pages under them. A table of [`HUGE_PAGE`] bytes or
+    /// more starts on a multiple of it.
+    pub fn memory_range(&self) -> std::ops::Range<usize> {
+        let range = self.buckets().as_ptr_range();
+        range.start as usize..range.end as usize
+    }
+
+    /// The buckets, without the padding.
+    fn buckets(&self) -> &[Bucket] {
+        &self.storage[self.first..self.first + self.count]
     }
 
     /// Whether entries are updated without a lock: 64-bit atomics are native on every 64-bit
@@ -461,7 +499,7 @@ impl DedupTable {
     /// Live entries at `now_ns`. Reads the whole table: control plane only.
     pub fn occupancy(&self, now_ns: u64) -> usize {
         let clock = self.clock(now_ns);
-        self.buckets.iter().map(|bucket| bucket.live(clock)).sum()
+        self.buckets().iter().map(|bucket| bucket.live(clock)).sum()
     }
 
     /// Live entries at `now_ns`, estimated from at most `max_buckets` buckets spread evenly over
@@ -469,7 +507,8 @@ impl DedupTable {
     /// sample of a few thousand buckets is within a few percent of the whole, at a cost (and a
     /// cache footprint) that does not grow with the table. Control plane only.
     pub fn occupancy_estimate(&self, now_ns: u64, max_buckets: usize) -> usize {
-        let count = self.buckets.len();
+        let buckets = self.buckets();
+        let count = buckets.len();
         if max_buckets >= count {
             return self.occupancy(now_ns);
         }
@@ -477,10 +516,7 @@ impl DedupTable {
         let sample = max_buckets.max(1);
         let live: usize = (0..sample)
             // Evenly spaced: bucket i·count/sample, distinct since sample < count.
-            .filter_map(|i| {
-                self.buckets
-                    .get(((i as u128 * count as u128) / sample as u128) as usize)
-            })
+            .filter_map(|i| buckets.get(((i as u128 * count as u128) / sample as u128) as usize))
             .map(|bucket| bucket.live(clock))
             .sum();
         ((live as u128 * count as u128) / sample as u128) as usize
@@ -491,7 +527,7 @@ impl DedupTable {
     fn locate(&self, key: DedupKey, group: u16) -> Probe<'_> {
         let group = u64::from(group) + 1;
         let hash = key.hash ^ group.wrapping_mul(GROUP_HASH_SALT);
-        let count = self.buckets.len();
+        let count = self.count;
         // Both buckets come from the hash (its two halves), none from the fingerprint: the
         // fingerprint bits an entry stores are then independent of where it is stored, and
         // all 50 of them tell keys apart.
@@ -508,7 +544,10 @@ impl DedupTable {
             other => other,
         };
         Probe {
-            buckets: [&self.buckets[first], &self.buckets[second]],
+            buckets: [
+                &self.storage[self.first + first],
+                &self.storage[self.first + second],
+            ],
             fingerprint: key.fingerprint ^ group.wrapping_mul(GROUP_FINGERPRINT_SALT),
         }
     }
@@ -688,7 +727,7 @@ mod tests {
 
     /// Every entry of the table, in bucket order.
     fn entries(t: &DedupTable) -> Vec<u64> {
-        t.buckets
+        t.buckets()
             .iter()
             .flat_map(|b| &b.entries)
             .map(|e| e.load(Relaxed))
@@ -705,6 +744,29 @@ mod tests {
         assert_eq!(table(0).capacity(), 2 * WAYS);
         fn shared<T: Send + Sync>() {}
         shared::<DedupTable>();
+    }
+
+    #[test]
+    fn a_table_of_a_huge_page_or_more_starts_on_one() {
+        for entries in [1u32 << 18, 3 << 17, 1 << 20] {
+            let t = table(entries);
+            let range = t.memory_range();
+            assert_eq!(range.start % HUGE_PAGE, 0, "{entries} entries");
+            assert_eq!(range.len(), entries as usize * 8);
+            assert_eq!(t.capacity(), entries as usize);
+            // The padding is less than a huge page.
+            assert_eq!(t.memory_bytes(), range.len() + HUGE_PAGE - 64);
+            // Every bucket a key can reach lies in the range.
+            for i in 0..10_000 {
+                for bucket in t.buckets_of(key(i), (i % 3) as u16) {
+                    let at = bucket as *const Bucket as usize;
+                    assert!(range.contains(&at) && range.contains(&(at + 63)));
+                }
+            }
+        }
+        // A smaller table has no padding.
+        let t = table(1 << 17);
+        assert_eq!(t.memory_bytes(), t.memory_range().len());
     }
 
     #[test]
