@@ -4,7 +4,7 @@
 # See BENCHMARKS.md for what it measures, the figures and how to read them.
 #
 #     scripts/bench.sh [--rounds N] [--seconds S] [--warmup S] [--packets N] [--captures min,imix]
-#                      [--scenarios testpmd,broker-1w,broker-1w-2p20,broker-2w,fanout-1w,metrics-on,metrics-off]
+#                      [--scenarios testpmd,broker-1w,broker-1w-2p20,broker-2w,broker-2w-2p20,fanout-1w,metrics-on,metrics-off]
 #
 # Captures (made once, kept in out/bench/): the mirror generator's `min-size` (64-byte inner
 # frames: 114 bytes on the wire) and `imix` (inner 64/594/1518 bytes, 7:4:1) profiles, whole and
@@ -26,7 +26,7 @@ seconds=5
 warmup=2
 packets=20000
 captures=min,imix
-scenarios=testpmd,broker-1w,broker-1w-2p20,broker-2w,fanout-1w,metrics-on,metrics-off
+scenarios=testpmd,broker-1w,broker-1w-2p20,broker-2w,broker-2w-2p20,fanout-1w,metrics-on,metrics-off
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rounds) rounds=$2; shift 2 ;;

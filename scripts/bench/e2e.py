@@ -24,6 +24,8 @@ Scenarios, for each capture (one packet in, one packet out, except the fan-out):
   broker-1w-2p20 the same with a dedup table of 2^20 entries (8 MiB, what a 50 ms window at
                  10 GbE needs: its buckets miss the caches)
   broker-2w      the same with 2 RX queues and 2 workers (the capture split in two, like RSS)
+  broker-2w-2p20 the same with the 2^20-entry table (the workers share the table: a small one
+                 stays in both cores' caches and its lines pass between them, a large one does not)
   fanout-1w      one worker, three tool groups (flow / source / round-robin sliced): 3 copies
   metrics-on     broker-1w, its endpoint scraped every second (an eager Prometheus)
   metrics-off    broker-1w with `metrics = ""`: no exporter, no publication, no listener
@@ -354,7 +356,8 @@ def main():
     parser.add_argument("--memory-mb", type=int, default=1024)
     parser.add_argument("--metrics", default="127.0.0.1:9481")
     parser.add_argument("--scenarios",
-                        default="testpmd,broker-1w,broker-1w-2p20,broker-2w,fanout-1w,metrics-on,metrics-off")
+                        default="testpmd,broker-1w,broker-1w-2p20,broker-2w,broker-2w-2p20,fanout-1w,"
+                                "metrics-on,metrics-off")
     args = parser.parse_args()
 
     scenarios = args.scenarios.split(",")
@@ -374,6 +377,9 @@ def main():
             # put both on CPU 1 of a two-CPU machine.
             "broker-2w": (write_config(args.out, f"{capture}-broker-2w", "single", halves, args.metrics, "1,0"),
                           [f"flow-{i}" for i in range(4)]),
+            "broker-2w-2p20": (write_config(args.out, f"{capture}-broker-2w-2p20", "single", halves,
+                                            args.metrics, "1,0", capacity=1 << 20),
+                               [f"flow-{i}" for i in range(4)]),
             "fanout-1w": (write_config(args.out, f"{capture}-fanout-1w", "fanout", [whole], args.metrics),
                           [f"flow-{i}" for i in range(4)] + ["source-0", "source-1", "rr-0", "rr-1"]),
             "metrics-off": (write_config(args.out, f"{capture}-metrics-off", "single", [whole], ""), []),
@@ -429,6 +435,7 @@ def print_table(results, args):
                                 ("broker-1w", "broker, 1 worker        Mpps in"),
                                 ("broker-1w-2p20", "broker, 1 worker, 2^20  Mpps in"),
                                 ("broker-2w", "broker, 2 workers       Mpps in"),
+                                ("broker-2w-2p20", "broker, 2 workers, 2^20 Mpps in"),
                                 ("fanout-1w", "broker fan-out 3 groups copies/s (M)"),
                                 ("metrics-on", "broker, metrics on      Mpps in"),
                                 ("metrics-off", "broker, metrics off     Mpps in")):
@@ -451,6 +458,7 @@ def print_table(results, args):
                                 ("broker-1w", "broker, 1 worker    Mpps per CPU"),
                                 ("broker-1w-2p20", "broker, 1w, 2^20    Mpps per CPU"),
                                 ("broker-2w", "broker, 2 workers   Mpps per CPU"),
+                                ("broker-2w-2p20", "broker, 2w, 2^20    Mpps per CPU"),
                                 ("fanout-1w", "broker fan-out      Mpps in per CPU"),
                                 ("metrics-on", "broker, metrics on  Mpps per CPU"),
                                 ("metrics-off", "broker, metrics off Mpps per CPU")):
@@ -469,6 +477,9 @@ def print_table(results, args):
         if b1c and b2c:
             # Two workers on two dedicated cores would do twice their rate per CPU.
             print(f"    {'2 workers / 1 worker, dedicated cores':36} {cell([2 * b / a for b, a in zip(b2c, b1c)])}")
+        b2lc = rates("broker-2w-2p20", "rx_mpps_per_cpu")
+        if b1lc and b2lc:
+            print(f"    {'same, 2^20-entry table':36} {cell([2 * b / a for b, a in zip(b2lc, b1lc)])}")
 
 
 if __name__ == "__main__":
