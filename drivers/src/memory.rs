@@ -47,10 +47,11 @@ pub fn use_huge_pages(range: Range<usize>) -> io::Result<HugePages> {
         });
     }
     let advise = |advice: libc::c_int| {
-        // SAFETY: MADV_HUGEPAGE and MADV_COLLAPSE only change how the kernel backs the pages:
-        // the contents, the mapping and its protection stay as they are (a collapse copies the
-        // data into a huge page while the pages are locked), so no Rust reference into the range
-        // is invalidated; on an address that is not mapped the call fails with ENOMEM.
+        // MADV_HUGEPAGE and MADV_COLLAPSE only change how the kernel backs the pages: the
+        // contents, the mapping and its protection stay as they are (a collapse copies the data
+        // into a huge page while the pages are locked); on an address that is not mapped the
+        // call fails with ENOMEM.
+        // SAFETY: no byte, mapping or protection of any range changes: no reference breaks.
         let rc = unsafe { libc::madvise(start as *mut libc::c_void, end - start, advice) };
         if rc == 0 {
             Ok(())

@@ -381,7 +381,7 @@ impl Publisher {
             window.set(d.window_seconds);
             entries.set(d.entries as f64);
             live.set(d.live_entries as f64);
-            huge.set(d.huge_page_bytes as f64);
+            huge.set(status.resources.dedup_huge_page_bytes as f64);
         }
 
         for p in &status.ports {
@@ -635,7 +635,6 @@ mod tests {
                 window_seconds: 0.05,
                 entries: 1024,
                 live_entries: 3,
-                huge_page_bytes: 2 << 20,
             }),
             tool_groups: vec![GroupStatus {
                 name: "a".into(),
@@ -686,6 +685,10 @@ mod tests {
                         error: Some("bad".into()),
                     }),
                 },
+                ..Default::default()
+            },
+            resources: crate::report::Resources {
+                dedup_huge_page_bytes: 2 << 20,
                 ..Default::default()
             },
             ..Status::default()

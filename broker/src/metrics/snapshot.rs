@@ -359,7 +359,6 @@ impl Snapshot {
                     .table
                     .occupancy_estimate(app.clock.now_ns(), DEDUP_SAMPLE_BUCKETS)
                     as u64,
-                huge_page_bytes: app.resources.dedup_huge_page_bytes,
             }),
             _ => None,
         };

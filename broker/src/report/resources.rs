@@ -39,7 +39,8 @@ pub struct Resources {
     pub dedup_huge_page_bytes: u64,
 }
 
-fn mib(bytes: u64) -> String {
+/// `bytes` in MiB, one decimal: "8.0 MiB".
+pub(crate) fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 

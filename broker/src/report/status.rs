@@ -258,9 +258,6 @@ pub struct DedupStatus {
     pub entries: u64,
     /// Entries within the window, estimated from a sample of the table.
     pub live_entries: u64,
-    /// Bytes of the table the kernel put on huge pages at start.
-    #[serde(default)]
-    pub huge_page_bytes: u64,
 }
 
 fn opt<T: fmt::Display>(value: Option<T>) -> String {
@@ -546,7 +543,6 @@ mod tests {
                 window_seconds: 0.05,
                 entries: 1024,
                 live_entries: 10,
-                huge_page_bytes: 0,
             }),
             mbuf_pool: PoolStatus {
                 size: 8192,

@@ -460,12 +460,12 @@ fn launch_workers(
 fn huge_pages_under(table: &pipelines::stage::dedup::DedupTable) -> u64 {
     // The table aligns itself for the pages the kernel gives.
     const _: () = assert!(pipelines::stage::dedup::HUGE_PAGE == drivers::memory::HUGE_PAGE);
-    let mib = |bytes: usize| bytes as f64 / f64::from(1 << 20);
+    let mib = |bytes: usize| crate::report::resources::mib(bytes as u64);
     match drivers::memory::use_huge_pages(table.memory_range()) {
         Ok(done) if done.eligible == 0 => 0,
         Ok(done) if done.collapsed => {
             info!(
-                "dedup table: {:.1} MiB on {} MiB pages",
+                "dedup table: {} on huge pages of {}",
                 mib(done.eligible),
                 mib(drivers::memory::HUGE_PAGE)
             );
@@ -473,7 +473,7 @@ fn huge_pages_under(table: &pipelines::stage::dedup::DedupTable) -> u64 {
         }
         Ok(done) => {
             warn!(
-                "dedup table: the kernel could not put its {:.1} MiB on huge pages now (marked for \
+                "dedup table: the kernel could not put its {} on huge pages now (marked for \
                  khugepaged, which may later); until then a check may cost a TLB miss per bucket",
                 mib(done.eligible)
             );
